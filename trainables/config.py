@@ -1,0 +1,185 @@
+"""TrialConfig: every knob of one IML-GCN run, flat and frozen, validated once.
+
+Flat primitives cross process boundaries (Ray, MLflow params, YAML); the dataclass lives at each end,
+so `TrialConfig(**config)` in a Ray worker rejects an unknown key at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+DATASETS = ("synthetic", "coco", "voc", "vg500", "csv")
+EMBEDDINGS = ("none", "word", "fi", "fpca")
+LOSSES = ("asl", "bce")
+GRAPHS = ("paper", "mlgcn")
+LR_SCHEDULES = ("cosine", "step", "constant")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One run of the three stages (pretrain -> embed -> train). Defaults are the embedded demo."""
+
+    # --- data
+    dataset: str = "synthetic"  # synthetic | coco | voc | vg500 | csv
+    data_dir: str = ""  # "" = the synthetic set in the cache folder (generated on first use)
+    synthetic_classes: int = 20  # synthetic only: the N most frequent COCO classes
+    synthetic_train_images: int = 3000  # synthetic only
+    synthetic_val_images: int = 1000  # synthetic only
+    image_size: int = 64  # pixels, square; the synthetic set is drawn at this size too
+    # --- backbone (any timm model name)
+    backbone: str = "resnet18"
+    pretrained: bool = False  # timm/hub ImageNet weights (needs network access)
+    # --- node features and label graph
+    embedding: str = "fpca"  # none (direct model) | word (GloVe, ML-GCN) | fi | fpca
+    pca_dim: int = 0  # fpca components k; 0 = number of classes (the paper's k = C)
+    word_embeddings: str = ""  # .npz with `classes` and `vectors`; "" = packaged GloVe (COCO/VOC names)
+    gcn_hidden: int = 1024  # width of the first graph convolution
+    tau: float = 0.1  # Eq. 3 threshold on P(j | i)
+    p: float = 0.2  # Eq. 4 re-weighting: weight given to neighbours
+    graph: str = "paper"  # paper (Eq. 3-4) | mlgcn (ML-GCN's code: p = 0.25, +I, column sums)
+    # --- loss
+    loss: str = "asl"  # asl | bce
+    asl_gamma_neg: float = 4.0
+    asl_gamma_pos: float = 0.0
+    asl_clip: float = 0.05
+    # --- stage 1: direct model (backbone + linear head)
+    pretrain_epochs: int = 8
+    pretrain_lr: float = 2e-3
+    # --- stage 3: IML-GCN
+    epochs: int = 4
+    backbone_lr: float = 2e-4
+    gcn_lr: float = 2e-3
+    weight_decay: float = 1e-4
+    lr_schedule: str = "cosine"  # stage 3: cosine | step | constant (stage 1 always uses cosine)
+    lr_milestones: str = "10,20,30"  # step schedule: epochs where the lr is multiplied by 0.1
+    batch_size: int = 64  # global batch, split between the Ray Train workers
+    finetune_backbone: bool = True  # False = fast mode: frozen backbone, cached features, GCN only
+    # --- execution
+    num_workers: int = 1  # Ray Train workers (data parallel)
+    cpus_per_worker: int = 0  # 0 = share the node's CPUs between the workers
+    use_gpu: bool = False  # one GPU per Ray Train worker
+    loader_workers: int = 0  # DataLoader processes per Ray Train worker
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("embedding", self.embedding, EMBEDDINGS)
+        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("graph", self.graph, GRAPHS)
+        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        try:
+            self.milestones()
+        except ValueError:
+            raise ConfigError(f"lr_milestones={self.lr_milestones!r} is not a comma-separated list of "
+                              "epochs: write e.g. lr_milestones=10,20,30") from None
+        for key in ("tau", "p"):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{key}={value} is out of range: use a value in [0, 1]")
+        positive = ("image_size", "gcn_hidden", "epochs", "batch_size", "num_workers", "synthetic_classes",
+                    "synthetic_train_images", "synthetic_val_images")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}={getattr(self, key)} must be at least 1")
+        for key in ("pretrain_epochs", "pca_dim", "cpus_per_worker", "loader_workers", "asl_gamma_neg", "asl_gamma_pos",
+                    "asl_clip", "weight_decay"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}={getattr(self, key)} must not be negative")
+        for key in ("pretrain_lr", "backbone_lr", "gcn_lr"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key}={getattr(self, key)} must be positive")
+        if self.synthetic_classes > 80:
+            raise ConfigError(f"synthetic_classes={self.synthetic_classes}: COCO has 80 classes, use 1..80")
+        if self.dataset != "synthetic" and not self.data_dir:
+            raise ConfigError(f"dataset={self.dataset} needs data_dir: add --set data_dir=PATH")
+        if self.embedding != "none" and self.pretrain_epochs == 0 and not self.pretrained:
+            raise ConfigError("pretrain_epochs=0 with pretrained=false gives random node features: "
+                              "set pretrain_epochs >= 1 or pretrained=true")
+
+    def check_backbone(self) -> None:
+        """Fail fast on a backbone name timm does not know (imports timm, so not in __post_init__)."""
+        import timm
+
+        if not timm.is_model(self.backbone):
+            near = timm.list_models(f"*{self.backbone.split('_')[0]}*")[:5]
+            hint = f" (similar: {', '.join(near)})" if near else ""
+            raise ConfigError(f"backbone={self.backbone!r} is not a timm model{hint}: "
+                              "see timm.list_models()")
+
+    def check_classes(self, num_classes: int) -> None:
+        """Checks that need the data set: pca_dim against the number of classes."""
+        if self.embedding == "fpca" and self.pca_dim > num_classes:
+            raise ConfigError(f"pca_dim={self.pca_dim} exceeds the {num_classes} classes of the data set: "
+                              f"use pca_dim <= {num_classes} (0 = {num_classes})")
+
+    def milestones(self) -> list[int]:
+        """Epochs of the step schedule, e.g. '10,20,30' -> [10, 20, 30]."""
+        return [int(x) for x in self.lr_milestones.split(",") if x.strip()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrialConfig":
+        """Build from untyped values (YAML, --set strings, MLflow params); unknown keys are errors."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown config key {unknown[0]!r}: known keys are {', '.join(known)}")
+        return cls(**{k: _coerce(k, v, known[k].type) for k, v in values.items()})
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """`["tau=0.3", "backbone=resnet18"]` -> dict; a pair without '=' is an error naming it."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r} is not key=value: write e.g. --set tau=0.3")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _coerce(key: str, value: Any, type_name: str) -> Any:
+    """Turn a YAML/CLI value into the field's type, with a message naming the key."""
+    try:
+        if type_name == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(value)
+        if type_name == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if type_name == "float":
+            return float(value)
+        return "" if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value!r} is not a valid {type_name}") from None
+
+
+def _check_types(config: TrialConfig) -> None:
+    for f in fields(config):
+        value = getattr(config, f.name)
+        ok = {"bool": isinstance(value, bool), "str": isinstance(value, str),
+              "int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool)}[f.type]
+        if not ok:
+            raise ConfigError(f"{f.name}={value!r} is not a valid {f.type}")
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of {' | '.join(choices)}")
