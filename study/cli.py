@@ -1,0 +1,142 @@
+"""The `imlgcn` command: the only place that prints results and exits.
+
+Errors caused by input (config, data, paths) end as one line on stderr and exit code 2; progress goes
+to stderr, so stdout carries only the result (one JSON line where a command has one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from trainables.config import ConfigError
+
+NUM_CLASSES = {"coco": 80, "voc": 20, "vg500": 500}
+
+
+def progress(text: str) -> None:
+    print(f"imlgcn: {text}", file=sys.stderr, flush=True)
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", help="a shipped preset (see study/presets), e.g. demo")
+    source.add_argument("--config", metavar="FILE.yaml", help="a YAML file of TrialConfig keys")
+    parser.add_argument("--set", dest="assignments", nargs="+", action="extend", default=[],
+                        metavar="KEY=VALUE", help="override config keys, e.g. --set tau=0.3 epochs=2")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imlgcn", description="IML-GCN training and studies on Ray.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="pretrain -> embed -> train on Ray Train workers")
+    _add_config_options(train)
+    train.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
+    train.add_argument("--address", help="join this Ray cluster instead of starting a local one")
+    train.add_argument("--storage", default="imlgcn_runs", help="checkpoints and the stage-1 cache")
+    train.add_argument("--experiment", default="imlgcn-train", help="MLflow experiment name")
+
+    params = commands.add_parser("params", help="parameter counts (no data, no weights)")
+    _add_config_options(params)
+    params.add_argument("--backbone", help="timm model name, e.g. tresnet_m")
+    params.add_argument("--num-classes", type=int)
+    params.add_argument("--embedding", choices=("none", "word", "fi", "fpca"))
+    params.add_argument("--pca-dim", type=int, help="k for fpca (default: number of classes)")
+    params.add_argument("--word-dim", type=int, default=300)
+    params.add_argument("--hidden", type=int, default=1024)
+
+    data = commands.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
+    synth = data.add_parser("synth", help="write the embedded synthetic data set (COCO format)")
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--classes", type=int, default=20)
+    synth.add_argument("--train-images", type=int, default=3000)
+    synth.add_argument("--val-images", type=int, default=1000)
+    synth.add_argument("--image-size", type=int, default=64)
+    synth.add_argument("--seed", type=int, default=0)
+    stats = data.add_parser("stats", help="label statistics of a split, as one JSON line")
+    stats.add_argument("--dataset", default="coco")
+    stats.add_argument("--data-dir", required=True)
+    stats.add_argument("--split", default="train")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    from study.config import load_trial_config
+    from study.train_job import run_train
+
+    config = load_trial_config(args.preset, args.config, args.assignments)
+    return run_train(config, args.tracking_uri, args.address, args.storage, args.experiment, progress)
+
+
+def cmd_params(args: argparse.Namespace) -> dict:
+    from trainables.model import count_parameters
+
+    if args.backbone is None and args.num_classes is None and args.embedding is None:
+        from study.config import load_trial_config
+
+        config = load_trial_config(args.preset or "demo", args.config, args.assignments)
+        classes = config.synthetic_classes if config.dataset == "synthetic" else NUM_CLASSES[config.dataset]
+        backbone, embedding, pca_dim = config.backbone, config.embedding, config.pca_dim or classes
+        hidden, word_dim = config.gcn_hidden, args.word_dim
+    else:
+        missing = [f"--{n.replace('_', '-')}" for n in ("backbone", "num_classes", "embedding") if getattr(args, n) is None]
+        if missing:
+            raise ConfigError(f"params needs {', '.join(missing)} (or --preset NAME)")
+        backbone, classes, embedding = args.backbone, args.num_classes, args.embedding
+        pca_dim, hidden, word_dim = args.pca_dim or classes, args.hidden, args.word_dim
+        from trainables.config import TrialConfig
+
+        TrialConfig(backbone=backbone, embedding=embedding).check_backbone()
+    in_dim = {"word": word_dim, "fpca": pca_dim}.get(embedding)
+    if embedding == "fpca" and not 1 <= pca_dim <= classes:
+        raise ConfigError(f"--pca-dim {pca_dim} must be in 1..{classes} (the number of classes)")
+    return count_parameters(backbone, classes, embedding, in_dim=in_dim, hidden=hidden)
+
+
+def cmd_data(args: argparse.Namespace) -> dict | None:
+    if args.data_command == "synth":
+        from trainables.synthetic import generate
+
+        path = generate(args.out, num_classes=args.classes, train_images=args.train_images,
+                        val_images=args.val_images, image_size=args.image_size, seed=args.seed,
+                        progress=progress)
+        return {"out": str(path), "classes": args.classes, "train_images": args.train_images,
+                "val_images": args.val_images, "image_size": args.image_size, "seed": args.seed}
+    from trainables.data import class_counts_json, read_split
+
+    return class_counts_json(read_split(args.dataset, args.data_dir, args.split))
+
+
+COMMANDS = {"train": cmd_train, "params": cmd_params, "data": cmd_data}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from trainables.data import DataError
+
+    try:
+        result = COMMANDS[args.command](args)
+    except (ConfigError, DataError) as error:
+        print(f"imlgcn: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("imlgcn: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a failure inside Ray: one line with its cause, not a wall of traceback
+        from study.failures import describe_failure
+
+        message = describe_failure(error)
+        if message is None:
+            raise
+        print(f"imlgcn: error: {message}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+import pytest
+
+from study.config import load_trial_config, preset_names, read_yaml
+from trainables.config import ConfigError, TrialConfig, parse_assignments
+
+
+def test_defaults_are_valid_and_flat():
+    config = TrialConfig()
+    values = config.to_dict()
+    assert all(isinstance(v, (bool, int, float, str)) for v in values.values())
+    assert TrialConfig(**values) == config
+
+
+def test_from_dict_coerces_strings_like_set_and_mlflow_params():
+    config = TrialConfig.from_dict({"tau": "0.3", "epochs": "2", "finetune_backbone": "false", "pca_dim": "5"})
+    assert (config.tau, config.epochs, config.finetune_backbone, config.pca_dim) == (0.3, 2, False, 5)
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"taux": "1"}, "unknown config key 'taux'"),
+    ({"tau": "1.5"}, "tau=1.5 is out of range"),
+    ({"p": "-0.1"}, "p=-0.1 is out of range"),
+    ({"embedding": "glove"}, "embedding='glove' is not one of"),
+    ({"epochs": "two"}, "epochs='two' is not a valid int"),
+    ({"dataset": "coco"}, "dataset=coco needs data_dir"),
+    ({"lr_milestones": "10;20"}, "lr_milestones"),
+    ({"synthetic_classes": "81"}, "COCO has 80 classes"),
+])
+def test_bad_values_name_the_key(values, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
+        TrialConfig.from_dict(values)
+
+
+def test_pca_dim_checked_against_the_classes():
+    TrialConfig(pca_dim=20).check_classes(20)
+    with pytest.raises(ConfigError, match="pca_dim=21 exceeds the 20 classes"):
+        TrialConfig(pca_dim=21).check_classes(20)
+    TrialConfig(embedding="fi", pca_dim=99).check_classes(20)  # pca_dim only matters for fpca
+
+
+def test_unknown_backbone_is_rejected():
+    TrialConfig(backbone="resnet18").check_backbone()
+    with pytest.raises(ConfigError, match="not a timm model"):
+        TrialConfig(backbone="resnet_does_not_exist").check_backbone()
+
+
+def test_parse_assignments():
+    assert parse_assignments(["tau=0.3", "backbone = resnet18"]) == {"tau": "0.3", "backbone": "resnet18"}
+    with pytest.raises(ConfigError, match="not key=value"):
+        parse_assignments(["tau"])
+
+
+def test_preset_then_file_then_set(tmp_path):
+    assert "demo" in preset_names()
+    path = tmp_path / "c.yaml"
+    path.write_text("tau: 0.3\nepochs: 3\n")
+    assert load_trial_config("demo") == TrialConfig()  # the demo preset is the default run
+    assert load_trial_config(None, str(path), ["epochs=5"]).epochs == 5
+    assert load_trial_config(None, str(path), []).tau == 0.3
+
+
+def test_yaml_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tau: [0.3\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        read_yaml(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_yaml(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        load_trial_config("nope")
