@@ -11,9 +11,11 @@ import json
 import sys
 from typing import Sequence
 
-from trainables.config import ConfigError
+from trainables.config import ConfigError, TrialConfig
 
+DEFAULTS = TrialConfig()
 NUM_CLASSES = {"coco": 80, "voc": 20, "vg500": 500}
+DEFAULT_STUDY_SAMPLES = 24
 
 
 def progress(text: str) -> None:
@@ -48,19 +50,85 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--word-dim", type=int, default=300)
     params.add_argument("--hidden", type=int, default=1024)
 
+    _add_study_commands(commands)
+
     data = commands.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
     synth = data.add_parser("synth", help="write the embedded synthetic data set (COCO format)")
     synth.add_argument("--out", required=True)
-    synth.add_argument("--classes", type=int, default=20)
-    synth.add_argument("--train-images", type=int, default=3000)
-    synth.add_argument("--val-images", type=int, default=1000)
-    synth.add_argument("--image-size", type=int, default=64)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--classes", type=int, default=DEFAULTS.synthetic_classes)
+    synth.add_argument("--train-images", type=int, default=DEFAULTS.synthetic_train_images)
+    synth.add_argument("--val-images", type=int, default=DEFAULTS.synthetic_val_images)
+    synth.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
+    synth.add_argument("--seed", type=int, default=DEFAULTS.seed)
     stats = data.add_parser("stats", help="label statistics of a split, as one JSON line")
     stats.add_argument("--dataset", default="coco")
     stats.add_argument("--data-dir", required=True)
     stats.add_argument("--split", default="train")
     return parser
+
+
+def _add_study_commands(commands) -> None:
+    study = commands.add_parser("study", help="Ray Tune + Optuna studies").add_subparsers(dest="study_command",
+                                                                                            required=True)
+    run = study.add_parser("run", help="start a study")
+    run.add_argument("--name", required=True)
+    _add_config_options(run)
+    run.add_argument("--space", default="paper", help="search space in search_spaces/ (paper, small)")
+    run.add_argument("--objective", choices=("multi", "map"), default="multi",
+                     help="multi: maximise mAP and minimise n_params (Pareto); map: mAP alone with ASHA")
+    run.add_argument("--num-samples", type=int, default=DEFAULT_STUDY_SAMPLES)
+    run.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as the CPUs allow")
+    resume = study.add_parser("resume", help="continue a study whose driver died")
+    resume.add_argument("name")
+    extend = study.add_parser("extend", help="add trials to a finished study")
+    extend.add_argument("name")
+    extend.add_argument("--num-samples", type=int, required=True)
+    listing = study.add_parser("list", help="the studies in a storage folder")
+    report = study.add_parser("report", help="CSV, PNG and HTML of the trials and their Pareto front")
+    report.add_argument("name")
+    report.add_argument("--out", help="folder for the files (default: the study's folder/report)")
+    for sub in (run, resume, extend, listing, report):
+        sub.add_argument("--storage", default="imlgcn_studies", help="study folders (a shared path on a cluster)")
+    for sub in (run, resume, extend, report):
+        sub.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
+    for sub in (run, resume, extend):
+        sub.add_argument("--address", help="join this Ray cluster instead of starting a local one")
+
+
+def cmd_study(args: argparse.Namespace) -> dict | None:
+    from study import study_job
+    from study.study_state import list_states, load_state
+
+    if args.study_command == "list":
+        for state in list_states(args.storage):
+            print(f"{state.name}\t{state.status}\t{state.num_samples} trials asked\t{state.space}/{state.objective}")
+        return None
+    if args.study_command == "run":
+        from study.config import load_trial_config
+
+        config = load_trial_config(args.preset or "study-demo", args.config, args.assignments)
+        state = study_job.create_study(args.name, config, args.space, args.objective, args.num_samples,
+                                       args.max_concurrent, args.storage, args.tracking_uri, progress)
+        study_job.run_trials(state, "tune", args.num_samples, args.address, progress)
+    elif args.study_command == "resume":
+        state = study_job.resume_study(args.name, args.storage, args.address, progress)
+    elif args.study_command == "extend":
+        state = study_job.extend_study(args.name, args.storage, args.num_samples, args.address, progress)
+    else:
+        state = None
+    return _report(args, state or load_state(args.storage, args.name))
+
+
+def _report(args: argparse.Namespace, state) -> None:
+    from study.report import format_front, write_report
+    from study.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(getattr(args, "tracking_uri", None)) if getattr(args, "tracking_uri", None) else state.tracking_uri
+    out = getattr(args, "out", None) or str(state.folder / "report")
+    files = write_report(uri, state.name, out)
+    progress(f"report: {files['csv']}, {files['png']}, {files['html']} ({files['trials']} finished trials)")
+    print(format_front(files["front"]))
+    return None
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
@@ -87,7 +155,6 @@ def cmd_params(args: argparse.Namespace) -> dict:
             raise ConfigError(f"params needs {', '.join(missing)} (or --preset NAME)")
         backbone, classes, embedding = args.backbone, args.num_classes, args.embedding
         pca_dim, hidden, word_dim = args.pca_dim or classes, args.hidden, args.word_dim
-        from trainables.config import TrialConfig
 
         TrialConfig(backbone=backbone, embedding=embedding).check_backbone()
     in_dim = {"word": word_dim, "fpca": pca_dim}.get(embedding)
@@ -110,16 +177,17 @@ def cmd_data(args: argparse.Namespace) -> dict | None:
     return class_counts_json(read_split(args.dataset, args.data_dir, args.split))
 
 
-COMMANDS = {"train": cmd_train, "params": cmd_params, "data": cmd_data}
+COMMANDS = {"train": cmd_train, "params": cmd_params, "data": cmd_data, "study": cmd_study}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from trainables.data import DataError
+    from study.study_state import StudyError
 
     try:
         result = COMMANDS[args.command](args)
-    except (ConfigError, DataError) as error:
+    except (ConfigError, DataError, StudyError) as error:
         print(f"imlgcn: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

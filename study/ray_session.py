@@ -14,14 +14,20 @@ LOOPBACK_NODE_IP = "127.0.0.2"
 
 # Ray Train V2 settings for short CPU runs: poll the worker group often (start-up and end of a run
 # are quicker) and skip the preemption watcher actor, which matters only on spot clusters.
-TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+# Our workers print their own progress lines: Train's print patch would log each one a second time.
+TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+             "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
 # Worker processes: OpenMP threads that sleep instead of spin when idle. Spinning threads of one
 # torch worker slowed it 4x (2 threads) when another process held one of the 2 cores here.
 WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None) -> str:
-    """Start a local loopback Ray (address None) or join `address`; returns a one-line description."""
+def start_ray(address: str | None = None, num_cpus: int | None = None, extra_cpus: int = 0) -> str:
+    """Start a local loopback Ray (address None) or join `address`; returns a one-line description.
+
+    `extra_cpus` adds logical CPUs to a local Ray for processes that only wait (a Tune trial that
+    launched a TorchTrainer).
+    """
     import ray
 
     for key, value in TRAIN_ENV.items():
@@ -32,6 +38,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     if address:
         ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
         return f"joined Ray cluster at {address}"
+    if extra_cpus:
+        num_cpus = (num_cpus or os.cpu_count() or 1) + extra_cpus
     ray.init(address="local", _node_ip_address=LOOPBACK_NODE_IP, num_cpus=num_cpus, runtime_env=runtime_env,
              include_dashboard=True, dashboard_host="127.0.0.1", logging_level=logging.WARNING)
     return f"started a local Ray on {LOOPBACK_NODE_IP} (loopback only)"

@@ -84,26 +84,33 @@ def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None
 
 def _fit(config: TrialConfig, uri: str, run_id: str, address: str | None, storage: Path,
          progress: Progress) -> dict:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     from study.ray_session import cluster_cpus, start_ray, stop_ray
-    from trainables.train_loop import train_loop_per_worker
 
     progress(start_ray(address))
     cpus = config.cpus_per_worker or max(1, cluster_cpus() // config.num_workers)
+    progress(f"training on {config.num_workers} Ray Train worker(s) x {cpus} CPU")
+    try:
+        return fit_in_workers(config, uri, run_id, storage, f"train-{run_id}", cpus)
+    finally:
+        stop_ray()
+
+
+def fit_in_workers(config: TrialConfig, uri: str, run_id: str, storage: Path, name: str, cpus: int,
+                   stages: str = "all") -> dict:
+    """Run the stages on `config.num_workers` Ray Train workers; Ray must already be initialised."""
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from trainables.train_loop import train_loop_per_worker
+
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"trial": config.to_dict(), "cache_dir": str(storage / "stage1"),
-                           "tracking_uri": uri, "run_id": run_id},
+                           "tracking_uri": uri, "run_id": run_id, "stages": stages},
         scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
                                      resources_per_worker={"CPU": cpus}),
-        run_config=RunConfig(name=f"train-{run_id}", storage_path=str(storage),
-                             failure_config=FailureConfig(max_failures=2),
+        run_config=RunConfig(name=name, storage_path=str(storage),
+                             failure_config=FailureConfig(max_failures=2), logging_config=LoggingConfig(log_level="WARNING"),
                              checkpoint_config=CheckpointConfig(num_to_keep=1)),
     )
-    progress(f"training on {config.num_workers} Ray Train worker(s) x {cpus} CPU")
-    try:
-        return trainer.fit().metrics
-    finally:
-        stop_ray()
+    return trainer.fit().metrics

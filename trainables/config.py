@@ -29,11 +29,11 @@ class TrialConfig:
     dataset: str = "synthetic"  # synthetic | coco | voc | vg500 | csv
     data_dir: str = ""  # "" = the synthetic set in the cache folder (generated on first use)
     synthetic_classes: int = 20  # synthetic only: the N most frequent COCO classes
-    synthetic_train_images: int = 3000  # synthetic only
+    synthetic_train_images: int = 2000  # synthetic only
     synthetic_val_images: int = 1000  # synthetic only
     image_size: int = 64  # pixels, square; the synthetic set is drawn at this size too
     # --- backbone (any timm model name)
-    backbone: str = "resnet18"
+    backbone: str = "test_resnet"  # timm's tiny ResNet (0.37 M): the 2-core demo
     pretrained: bool = False  # timm/hub ImageNet weights (needs network access)
     # --- node features and label graph
     embedding: str = "fpca"  # none (direct model) | word (GloVe, ML-GCN) | fi | fpca
@@ -49,10 +49,10 @@ class TrialConfig:
     asl_gamma_pos: float = 0.0
     asl_clip: float = 0.05
     # --- stage 1: direct model (backbone + linear head)
-    pretrain_epochs: int = 8
+    pretrain_epochs: int = 5
     pretrain_lr: float = 2e-3
     # --- stage 3: IML-GCN
-    epochs: int = 4
+    epochs: int = 3
     backbone_lr: float = 2e-4
     gcn_lr: float = 2e-3
     weight_decay: float = 1e-4

@@ -6,6 +6,7 @@ keeps exactly one run per training even when a worker group restarts from a chec
 
 from __future__ import annotations
 
+import os
 import time
 
 # per-epoch report key -> MLflow metric key (the step is the epoch)
@@ -35,3 +36,49 @@ class EpochLogger:
         rows = [Metric(EPOCH_KEYS[k], float(v), now, step) for k, v in metrics.items() if k in EPOCH_KEYS]
         if rows:
             self.client.log_batch(self.run_id, metrics=rows)
+
+
+class TrialRuns:
+    """One MLflow run per Tune trial id, its id persisted in the study folder.
+
+    A retried or restored trial finds its run id there and continues the same run, so each trial id
+    ends with exactly one FINISHED (or FAILED) run however often it was restarted.
+    """
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, runs_dir: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment_id, self.parent_run_id, self.runs_dir = experiment_id, parent_run_id, runs_dir
+
+    def start(self, trial_id: str, params: dict, node_id: str) -> str:
+        """The trial's run (created with the full flat config as params, or reopened)."""
+        from mlflow.entities import Param
+
+        marker = os.path.join(self.runs_dir, f"{trial_id}.run")
+        if os.path.exists(marker):
+            with open(marker) as handle:
+                run_id = handle.read().strip()
+            self.client.update_run(run_id, status="RUNNING")
+            self.client.set_tag(run_id, "ray_node_id", node_id)
+            return run_id
+        tags = {"stage": "trial", "trial_id": trial_id, "ray_node_id": node_id,
+                "mlflow.parentRunId": self.parent_run_id}
+        run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=trial_id).info.run_id
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        os.makedirs(self.runs_dir, exist_ok=True)
+        tmp = f"{marker}.{os.getpid()}.tmp"
+        with open(tmp, "w") as handle:
+            handle.write(run_id)
+        os.replace(tmp, marker)
+        return run_id
+
+    def finish(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def fail(self, run_id: str) -> None:
+        self.client.set_terminated(run_id, "FAILED")

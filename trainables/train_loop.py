@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -104,12 +105,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     from trainables.tracking import EpochLogger
 
     config = TrialConfig(**loop_config["trial"])
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # our epoch lines are the progress
+    logging.getLogger().setLevel(logging.WARNING)  # our epoch lines are the progress, not Train's INFO logs
     threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
     if threads > 0:
         torch.set_num_threads(threads)
     logger = EpochLogger.for_run(loop_config.get("tracking_uri"), loop_config.get("run_id"))
     runtime = ray_runtime(on_report=logger.log if logger else None)
-    log = (lambda text: print(text, flush=True)) if runtime.is_main else (lambda text: None)
+    log = (lambda text: print(text, file=sys.stderr, flush=True)) if runtime.is_main else (lambda text: None)
     np.random.seed(config.seed)
     run_stages(config, loop_config["cache_dir"], runtime, log, loop_config.get("stages", "all"))

@@ -1,0 +1,25 @@
+"""The paper's search space: node embedding, graph threshold/re-weighting, PCA size and both learning rates.
+
+A define-by-run Optuna space (module-level so Ray can pickle it); `pca_dim` exists only for fpca,
+so trials of the other embeddings do not spend samples on a parameter they ignore.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+
+def space(trial: optuna.Trial, num_classes: int) -> dict[str, Any]:
+    """Suggest one paper-space point; every name is a TrialConfig field."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes={num_classes}: pass the data set's number of classes (at least 1)")
+    embedding = trial.suggest_categorical("embedding", ["fi", "fpca", "word"])
+    trial.suggest_float("tau", 0.05, 0.9)
+    trial.suggest_float("p", 0.05, 0.95)
+    if embedding == "fpca":
+        trial.suggest_int("pca_dim", min(2, num_classes), num_classes, log=True)
+    trial.suggest_float("backbone_lr", 1e-5, 1e-3, log=True)
+    trial.suggest_float("gcn_lr", 1e-4, 3e-2, log=True)
+    return {}

@@ -1,0 +1,126 @@
+"""`imlgcn study run | resume | extend`: a study's life cycle on the driver.
+
+run: validate and prepare the data, create the MLflow experiment + parent run and the study record,
+train stage 1 once, then let Tune run the trials. resume: restore the last Tune run (searcher state
+included). extend: a new Tune run over the same Optuna journal. Each ends by closing leftovers
+(runs of killed attempts, Optuna trials stuck RUNNING) and writing the Pareto report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from study.study_state import StudyState, load_state, study_folder
+from study.tracking import experiment_id, resolve_tracking_uri
+from trainables.config import ConfigError, TrialConfig
+from trainables.trial import runs_in_process
+
+Progress = Callable[[str], None]
+
+
+def create_study(name: str, config: TrialConfig, space: str, objective: str, num_samples: int,
+                 max_concurrent: int, storage: str, tracking_uri: str | None, progress: Progress) -> StudyState:
+    """Check everything, then write the study record and open its MLflow parent run."""
+    from mlflow.tracking import MlflowClient
+
+    from search_spaces import get_space
+    from study.train_job import prepare_data
+
+    if study_folder(storage, name).exists():
+        raise ConfigError(f"study {name!r} already exists in {Path(storage).absolute()}: "
+                          f"continue it with `imlgcn study resume {name}` or add trials with "
+                          f"`imlgcn study extend {name} --num-samples K`")
+    try:
+        get_space(space)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if num_samples < 1:
+        raise ConfigError(f"--num-samples {num_samples} must be at least 1")
+    config, classes = prepare_data(config, progress)
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    exp = experiment_id(client, name, uri)
+    parent = client.create_run(exp, tags={"stage": "study", "space": space, "objective": objective},
+                               run_name=name).info.run_id
+    state = StudyState(name=name, storage=str(Path(storage).absolute()), base_config=config.to_dict(),
+                       space=space, objective=objective, num_samples=num_samples, max_concurrent=max_concurrent,
+                       num_classes=len(classes), tracking_uri=uri, experiment_id=exp, parent_run_id=parent)
+    state.save()
+    return state
+
+
+def run_trials(state: StudyState, run_name: str, num_samples: int, address: str | None,
+               progress: Progress, restore: bool = False) -> None:
+    """Stage 1 once, then the Tune run `run_name` (restored when asked and possible)."""
+    from mlflow.tracking import MlflowClient
+
+    from study.pretrain_job import ensure_stage1
+    from study.ray_session import cluster_cpus, start_ray, stop_ray
+    from study.tune import new_tuner, restored_tuner
+
+    config = TrialConfig(**state.base_config)
+    client = MlflowClient(tracking_uri=state.tracking_uri)
+    client.update_run(state.parent_run_id, status="RUNNING")
+    # A trial that launches a TorchTrainer holds 0.01 CPU while its workers hold whole CPUs: a local
+    # Ray gets one extra logical CPU for those waiting trial processes, or 2 trials need 2.02 CPUs.
+    extra = 0 if address or runs_in_process(config) else 1
+    progress(start_ray(address, extra_cpus=extra))
+    try:
+        cpus = config.cpus_per_worker or 1
+        if not state.max_concurrent:
+            state.max_concurrent = max(1, (cluster_cpus() - extra) // (cpus * config.num_workers))
+        ensure_stage1(state, config, cpus, progress)
+        tuner = restored_tuner(state, run_name, cpus) if restore else None
+        if tuner is None:
+            state.tune_runs[run_name] = num_samples
+            state.save()
+            tuner = new_tuner(state, run_name, num_samples, cpus)
+        progress(f"study {state.name}: {num_samples} trials, up to {state.max_concurrent} at once")
+        tuner.fit()
+        state.status = "finished"
+        state.save()
+    finally:
+        close_leftovers(state)
+        stop_ray()
+
+
+def close_leftovers(state: StudyState) -> None:
+    """Mark trial runs of killed attempts KILLED and Optuna trials stuck RUNNING as FAIL."""
+    import optuna
+    from mlflow.tracking import MlflowClient
+    from optuna.storages.journal import JournalFileBackend
+
+    client = MlflowClient(tracking_uri=state.tracking_uri)
+    for run in client.search_runs([state.experiment_id], "attributes.status = 'RUNNING'"):
+        if run.info.run_id != state.parent_run_id:
+            client.set_terminated(run.info.run_id, "KILLED")
+    client.set_terminated(state.parent_run_id, "FINISHED" if state.status == "finished" else "KILLED")
+    if Path(state.optuna_journal).exists():
+        storage = optuna.storages.JournalStorage(JournalFileBackend(state.optuna_journal))
+        study = optuna.load_study(study_name=state.name, storage=storage)
+        for trial in study.get_trials(deep=False, states=(optuna.trial.TrialState.RUNNING,)):
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+
+
+def resume_study(name: str, storage: str, address: str | None, progress: Progress) -> StudyState:
+    state = load_state(storage, name)
+    if state.status == "finished":
+        raise ConfigError(f"study {name!r} is finished: add trials with `imlgcn study extend {name} --num-samples K`")
+    run_name, asked = list(state.tune_runs.items())[-1] if state.tune_runs else ("tune", state.num_samples)
+    run_trials(state, run_name, asked, address, progress, restore=True)
+    return state
+
+
+def extend_study(name: str, storage: str, num_samples: int, address: str | None, progress: Progress) -> StudyState:
+    state = load_state(storage, name)
+    if state.status != "finished":
+        raise ConfigError(f"study {name!r} did not finish: run `imlgcn study resume {name}` first")
+    if num_samples < 1:
+        raise ConfigError(f"--num-samples {num_samples} must be at least 1")
+    state.num_samples += num_samples
+    state.status = "running"
+    run_name = f"extend-{len(state.tune_runs)}"
+    run_trials(state, run_name, num_samples, address, progress)
+    return state
+

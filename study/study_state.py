@@ -1,0 +1,79 @@
+"""What a study is on disk: `<storage>/<name>/study.json` plus the folders its parts share.
+
+Everything a resume or an extend needs (the base config, the space, the MLflow ids, the Tune runs)
+lives in that one JSON file, written atomically, so a driver killed at any point leaves a study that
+`imlgcn study resume` can pick up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+STATE_FILE = "study.json"
+
+
+class StudyError(ValueError):
+    """A study name or folder is wrong; the message says which command to use instead."""
+
+
+@dataclass
+class StudyState:
+    """A study's persistent record."""
+
+    name: str
+    storage: str  # absolute path of the storage root
+    base_config: dict  # the flat TrialConfig every trial starts from
+    space: str
+    objective: str  # multi (mAP up, n_params down) | map (mAP only, ASHA)
+    num_samples: int  # trials asked so far (run + extends)
+    max_concurrent: int
+    num_classes: int
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    tune_runs: dict[str, int] = field(default_factory=dict)  # Tune run name -> trials it asks, in order
+    status: str = "running"  # running | finished
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.storage) / self.name
+
+    @property
+    def optuna_journal(self) -> str:
+        return str(self.folder / "optuna.journal")
+
+    def context(self, cpus_per_worker: int) -> dict:
+        """The flat facts a trial needs (passed to every trial with tune.with_parameters)."""
+        return {"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
+                "parent_run_id": self.parent_run_id, "runs_dir": str(self.folder / "mlflow_runs"),
+                "cache_dir": str(Path(self.storage) / "stage1"), "train_storage": str(self.folder / "train"),
+                "cpus_per_worker": cpus_per_worker}
+
+    def save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{STATE_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, self.folder / STATE_FILE)
+
+
+def study_folder(storage: str | Path, name: str) -> Path:
+    return Path(storage).absolute() / name
+
+
+def load_state(storage: str | Path, name: str) -> StudyState:
+    """The saved study `name`; a missing one is a one-line ValueError pointing to `study list`."""
+    path = study_folder(storage, name) / STATE_FILE
+    if not path.is_file():
+        raise StudyError(f"no study named {name!r} in {Path(storage).absolute()}: "
+                         "see `imlgcn study list --storage DIR`, or start it with `imlgcn study run`")
+    return StudyState(**json.loads(path.read_text()))
+
+
+def list_states(storage: str | Path) -> list[StudyState]:
+    root = Path(storage).absolute()
+    if not root.is_dir():
+        return []
+    return [load_state(root, p.parent.name) for p in sorted(root.glob(f"*/{STATE_FILE}"))]

@@ -1,0 +1,106 @@
+"""Ray Tune + OptunaSearch wiring of a study: build the Tuner, and run, resume or extend it.
+
+The Optuna study lives in a journal file in the study folder, so its history survives a killed
+driver and `extend` starts a new Tune run whose sampler sees every earlier result. Multi-objective
+(maximise mAP, minimise n_params) passes metric/mode to the searcher only: set in TuneConfig they
+would silently make it single-objective. `objective=map` searches mAP alone with ASHA.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+from study.study_state import StudyState
+from trainables.config import TrialConfig
+from trainables.trial import imlgcn_trial, runs_in_process
+
+
+def constrained_space(trial, space: Callable, num_classes: int, constants: dict[str, Any]) -> dict[str, Any]:
+    """Define-by-run: the space's suggestions plus every other config key as a constant."""
+    values = space(trial, num_classes) or {}
+    chosen = set(trial.params) | set(values)
+    return {**{k: v for k, v in constants.items() if k not in chosen}, **values}
+
+
+def trial_resources(config: TrialConfig, cpus_per_worker: int) -> dict[str, float]:
+    """The fast mode trains in the trial process (1 CPU); otherwise the trial only waits for its workers."""
+    return {"cpu": float(cpus_per_worker)} if runs_in_process(config) else {"cpu": 0.01}
+
+
+def trainable(state: StudyState, cpus_per_worker: int):
+    """The wrapped trial function; built identically for run, resume and extend."""
+    from ray import tune
+
+    config = TrialConfig(**state.base_config)
+    fn = tune.with_parameters(imlgcn_trial, study=state.context(cpus_per_worker))
+    return tune.with_resources(fn, trial_resources(config, cpus_per_worker))
+
+
+def searcher(state: StudyState):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+    from ray.tune.search.optuna import OptunaSearch
+
+    from search_spaces import get_space
+
+    space = functools.partial(constrained_space, space=get_space(state.space), num_classes=state.num_classes,
+                              constants=state.base_config)
+    storage = optuna.storages.JournalStorage(JournalFileBackend(state.optuna_journal))
+    metric, mode = (["mAP", "n_params"], ["max", "min"]) if state.objective == "multi" else ("mAP", "max")
+    return OptunaSearch(space, metric=metric, mode=mode, study_name=state.name, storage=storage,
+                        seed=state.base_config["seed"])
+
+
+class TrialProgress:
+    """One line on stderr per finished or failed trial (a Tune Callback, built lazily)."""
+
+    @staticmethod
+    def create(total: int):
+        from ray.tune import Callback
+
+        class _Progress(Callback):
+            done = 0
+
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                _Progress.done += 1
+                r = trial.last_result
+                searched = {k: trial.config.get(k) for k in ("embedding", "tau", "p", "pca_dim")}
+                text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in searched.items())
+                print(f"imlgcn: trial {trial.trial_id} done ({_Progress.done}/{total}): mAP {r.get('mAP', float('nan')):.2f}, "
+                      f"{r.get('n_params', 0) / 1e6:.3f} M params ({text})", file=sys.stderr, flush=True)
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                print(f"imlgcn: trial {trial.trial_id} failed after its retries; the study goes on",
+                      file=sys.stderr, flush=True)
+
+        return _Progress()
+
+
+def new_tuner(state: StudyState, run_name: str, num_samples: int, cpus_per_worker: int):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    config = TrialConfig(**state.base_config)
+    scheduler, metric, mode = None, None, None
+    if state.objective == "map":
+        metric, mode = "mAP", "max"
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=config.epochs, grace_period=1)
+    return tune.Tuner(
+        trainable(state, cpus_per_worker),
+        tune_config=tune.TuneConfig(search_alg=searcher(state), scheduler=scheduler, metric=metric, mode=mode,
+                                    num_samples=num_samples, max_concurrent_trials=state.max_concurrent),
+        run_config=tune.RunConfig(name=run_name, storage_path=str(state.folder / "tune"), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=2),
+                                  callbacks=[TrialProgress.create(num_samples)]),
+    )
+
+
+def restored_tuner(state: StudyState, run_name: str, cpus_per_worker: int):
+    from ray import tune
+
+    path = str(state.folder / "tune" / run_name)
+    if not tune.Tuner.can_restore(path):
+        return None
+    return tune.Tuner.restore(path, trainable=trainable(state, cpus_per_worker), resume_errored=True)

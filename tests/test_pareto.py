@@ -1,0 +1,85 @@
+"""Pareto front (maximise mAP, minimise n_params): hand-worked cases and a brute-force cross-check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study.pareto import pareto_front
+
+
+def _brute(points: np.ndarray) -> np.ndarray:
+    """The definition, as a double loop: dominated if another is >= in mAP, <= in params, better in one."""
+    out = np.zeros(len(points), dtype=bool)
+    for i, (m_i, n_i) in enumerate(points):
+        if np.isnan(m_i) or np.isnan(n_i):
+            continue
+        dominated = False
+        for j, (m_j, n_j) in enumerate(points):
+            if i == j or np.isnan(m_j) or np.isnan(n_j):
+                continue
+            if m_j >= m_i and n_j <= n_i and (m_j > m_i or n_j < n_i):
+                dominated = True
+                break
+        out[i] = not dominated
+    return out
+
+
+def test_dominated_point_is_dropped() -> None:
+    # (mAP, params): row 1 loses to row 0 (same params, lower mAP); row 4 loses to row 2 (both worse).
+    points = np.array([[0.8, 10.0], [0.7, 10.0], [0.9, 20.0], [0.6, 5.0], [0.85, 30.0]])
+    assert pareto_front(points).tolist() == [True, False, True, True, False]
+
+
+def test_exact_ties_and_duplicates_are_all_kept() -> None:
+    points = np.array([[0.8, 10.0], [0.8, 10.0], [0.8, 10.0], [0.9, 12.0]])
+    assert pareto_front(points).tolist() == [True, True, True, True]
+
+
+def test_same_map_fewer_params_dominates() -> None:
+    points = np.array([[0.8, 10.0], [0.8, 11.0], [0.8, 9.0]])
+    assert pareto_front(points).tolist() == [False, False, True]
+
+
+def test_one_point_and_empty_input() -> None:
+    assert pareto_front(np.array([[0.5, 3.0]])).tolist() == [True]
+    assert pareto_front(np.zeros((0, 2))).shape == (0,)
+    assert pareto_front(np.array([])).shape == (0,)
+    assert pareto_front(pd.DataFrame({"mAP": [], "n_params": []})).dtype == bool
+
+
+def test_nan_rows_never_on_front_and_never_dominate() -> None:
+    points = np.array([[np.nan, 1.0], [0.99, np.nan], [0.5, 10.0], [np.nan, np.nan]])
+    assert pareto_front(points).tolist() == [False, False, True, False]
+    assert pareto_front(np.full((3, 2), np.nan)).tolist() == [False, False, False]
+
+
+def test_dataframe_columns_by_name() -> None:
+    frame = pd.DataFrame({"n_params": [10, 20, 5], "trial": ["a", "b", "c"], "mAP": [0.8, 0.7, 0.6]},
+                         index=[7, 3, 1])
+    assert pareto_front(frame).tolist() == [True, False, True]
+    assert pareto_front(frame.rename(columns={"mAP": "f1"}), maximize="f1").tolist() == [True, False, True]
+    frame.loc[3, "mAP"] = None
+    assert pareto_front(frame).tolist() == [True, False, True]
+
+
+def test_bad_input_names_the_fix() -> None:
+    with pytest.raises(ValueError, match="'mAP'"):
+        pareto_front(pd.DataFrame({"map": [0.1], "n_params": [1]}))
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        pareto_front(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="not numeric"):
+        pareto_front(pd.DataFrame({"mAP": ["x"], "n_params": [1]}))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_agrees_with_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 200))
+    points = np.column_stack([rng.random(n), rng.random(n) * 1e7])
+    if seed % 2:  # coarse rounding: many ties in one or both objectives
+        points = np.column_stack([np.round(points[:, 0], 1), np.round(points[:, 1], -6)])
+    if seed % 3 == 0:
+        points[rng.random((n, 2)) < 0.1] = np.nan
+    np.testing.assert_array_equal(pareto_front(points), _brute(points))

@@ -1,0 +1,145 @@
+"""The study report against a real SQLite MLflow store laid out as the driver logs a study."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from study.pareto import pareto_front
+from study.report import baseline_table, format_front, trial_table, write_report
+from trainables.config import TrialConfig
+
+STUDY = "demo-study"
+# trial_id: (embedding, tau, p, pca_dim, mAP, n_params)
+TRIALS = {
+    "t0": ("fi", 0.1, 0.2, 0, 60.0, 11.2e6),
+    "t1": ("fpca", 0.3, 0.4, 5, 62.0, 11.3e6),
+    "t2": ("fpca", 0.3, 0.4, 5, 62.0, 11.3e6),  # exact tie with t1: both on the front
+    "t3": ("word", 0.5, 0.5, 0, 58.0, 11.5e6),  # dominated by t1
+    "t4": ("fi", 0.2, 0.3, 0, 65.0, 25.0e6),
+    "t5": ("fpca", 0.7, 0.1, 3, 64.0, 30.0e6),  # dominated by t4
+    "t6": ("word", 0.1, 0.9, 0, 70.0, 90.0e6),
+    "t7": ("fi", 0.4, 0.6, 0, 55.0, 11.2e6),  # dominated by t0
+}
+FRONT = ["t0", "t1", "t2", "t4", "t6"]
+
+
+def _log_run(client: MlflowClient, experiment: str, tags: dict, params: dict, metrics: dict,
+             status: str = "FINISHED", end_time: int | None = None) -> str:
+    run = client.create_run(experiment, tags=tags)
+    now = int(time.time() * 1000)
+    client.log_batch(run.info.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                     params=[Param(k, str(v)) for k, v in params.items()])
+    client.set_terminated(run.info.run_id, status, end_time=end_time)
+    return run.info.run_id
+
+
+def _trial(client: MlflowClient, experiment: str, parent: str, trial_id: str, values: tuple,
+           status: str = "FINISHED", end_time: int | None = None) -> str:
+    embedding, tau, p, pca_dim, m_ap, n_params = values
+    config = TrialConfig(embedding=embedding, tau=tau, p=p, pca_dim=pca_dim).to_dict()
+    metrics = dict(mAP=m_ap, CP=50, CR=40, CF1=44, OP=60, OR=55, OF1=57, n_params=n_params, wall_time_s=12.5)
+    tags = {"stage": "trial", "trial_id": trial_id, "ray_node_id": "node0", "mlflow.parentRunId": parent}
+    return _log_run(client, experiment, tags, config, metrics, status, end_time)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> dict:
+    """One study: a parent run, 2 pretrain runs, 8 finished trials, a failed one and a stale duplicate."""
+    tmp_path = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment(STUDY, artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment, tags={"stage": "study"}).info.run_id
+    for backbone, m_ap, n_params in (("resnet18", 57.0, 11.2e6), ("resnet50", 66.0, 23.6e6)):
+        _log_run(client, experiment, {"stage": "pretrain", "mlflow.parentRunId": parent},
+                 {"backbone": backbone, "embedding": "none"}, {"mAP": m_ap, "n_params": n_params})
+    # Finished earlier than its retry below: it must be dropped even though it would dominate everything.
+    _trial(client, experiment, parent, "t3", ("fi", 0.1, 0.1, 0, 99.0, 1e6), end_time=1000)
+    for trial_id, values in TRIALS.items():
+        _trial(client, experiment, parent, trial_id, values)
+    _trial(client, experiment, parent, "t8", ("fi", 0.1, 0.1, 0, 99.0, 1e6), status="FAILED")
+    empty = client.create_experiment("empty-study", artifact_location=(tmp_path / "empty").as_uri())
+    client.create_run(empty, tags={"stage": "study"})
+    empty_parent = client.search_runs([empty])[0].info.run_id
+    _trial(client, empty, empty_parent, "x0", TRIALS["t0"], status="FAILED")
+    with pytest.warns(UserWarning, match="trial t3 has 2 finished runs"):
+        result = write_report(uri, STUDY, tmp_path / "report")
+    return {"uri": uri, "client": client, "parent": parent, "result": result, "tmp": tmp_path}
+
+
+def test_csv_has_one_row_per_finished_trial(store) -> None:
+    table = pd.read_csv(store["result"]["csv"])
+    assert store["result"]["trials"] == len(TRIALS) == len(table)
+    assert sorted(table["trial_id"]) == sorted(TRIALS)
+    assert table.loc[table["trial_id"] == "t3", "mAP"].item() == 58.0  # the retry, not the stale run
+
+
+def test_pareto_column_matches_mlflow_values(store) -> None:
+    table = pd.read_csv(store["result"]["csv"])
+    client = store["client"]
+    runs = [client.get_run(run_id).data.metrics for run_id in table["run_id"]]
+    values = pd.DataFrame({"mAP": [m["mAP"] for m in runs], "n_params": [m["n_params"] for m in runs]})
+    assert table["pareto"].tolist() == pareto_front(values).tolist()
+    assert sorted(table.loc[table["pareto"], "trial_id"]) == FRONT
+
+
+def test_front_is_sorted_by_params(store) -> None:
+    front = store["result"]["front"]
+    assert sorted(front["trial_id"]) == FRONT
+    assert front["n_params"].is_monotonic_increasing
+
+
+def test_files_exist_and_are_valid(store) -> None:
+    result = store["result"]
+    for key in ("csv", "png", "html"):
+        assert Path(result[key]).stat().st_size > 0
+    assert Path(result["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = Path(result["html"]).read_text(encoding="utf-8")
+    assert all(f'"{trial_id}"' in html for trial_id in TRIALS)
+    assert '<script src="http' not in html and len(html) > 1_000_000  # plotly.js embedded: opens offline
+
+
+def test_artifacts_logged_on_parent_run(store) -> None:
+    listed = store["client"].list_artifacts(store["parent"], "report")
+    assert sorted(Path(a.path).name for a in listed) == ["pareto.html", "pareto.png", "trials.csv"]
+
+
+def test_tables_are_typed(store) -> None:
+    with pytest.warns(UserWarning, match="keeping"):
+        table = trial_table(store["client"], STUDY)
+    assert table["tau"].dtype == float and table["gcn_lr"].dtype == float
+    assert str(table["pca_dim"].dtype) == "Int64" and str(table["n_params"].dtype) == "Int64"
+    assert table["pareto"].dtype == bool
+    assert set(table["embedding"]) == {"fi", "fpca", "word"}
+    baselines = baseline_table(store["client"], STUDY)
+    assert sorted(baselines["backbone"]) == ["resnet18", "resnet50"]
+    assert sorted(baselines["mAP"]) == [57.0, 66.0]
+    assert sorted(baselines["n_params"]) == [11_200_000, 23_600_000]
+
+
+def test_format_front(store) -> None:
+    text = format_front(store["result"]["front"])
+    lines = text.splitlines()
+    assert lines[0].split() == ["trial_id", "embedding", "tau", "p", "pca_dim", "mAP", "params_M"]
+    assert lines[1].split() == ["t0", "fi", "0.100", "0.200", "-", "60.00", "11.20"]
+    assert lines[2].split()[4] == "5"
+    assert len(lines) == 1 + len(FRONT)
+
+
+def test_unknown_study_names_the_fix(store, tmp_path) -> None:
+    with pytest.raises(ValueError, match="no MLflow experiment named 'nope'"):
+        write_report(store["uri"], "nope", tmp_path)
+    with pytest.raises(ValueError, match="no MLflow experiment named 'nope'"):
+        trial_table(store["client"], "nope")
+
+
+def test_study_without_finished_trials_fails(store, tmp_path) -> None:
+    assert trial_table(store["client"], "empty-study").empty
+    with pytest.raises(ValueError, match="no finished trials"):
+        write_report(store["uri"], "empty-study", tmp_path)

@@ -1,0 +1,88 @@
+"""Every name a search space can produce is a TrialConfig field, on every branch, and builds a valid config."""
+
+from __future__ import annotations
+
+import functools
+import pickle
+from dataclasses import fields
+from typing import Any
+
+import optuna
+import pytest
+
+from search_spaces import SPACES, get_space
+from trainables.config import TrialConfig
+
+FIELDS = {f.name for f in fields(TrialConfig)}
+EMBEDDINGS = {"paper": ("fi", "fpca", "word"), "small": ("fi", "fpca")}
+# Everything either space may ask for, so a FixedTrial can answer any branch.
+FIXED = dict(tau=0.3, p=0.4, pca_dim=2, backbone_lr=1e-4, gcn_lr=1e-3)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _check_point(params: dict[str, Any], returned: dict[str, Any] | None, num_classes: int) -> TrialConfig:
+    """The suggested + returned names are fields, pca_dim appears iff fpca, and the config is valid."""
+    returned = returned or {}
+    assert isinstance(returned, dict)
+    names = set(params) | set(returned)
+    assert names <= FIELDS, f"not TrialConfig fields: {sorted(names - FIELDS)}"
+    values = {**params, **returned}
+    assert ("pca_dim" in values) == (values["embedding"] == "fpca")
+    config = TrialConfig.from_dict(values)
+    config.check_classes(num_classes)
+    return config
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+@pytest.mark.parametrize("num_classes", [2, 20, 80])
+def test_space_study_names_are_fields(name: str, num_classes: int) -> None:
+    space = get_space(name)
+    seen: set[str] = set()
+
+    def objective(trial: optuna.Trial) -> float:
+        returned = space(trial, num_classes)
+        config = _check_point(trial.params, returned, num_classes)
+        if config.embedding == "fpca":
+            assert 2 <= config.pca_dim <= num_classes
+        seen.add(config.embedding)
+        return 0.0
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    study.optimize(objective, n_trials=60)
+    assert len(study.trials) == 60
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert seen == set(EMBEDDINGS[name])
+
+
+@pytest.mark.parametrize("name, embedding", [(n, e) for n in sorted(SPACES) for e in EMBEDDINGS[n]])
+def test_space_fixed_trial_each_branch(name: str, embedding: str) -> None:
+    trial = optuna.trial.FixedTrial({**FIXED, "embedding": embedding})
+    returned = get_space(name)(trial, 20)
+    params = trial.params
+    _check_point(params, returned, 20)
+    assert ("pca_dim" in params) == (embedding == "fpca")
+    if name == "small":
+        assert "backbone_lr" not in params
+
+
+def test_space_with_partial_pickles() -> None:
+    """The driver hands Ray `functools.partial(space, num_classes=C)`; Ray pickles it."""
+    for space in SPACES.values():
+        bound = pickle.loads(pickle.dumps(functools.partial(space, num_classes=5)))
+        trial = optuna.trial.FixedTrial({**FIXED, "embedding": "fpca", "pca_dim": 5})
+        bound(trial)
+        assert trial.params["pca_dim"] == 5
+
+
+def test_one_class_data_set_still_valid() -> None:
+    trial = optuna.trial.FixedTrial({**FIXED, "embedding": "fpca", "pca_dim": 1})
+    returned = get_space("paper")(trial, 1)
+    assert _check_point(trial.params, returned, 1).pca_dim == 1
+
+
+def test_bad_inputs_name_the_fix() -> None:
+    with pytest.raises(ValueError, match="paper, small"):
+        get_space("nope")
+    with pytest.raises(ValueError, match="num_classes=0"):
+        get_space("paper")(optuna.trial.FixedTrial({**FIXED, "embedding": "fi"}), 0)
