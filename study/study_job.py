@@ -8,6 +8,8 @@ included). extend: a new Tune run over the same Optuna journal. Each ends by clo
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -77,7 +79,8 @@ def run_trials(state: StudyState, run_name: str, num_samples: int, address: str 
             state.save()
             tuner = new_tuner(state, run_name, num_samples, cpus)
         progress(f"study {state.name}: {num_samples} trials, up to {state.max_concurrent} at once")
-        tuner.fit()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the Pareto table
+            tuner.fit()
         state.status = "finished"
         state.save()
     finally:
@@ -99,7 +102,7 @@ def close_leftovers(state: StudyState) -> None:
     if Path(state.optuna_journal).exists():
         storage = optuna.storages.JournalStorage(JournalFileBackend(state.optuna_journal))
         study = optuna.load_study(study_name=state.name, storage=storage)
-        for trial in study.get_trials(deep=False, states=(optuna.trial.TrialState.RUNNING,)):
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
 
 

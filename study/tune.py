@@ -78,6 +78,11 @@ class TrialProgress:
         return _Progress()
 
 
+def trial_dirname(trial) -> str:
+    """Short trial folders (Tune's default spells out the whole config)."""
+    return f"trial_{trial.trial_id}"
+
+
 def new_tuner(state: StudyState, run_name: str, num_samples: int, cpus_per_worker: int):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -90,7 +95,8 @@ def new_tuner(state: StudyState, run_name: str, num_samples: int, cpus_per_worke
     return tune.Tuner(
         trainable(state, cpus_per_worker),
         tune_config=tune.TuneConfig(search_alg=searcher(state), scheduler=scheduler, metric=metric, mode=mode,
-                                    num_samples=num_samples, max_concurrent_trials=state.max_concurrent),
+                                    num_samples=num_samples, max_concurrent_trials=state.max_concurrent,
+                                    trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=run_name, storage_path=str(state.folder / "tune"), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=2),
                                   callbacks=[TrialProgress.create(num_samples)]),

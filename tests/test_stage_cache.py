@@ -12,7 +12,7 @@ def test_key_ignores_what_stage1_does_not_depend_on():
     for change in ({"tau": 0.5}, {"p": 0.4}, {"pca_dim": 3}, {"gcn_lr": 1e-2}, {"backbone_lr": 1e-5},
                    {"embedding": "word"}, {"epochs": 9}, {"finetune_backbone": False}, {"use_gpu": True}):
         assert stage1_key(dataclasses.replace(base, **change)) == stage1_key(base), change
-    for change in ({"backbone": "test_resnet"}, {"pretrain_epochs": 3}, {"seed": 1}, {"image_size": 32},
+    for change in ({"backbone": "resnet18"}, {"pretrain_epochs": 3}, {"seed": 1}, {"image_size": 32},
                    {"loss": "bce"}, {"pretrain_lr": 1e-4}):
         assert stage1_key(dataclasses.replace(base, **change)) != stage1_key(base), change
     assert set(STAGE1_FIELDS) <= set(base.to_dict())

@@ -25,7 +25,7 @@ def test_imlgcn_train_logs_everything_to_mlflow(tmp_path, tiny_data):
     for key in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "n_params"):
         assert key in result
     assert isinstance(result["n_params"], int) and 0 <= result["mAP"] <= 100
-    assert "ip=127.0.0.2" in done.stderr  # Ray Train workers ran on the loopback node
+    assert "rank 0 on node 127.0.0.2" in done.stderr  # Ray Train workers ran on the loopback node
     assert "[pretrain] epoch 1/1" in done.stderr and "[train] epoch 2/2" in done.stderr  # progress
 
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")

@@ -113,4 +113,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     runtime = ray_runtime(on_report=logger.log if logger else None)
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if runtime.is_main else (lambda text: None)
     np.random.seed(config.seed)
+    import ray
+
+    log(f"[workers] {runtime.world_size} Ray Train worker(s), rank 0 on node {ray.util.get_node_ip_address()}, "
+        f"{torch.get_num_threads()} torch thread(s), device {runtime.device}")
     run_stages(config, loop_config["cache_dir"], runtime, log, loop_config.get("stages", "all"))

@@ -9,6 +9,7 @@ TorchTrainer costs to start on a small machine.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -71,6 +72,8 @@ def imlgcn_trial(config: dict[str, Any], study: dict[str, Any]) -> None:
     from trainables.train_loop import run_stages
 
     began = time.time()
+    for name in ("ray.train", "ray.tune"):  # the driver prints one line per trial instead
+        logging.getLogger(name).setLevel(logging.WARNING)
     trial_config = TrialConfig.from_dict(config)
     trial_id = tune.get_context().get_trial_id()
     runs = TrialRuns(study["tracking_uri"], study["experiment_id"], study["parent_run_id"], study["runs_dir"])
@@ -91,4 +94,4 @@ def imlgcn_trial(config: dict[str, Any], study: dict[str, Any]) -> None:
     except BaseException:
         runs.fail(run_id)
         raise
-    tune.report(final)
+    tune.report({**final, "epoch": trial_config.epochs})  # the last result: what Optuna (and ASHA) see

@@ -1,0 +1,111 @@
+"""Studies end to end: real Ray Tune + OptunaSearch, real Ray Train, real SQLite MLflow, tiny data."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from study.pareto import pareto_front
+
+pytestmark = pytest.mark.slow
+
+EXE = str(Path(sys.executable).with_name("imlgcn"))
+
+
+def tiny_sets(data: str, fast: bool = True) -> list[str]:
+    return ["--set", "dataset=coco", f"data_dir={data}", "backbone=test_resnet", "image_size=32",
+            "pretrain_epochs=1", "epochs=1", "gcn_hidden=16", "batch_size=16", f"finetune_backbone={not fast}"]
+
+
+def imlgcn(tmp_path, *args, timeout=900, check=True) -> subprocess.CompletedProcess:
+    done = subprocess.run([EXE, *args, "--storage", str(tmp_path / "studies"), "--tracking-uri",
+                           f"sqlite:///{tmp_path}/mlflow.db"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=timeout)
+    if check:
+        assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def runs(tmp_path, name: str, stage: str, status: str | None = "FINISHED") -> list:
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name(name)
+    found = client.search_runs([experiment.experiment_id], f"tags.stage = '{stage}'")
+    return [r for r in found if status is None or r.info.status == status]
+
+
+def test_study_run_report_and_extend(tmp_path, tiny_data):
+    done = imlgcn(tmp_path, "study", "run", "--name", "s1", "--space", "small", "--num-samples", "3",
+                  *tiny_sets(tiny_data))
+    trials = runs(tmp_path, "s1", "trial")
+    assert len(trials) == 3 and len({r.data.tags["trial_id"] for r in trials}) == 3
+    for run in trials:
+        assert {"mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "n_params", "wall_time_s"} <= set(run.data.metrics)
+        assert {"tau", "p", "embedding", "gcn_lr"} <= set(run.data.params) and run.data.tags["ray_node_id"]
+    assert len(runs(tmp_path, "s1", "pretrain")) == 1 and len(runs(tmp_path, "s1", "study")) == 1
+    assert not runs(tmp_path, "s1", "trial", "RUNNING")
+    csv = pd.read_csv(tmp_path / "studies" / "s1" / "report" / "trials.csv")
+    values = pd.DataFrame([{"mAP": r.data.metrics["mAP"], "n_params": r.data.metrics["n_params"],
+                            "trial_id": r.data.tags["trial_id"]} for r in trials]).sort_values("trial_id")
+    expected = dict(zip(values.trial_id, pareto_front(values)))
+    assert dict(zip(csv.trial_id, csv.pareto)) == expected
+    assert (tmp_path / "studies" / "s1" / "report" / "pareto.png").stat().st_size > 0
+    assert "mAP" in done.stdout  # the front printed as a table
+
+    again = subprocess.run([EXE, "study", "run", "--name", "s1", "--storage", str(tmp_path / "studies")],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "study resume s1" in again.stderr and "study extend s1" in again.stderr
+
+    done = imlgcn(tmp_path, "study", "extend", "s1", "--num-samples", "2")
+    assert "already done" in done.stderr  # stage 1 reused: the backbone was not trained again
+    trials = runs(tmp_path, "s1", "trial")
+    assert len(trials) == 5 and len({r.data.tags["trial_id"] for r in trials}) == 5
+    assert len(runs(tmp_path, "s1", "pretrain", None)) == 1
+    listing = subprocess.run([EXE, "study", "list", "--storage", str(tmp_path / "studies")],
+                             capture_output=True, text=True, timeout=120).stdout
+    assert listing.startswith("s1\tfinished\t5 trials")
+
+
+def test_trials_train_on_ray_train_workers(tmp_path, tiny_data):
+    done = imlgcn(tmp_path, "study", "run", "--name", "s2", "--space", "small", "--num-samples", "2",
+                  *tiny_sets(tiny_data, fast=False))
+    assert "[train] epoch 1/1" in done.stderr and "RayTrainWorker" in done.stderr
+    assert len(runs(tmp_path, "s2", "trial")) == 2
+
+
+def test_resume_after_killing_the_driver(tmp_path, tiny_data):
+    args = [EXE, "study", "run", "--name", "s3", "--space", "small", "--num-samples", "4",
+            "--max-concurrent", "1", "--storage", str(tmp_path / "studies"),
+            "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", *tiny_sets(tiny_data)]
+    driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline:
+            time.sleep(2)
+            if (tmp_path / "mlflow.db").exists() and _safe_count(tmp_path, "s3") >= 1:
+                break
+        else:
+            pytest.fail("no trial finished before the deadline")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    assert _safe_count(tmp_path, "s3") < 4
+    time.sleep(3)
+    imlgcn(tmp_path, "study", "resume", "s3")
+    trials = runs(tmp_path, "s3", "trial")
+    ids = [r.data.tags["trial_id"] for r in trials]
+    assert len(ids) == 4 and len(set(ids)) == 4  # exactly the asked trials, no duplicates
+    assert not runs(tmp_path, "s3", "trial", "RUNNING") and len(runs(tmp_path, "s3", "pretrain")) == 1
+
+
+def _safe_count(tmp_path, name: str) -> int:
+    try:
+        return len(runs(tmp_path, name, "trial"))
+    except Exception:  # the experiment may not exist yet while the driver starts
+        return 0
