@@ -15,7 +15,7 @@ from trainables.config import ConfigError, TrialConfig
 
 DEFAULTS = TrialConfig()
 NUM_CLASSES = {"coco": 80, "voc": 20, "vg500": 500}
-DEFAULT_STUDY_SAMPLES = 24
+DEFAULT_STUDY_SAMPLES = 8
 
 
 def progress(text: str) -> None:
@@ -183,15 +183,15 @@ COMMANDS = {"train": cmd_train, "params": cmd_params, "data": cmd_data, "study":
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from trainables.data import DataError
-    from study.study_state import StudyError
+    from study.study_state import StudyError, StudyInterrupted
 
     try:
         result = COMMANDS[args.command](args)
     except (ConfigError, DataError, StudyError) as error:
         print(f"imlgcn: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("imlgcn: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, StudyInterrupted) as error:
+        print(f"imlgcn: interrupted{': ' + str(error) if str(error) else ''}", file=sys.stderr)
         return 130
     except Exception as error:  # a failure inside Ray: one line with its cause, not a wall of traceback
         from study.failures import describe_failure

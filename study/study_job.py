@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from study.study_state import StudyState, load_state, study_folder
+from study.study_state import StudyInterrupted, StudyState, load_state, study_folder
 from study.tracking import experiment_id, resolve_tracking_uri
 from trainables.config import ConfigError, TrialConfig
 from trainables.trial import runs_in_process
@@ -80,7 +80,11 @@ def run_trials(state: StudyState, run_name: str, num_samples: int, address: str 
             tuner = new_tuner(state, run_name, num_samples, cpus)
         progress(f"study {state.name}: {num_samples} trials, up to {state.max_concurrent} at once")
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the Pareto table
-            tuner.fit()
+            results = tuner.fit()
+        ended = results.num_terminated + results.num_errors
+        if ended < num_samples:  # Tune returns normally after Ctrl+C: the study is not finished
+            raise StudyInterrupted(f"study {state.name!r} stopped after {ended} of {num_samples} trials: "
+                                   f"continue it with `imlgcn study resume {state.name}`")
         state.status = "finished"
         state.save()
     finally:
@@ -89,7 +93,8 @@ def run_trials(state: StudyState, run_name: str, num_samples: int, address: str 
 
 
 def close_leftovers(state: StudyState) -> None:
-    """Mark trial runs of killed attempts KILLED and Optuna trials stuck RUNNING as FAIL."""
+    """Mark trial runs of killed attempts KILLED (a resumed trial reopens its run) and, once the study
+    has finished, Optuna trials stuck RUNNING as FAIL (they would bias the sampler)."""
     import optuna
     from mlflow.tracking import MlflowClient
     from optuna.storages.journal import JournalFileBackend
@@ -99,7 +104,7 @@ def close_leftovers(state: StudyState) -> None:
         if run.info.run_id != state.parent_run_id:
             client.set_terminated(run.info.run_id, "KILLED")
     client.set_terminated(state.parent_run_id, "FINISHED" if state.status == "finished" else "KILLED")
-    if Path(state.optuna_journal).exists():
+    if state.status == "finished" and Path(state.optuna_journal).exists():  # resumed trials still tell theirs
         storage = optuna.storages.JournalStorage(JournalFileBackend(state.optuna_journal))
         study = optuna.load_study(study_name=state.name, storage=storage)
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):

@@ -15,6 +15,10 @@ from pathlib import Path
 STATE_FILE = "study.json"
 
 
+class StudyInterrupted(RuntimeError):
+    """Tune stopped before every asked trial ended (Ctrl+C, SIGTERM): the study can be resumed."""
+
+
 class StudyError(ValueError):
     """A study name or folder is wrong; the message says which command to use instead."""
 

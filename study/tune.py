@@ -66,7 +66,8 @@ class TrialProgress:
             def on_trial_complete(self, iteration, trials, trial, **info):
                 _Progress.done += 1
                 r = trial.last_result
-                searched = {k: trial.config.get(k) for k in ("embedding", "tau", "p", "pca_dim")}
+                keys = ("embedding", "tau", "p") + (("pca_dim",) if trial.config.get("embedding") == "fpca" else ())
+                searched = {k: trial.config.get(k) for k in keys}
                 text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in searched.items())
                 print(f"imlgcn: trial {trial.trial_id} done ({_Progress.done}/{total}): mAP {r.get('mAP', float('nan')):.2f}, "
                       f"{r.get('n_params', 0) / 1e6:.3f} M params ({text})", file=sys.stderr, flush=True)

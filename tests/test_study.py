@@ -109,3 +109,60 @@ def _safe_count(tmp_path, name: str) -> int:
         return len(runs(tmp_path, name, "trial"))
     except Exception:  # the experiment may not exist yet while the driver starts
         return 0
+
+
+def test_a_killed_train_worker_resumes_its_trial_from_the_checkpoint(tmp_path, tiny_data):
+    args = [EXE, "study", "run", "--name", "s4", "--space", "small", "--num-samples", "1",
+            "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+            *tiny_sets(tiny_data, fast=False), "epochs=60"]
+    driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    killed = None
+    try:
+        deadline = time.time() + 600
+        while killed is None and time.time() < deadline and driver.poll() is None:
+            time.sleep(0.5)
+            if _epochs_logged(tmp_path, "s4") >= 2:  # epoch 1's checkpoint is stored by now
+                killed = _kill_train_worker()
+        out, err = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert killed is not None, "the trial finished before a worker could be killed"
+    assert driver.returncode == 0, err[-3000:]
+    assert "[train] resumed after epoch" in err  # the retry started from the last checkpoint, not epoch 0
+    trials = runs(tmp_path, "s4", "trial", None)
+    assert [r.info.status for r in trials] == ["FINISHED"]  # one run for the trial, finished
+
+
+def _epochs_logged(tmp_path, name: str) -> int:
+    try:
+        client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+        trial = runs(tmp_path, name, "trial", None)
+        return len(client.get_metric_history(trial[0].info.run_id, "val_mAP")) if trial else 0
+    except Exception:  # the store or the experiment may not exist yet
+        return 0
+
+
+def _kill_train_worker() -> int | None:
+    found = subprocess.run(["pgrep", "-f", "ray::RayTrainWorker"], capture_output=True, text=True).stdout.split()
+    if not found:
+        return None
+    os.kill(int(found[0]), signal.SIGKILL)
+    return int(found[0])
+
+
+def test_a_trial_that_keeps_failing_is_recorded_and_the_study_goes_on(tmp_path, tiny_data):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    imlgcn(tmp_path, "study", "run", "--name", "s5", "--space", "small", "--num-samples", "1", *tiny_sets(str(data)))
+    # Break the annotations after stage 1 is cached: every later trial fails when it reads them.
+    (data / "annotations" / "instances_train2014.json").write_text("{broken")
+    done = imlgcn(tmp_path, "study", "extend", "s5", "--num-samples", "2")
+    assert done.stderr.count("failed after its retries") == 2
+    failed = runs(tmp_path, "s5", "trial", "FAILED")
+    assert len(failed) == 2 and len(runs(tmp_path, "s5", "trial")) == 1  # recorded, and the study finished
+    assert not runs(tmp_path, "s5", "trial", "RUNNING")
+    assert "1 finished trials" in done.stderr  # the report still came out
