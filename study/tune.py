@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from study.study_state import StudyState
 from trainables.config import TrialConfig
-from trainables.trial import imlgcn_trial, runs_in_process
+from trainables.trial import FINAL_KEYS, imlgcn_trial, runs_in_process
 
 
 def constrained_space(trial, space: Callable, num_classes: int, constants: dict[str, Any]) -> dict[str, Any]:
@@ -54,10 +54,14 @@ def searcher(state: StudyState):
 
 
 class TrialProgress:
-    """One line on stderr per finished or failed trial (a Tune Callback, built lazily)."""
+    """One line on stderr per finished or failed trial (a Tune Callback, built lazily).
+
+    A trial that ASHA stops is interrupted before it can close its MLflow run: the callback closes it
+    as FINISHED with the metrics of its last epoch and the tag `stopped_early`.
+    """
 
     @staticmethod
-    def create(total: int):
+    def create(total: int, tracking_uri: str, runs_dir: str):
         from ray.tune import Callback
 
         class _Progress(Callback):
@@ -66,6 +70,7 @@ class TrialProgress:
             def on_trial_complete(self, iteration, trials, trial, **info):
                 _Progress.done += 1
                 r = trial.last_result
+                _close_stopped_run(tracking_uri, runs_dir, trial.trial_id, r, trial.config.get("epochs", 0))
                 keys = ("embedding", "tau", "p") + (("pca_dim",) if trial.config.get("embedding") == "fpca" else ())
                 searched = {k: trial.config.get(k) for k in keys}
                 text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in searched.items())
@@ -77,6 +82,33 @@ class TrialProgress:
                       file=sys.stderr, flush=True)
 
         return _Progress()
+
+
+def _close_stopped_run(tracking_uri: str, runs_dir: str, trial_id: str, result: dict, epochs: int) -> None:
+    """Finish the MLflow run of a trial the scheduler stopped (its own code never reached the end).
+
+    ASHA also stops a trial at its last epoch (max_t), so only one that ended earlier is tagged.
+    """
+    import os
+    import time
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    marker = os.path.join(runs_dir, f"{trial_id}.run")
+    if not os.path.exists(marker) or "mAP" not in result:
+        return
+    with open(marker) as handle:
+        run_id = handle.read().strip()
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if client.get_run(run_id).info.status != "RUNNING":
+        return
+    now = int(time.time() * 1000)
+    values = {k: float(result[k]) for k in FINAL_KEYS if k in result}
+    values["wall_time_s"] = float(result.get("time_total_s", 0.0))
+    client.log_batch(run_id, metrics=[Metric(k, v, now, int(result.get("epoch", 0))) for k, v in values.items()])
+    client.set_tag(run_id, "stopped_early", str(int(result.get("epoch", 0)) < epochs).lower())
+    client.set_terminated(run_id, "FINISHED")
 
 
 def trial_dirname(trial) -> str:
@@ -100,7 +132,8 @@ def new_tuner(state: StudyState, run_name: str, num_samples: int, cpus_per_worke
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=run_name, storage_path=str(state.folder / "tune"), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=2),
-                                  callbacks=[TrialProgress.create(num_samples)]),
+                                  callbacks=[TrialProgress.create(num_samples, state.tracking_uri,
+                                                                  state.context(cpus_per_worker)["runs_dir"])]),
     )
 
 

@@ -152,17 +152,23 @@ def _kill_train_worker() -> int | None:
     return int(found[0])
 
 
-def test_a_trial_that_keeps_failing_is_recorded_and_the_study_goes_on(tmp_path, tiny_data):
+def test_asha_study_then_a_trial_that_keeps_failing_is_recorded_and_the_study_goes_on(tmp_path, tiny_data):
     import shutil
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
-    imlgcn(tmp_path, "study", "run", "--name", "s5", "--space", "small", "--num-samples", "1", *tiny_sets(str(data)))
+    imlgcn(tmp_path, "study", "run", "--name", "s5", "--space", "small", "--num-samples", "3", "--objective", "map",
+           *tiny_sets(str(data)), "epochs=3")
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    for run in runs(tmp_path, "s5", "trial", None):  # ASHA-stopped trials end FINISHED too
+        assert run.info.status == "FINISHED" and run.data.tags["stopped_early"] in ("true", "false")
+        epochs = len(client.get_metric_history(run.info.run_id, "val_mAP"))
+        assert (epochs < 3) == (run.data.tags["stopped_early"] == "true")
     # Break the annotations after stage 1 is cached: every later trial fails when it reads them.
     (data / "annotations" / "instances_train2014.json").write_text("{broken")
     done = imlgcn(tmp_path, "study", "extend", "s5", "--num-samples", "2")
     assert done.stderr.count("failed after its retries") == 2
     failed = runs(tmp_path, "s5", "trial", "FAILED")
-    assert len(failed) == 2 and len(runs(tmp_path, "s5", "trial")) == 1  # recorded, and the study finished
+    assert len(failed) == 2 and len(runs(tmp_path, "s5", "trial")) == 3  # recorded, and the study finished
     assert not runs(tmp_path, "s5", "trial", "RUNNING")
-    assert "1 finished trials" in done.stderr  # the report still came out
+    assert "3 finished trials" in done.stderr  # the report still came out

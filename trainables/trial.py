@@ -91,7 +91,7 @@ def imlgcn_trial(config: dict[str, Any], study: dict[str, Any]) -> None:
         final = {k: float(metrics[k]) for k in FINAL_KEYS}
         final["wall_time_s"] = round(time.time() - began, 2)
         runs.finish(run_id, final, step=trial_config.epochs)
-    except BaseException:
+    except Exception:  # a stop from Tune (SystemExit) is not a failure: the driver closes that run
         runs.fail(run_id)
         raise
     tune.report({**final, "epoch": trial_config.epochs})  # the last result: what Optuna (and ASHA) see
