@@ -61,9 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
     synth.add_argument("--seed", type=int, default=DEFAULTS.seed)
     stats = data.add_parser("stats", help="label statistics of a split, as one JSON line")
-    stats.add_argument("--dataset", default="coco")
+    stats.add_argument("--dataset", default="coco", choices=("coco", "voc", "vg500", "csv", "synthetic"))
     stats.add_argument("--data-dir", required=True)
-    stats.add_argument("--split", default="train")
+    stats.add_argument("--split", help="default: the training split (coco train, voc trainval, vg500 train)")
+
+    predict = commands.add_parser("predict", help="labels of images from a trained model")
+    predict.add_argument("--model", required=True, metavar="URI",
+                         help="a model folder, models:/imlgcn-NAME/VERSION or runs:/RUN_ID/model")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--threshold", type=float, default=0.5, help="print labels with probability >= this")
+    predict.add_argument("--json", action="store_true", help="one JSON line per image instead of a table")
+    predict.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument("--tracking-uri", help="MLflow store holding the model (default sqlite:///mlflow.db)")
     return parser
 
 
@@ -84,12 +94,17 @@ def _add_study_commands(commands) -> None:
     extend.add_argument("name")
     extend.add_argument("--num-samples", type=int, required=True)
     listing = study.add_parser("list", help="the studies in a storage folder")
+    export = study.add_parser("export", help="register trained models in the MLflow model registry")
+    export.add_argument("name")
+    chosen = export.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--trial", metavar="ID", help="one trial id (see `imlgcn study report`)")
+    chosen.add_argument("--front", action="store_true", help="every trial on the Pareto front")
     report = study.add_parser("report", help="CSV, PNG and HTML of the trials and their Pareto front")
     report.add_argument("name")
     report.add_argument("--out", help="folder for the files (default: the study's folder/report)")
-    for sub in (run, resume, extend, listing, report):
+    for sub in (run, resume, extend, listing, report, export):
         sub.add_argument("--storage", default="imlgcn_studies", help="study folders (a shared path on a cluster)")
-    for sub in (run, resume, extend, report):
+    for sub in (run, resume, extend, report, export):
         sub.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
     for sub in (run, resume, extend):
         sub.add_argument("--address", help="join this Ray cluster instead of starting a local one")
@@ -102,6 +117,15 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
     if args.study_command == "list":
         for state in list_states(args.storage):
             print(f"{state.name}\t{state.status}\t{state.num_samples} trials asked\t{state.space}/{state.objective}")
+        return None
+    if args.study_command == "export":
+        from study.export import export_models
+        from study.tracking import resolve_tracking_uri
+
+        state = load_state(args.storage, args.name)
+        uri = resolve_tracking_uri(args.tracking_uri) if args.tracking_uri else state.tracking_uri
+        for row in export_models(state, uri, args.trial, args.front):
+            print(json.dumps(row))
         return None
     if args.study_command == "run":
         from study.config import load_trial_config
@@ -142,11 +166,14 @@ def cmd_train(args: argparse.Namespace) -> dict:
 def cmd_params(args: argparse.Namespace) -> dict:
     from trainables.model import count_parameters
 
-    if args.backbone is None and args.num_classes is None and args.embedding is None:
+    if args.backbone is None and args.embedding is None:
         from study.config import load_trial_config
 
         config = load_trial_config(args.preset or "demo", args.config, args.assignments)
-        classes = config.synthetic_classes if config.dataset == "synthetic" else NUM_CLASSES[config.dataset]
+        classes = args.num_classes or (config.synthetic_classes if config.dataset == "synthetic"
+                                       else NUM_CLASSES.get(config.dataset))
+        if classes is None:
+            raise ConfigError(f"dataset={config.dataset} has no fixed number of classes: add --num-classes C")
         backbone, embedding, pca_dim = config.backbone, config.embedding, config.pca_dim or classes
         hidden, word_dim = config.gcn_hidden, args.word_dim
     else:
@@ -172,12 +199,19 @@ def cmd_data(args: argparse.Namespace) -> dict | None:
                         progress=progress)
         return {"out": str(path), "classes": args.classes, "train_images": args.train_images,
                 "val_images": args.val_images, "image_size": args.image_size, "seed": args.seed}
-    from trainables.data import class_counts_json, read_split
+    from trainables.data import SPLITS, class_counts_json, read_split
 
-    return class_counts_json(read_split(args.dataset, args.data_dir, args.split))
+    return class_counts_json(read_split(args.dataset, args.data_dir, args.split or SPLITS[args.dataset][0]))
 
 
-COMMANDS = {"train": cmd_train, "params": cmd_params, "data": cmd_data, "study": cmd_study}
+def cmd_predict(args: argparse.Namespace) -> None:
+    from study.predict import format_predictions, predict
+
+    results = predict(args.model, args.images, args.threshold, args.device, args.tracking_uri, args.batch_size)
+    print("\n".join(json.dumps(r) for r in results) if args.json else format_predictions(results))
+
+
+COMMANDS = {"train": cmd_train, "params": cmd_params, "data": cmd_data, "study": cmd_study, "predict": cmd_predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,6 +52,26 @@ def cluster_cpus() -> int:
     return int(ray.cluster_resources().get("CPU", 1))
 
 
+def cluster_gpus() -> int:
+    """GPUs Ray can schedule on (the whole cluster)."""
+    import ray
+
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def check_gpus(use_gpu: bool, num_workers: int) -> None:
+    """use_gpu=true on a cluster without GPUs would wait forever for resources: fail at once instead."""
+    from trainables.config import ConfigError
+
+    gpus = cluster_gpus()
+    if use_gpu and gpus < 1:
+        raise ConfigError("use_gpu=true but the Ray cluster has no GPU: add --set use_gpu=false, "
+                          "or join a cluster with GPUs (--address)")
+    if use_gpu and gpus < num_workers:
+        raise ConfigError(f"num_workers={num_workers} with use_gpu=true needs {num_workers} GPUs, "
+                          f"the cluster has {gpus}: lower num_workers")
+
+
 def stop_ray() -> None:
     """Disconnect (and stop a local instance) now rather than in a slow interpreter-exit hook."""
     import ray

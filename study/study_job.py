@@ -58,7 +58,7 @@ def run_trials(state: StudyState, run_name: str, num_samples: int, address: str 
     from mlflow.tracking import MlflowClient
 
     from study.pretrain_job import ensure_stage1
-    from study.ray_session import cluster_cpus, start_ray, stop_ray
+    from study.ray_session import check_gpus, cluster_cpus, cluster_gpus, start_ray, stop_ray
     from study.tune import new_tuner, restored_tuner
 
     config = TrialConfig(**state.base_config)
@@ -69,9 +69,12 @@ def run_trials(state: StudyState, run_name: str, num_samples: int, address: str 
     extra = 0 if address or runs_in_process(config) else 1
     progress(start_ray(address, extra_cpus=extra))
     try:
+        check_gpus(config.use_gpu, config.num_workers)
         cpus = config.cpus_per_worker or 1
         if not state.max_concurrent:
             state.max_concurrent = max(1, (cluster_cpus() - extra) // (cpus * config.num_workers))
+            if config.use_gpu:
+                state.max_concurrent = min(state.max_concurrent, max(1, cluster_gpus() // config.num_workers))
         ensure_stage1(state, config, cpus, progress)
         tuner = restored_tuner(state, run_name, cpus) if restore else None
         if tuner is None:
@@ -87,9 +90,22 @@ def run_trials(state: StudyState, run_name: str, num_samples: int, address: str 
                                    f"continue it with `imlgcn study resume {state.name}`")
         state.status = "finished"
         state.save()
+        _prune(state, progress)
     finally:
         close_leftovers(state)
         stop_ray()
+
+
+def _prune(state: StudyState, progress: Progress) -> None:
+    """keep_checkpoints=front: delete the saved models of trials off the Pareto front."""
+    from mlflow.tracking import MlflowClient
+
+    from study.export import prune_models
+    from study.report import trial_table
+
+    trials = trial_table(MlflowClient(tracking_uri=state.tracking_uri), state.name)
+    if not trials.empty:
+        prune_models(state, trials, progress)
 
 
 def close_leftovers(state: StudyState) -> None:

@@ -46,6 +46,11 @@ class StudyState:
         return Path(self.storage) / self.name
 
     @property
+    def models_dir(self) -> Path:
+        """Final models of the trials (one folder per trial id), kept as keep_checkpoints says."""
+        return self.folder / "models"
+
+    @property
     def optuna_journal(self) -> str:
         return str(self.folder / "optuna.journal")
 
@@ -54,6 +59,7 @@ class StudyState:
         return {"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
                 "parent_run_id": self.parent_run_id, "runs_dir": str(self.folder / "mlflow_runs"),
                 "cache_dir": str(Path(self.storage) / "stage1"), "train_storage": str(self.folder / "train"),
+                "models_dir": str(self.models_dir),
                 "cpus_per_worker": cpus_per_worker}
 
     def save(self) -> None:

@@ -91,3 +91,80 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip() == "imlgcn: error: tau=2.0 is out of range: use a value in [0, 1]"
+
+
+PRESET_PARAMS = {  # paper Table 1 rows, reached through the shipped presets
+    "paper-coco": 31_519_104, "paper-vg500": 29_340_032 + 500 * 1024 + 1024 * 2048,
+    "mlgcn-coco": 44_904_512, "asl-coco": 29_503_952, "demo": 491_472,
+}
+
+
+@pytest.mark.parametrize("preset, total", PRESET_PARAMS.items())
+def test_params_of_each_preset(capsys, preset, total):
+    code, out, _ = run(capsys, "params", "--preset", preset)
+    assert code == 0 and json.loads(out)["total"] == total
+
+
+def test_presets_load_with_overrides():
+    from study.config import load_trial_config
+
+    coco = load_trial_config("paper-coco", None, ["data_dir=/data/coco", "backbone=resnet18"])
+    assert (coco.backbone, coco.image_size, coco.pca_dim, coco.tau, coco.loss) == ("resnet18", 448, 80, 0.1, "asl")
+    assert (coco.epochs, coco.gcn_lr, coco.weight_decay, coco.milestones()) == (40, 1e-3, 5e-4, [10, 20, 30])
+    assert coco.augment.startswith("rand-") and coco.lr_schedule == "step"
+    mlgcn = load_trial_config("mlgcn-coco", None, [])
+    assert (mlgcn.backbone, mlgcn.embedding, mlgcn.tau, mlgcn.p) == ("resnet101", "word", 0.4, 0.2)
+    assert load_trial_config("asl-coco", None, []).embedding == "none"
+    assert load_trial_config("paper-vg500", None, []).dataset == "vg500"
+
+
+def test_data_stats_of_each_reader(capsys, tmp_path):
+    from tests.test_readers import VOC_CLASSES, _csv, _voc, _vg
+
+    code, out, _ = run(capsys, "data", "stats", "--dataset", "voc", "--data-dir", str(_voc(tmp_path / "voc")))
+    voc = json.loads(out)  # default split: trainval; all 20 classes listed, zeros included
+    assert code == 0 and voc["classes"] == list(VOC_CLASSES) and voc["num_images"] == 4
+    assert voc["image_counts"][VOC_CLASSES.index("dog")] == 1 and voc["image_counts"][VOC_CLASSES.index("person")] == 0
+    code, out, _ = run(capsys, "data", "stats", "--dataset", "vg500", "--data-dir", str(_vg(tmp_path / "vg")),
+                       "--split", "test")
+    vg = json.loads(out)
+    assert code == 0 and len(vg["classes"]) == 500 and vg["num_images"] == 1 and vg["image_counts"][7] == 1
+    code, out, _ = run(capsys, "data", "stats", "--dataset", "csv", "--data-dir", str(_csv(tmp_path / "csv")))
+    own = json.loads(out)
+    assert code == 0 and own["classes"] == ["bird", "cat", "dog", "zebra"] and own["image_counts"] == [1, 2, 2, 0]
+    code, _, err = run(capsys, "data", "stats", "--dataset", "voc", "--data-dir", str(tmp_path / "voc"),
+                       "--split", "train")
+    assert code == 2 and "ImageSets/Main/train.txt is missing" in err
+
+
+def test_bad_weights_file_fails_before_ray_and_mlflow(capsys, monkeypatch, tmp_path, tiny_data):
+    import torch
+    from safetensors.torch import save_file
+
+    from trainables.model import create_backbone
+
+    monkeypatch.chdir(tmp_path)
+    save_file(create_backbone("resnet18").state_dict(), str(tmp_path / "resnet18.safetensors"))
+    for path, fragment in ((tmp_path / "missing.safetensors", "does not exist"),
+                           (tmp_path / "resnet18.safetensors", "do not fit")):
+        code, _, err = run(capsys, "train", "--set", "dataset=coco", f"data_dir={tiny_data}", f"pretrained_path={path}")
+        assert code == 2 and fragment in err and len(err.strip().splitlines()) <= 2, err
+        assert "pass a weights file saved from timm's test_resnet" in err
+    torch.save({"weights": torch.zeros(1), "code": print}, tmp_path / "pickled.pt")  # not weights_only-safe
+    code, _, err = run(capsys, "train", "--set", "dataset=coco", f"data_dir={tiny_data}",
+                       f"pretrained_path={tmp_path / 'pickled.pt'}")
+    assert code == 2 and "cannot read weights" in err
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_gpu_preset_on_a_machine_without_gpu_says_so(capsys, monkeypatch, tmp_path, tiny_data):
+    """paper-coco asks for GPUs: on a CPU-only Ray it fails at once (not a trial waiting forever), no run."""
+    import ray
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "train", "--preset", "paper-coco", "--set", f"data_dir={tiny_data}",
+                         "backbone=test_resnet", "pretrained=false", "image_size=32", "pca_dim=0")
+    assert code == 2 and out == "" and "use_gpu=true but the Ray cluster has no GPU" in err.strip().splitlines()[-1]
+    assert not ray.is_initialized()
+    assert not (tmp_path / "mlflow.db").exists()

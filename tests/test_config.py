@@ -22,7 +22,6 @@ def test_from_dict_coerces_strings_like_set_and_mlflow_params():
     ({"p": "-0.1"}, "p=-0.1 is out of range"),
     ({"embedding": "glove"}, "embedding='glove' is not one of"),
     ({"epochs": "two"}, "epochs='two' is not a valid int"),
-    ({"dataset": "coco"}, "dataset=coco needs data_dir"),
     ({"lr_milestones": "10;20"}, "lr_milestones"),
     ({"synthetic_classes": "81"}, "COCO has 80 classes"),
 ])
@@ -68,3 +67,25 @@ def test_yaml_errors_are_one_line(tmp_path):
         read_yaml(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="unknown preset 'nope'"):
         load_trial_config("nope")
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"precision": "fp8"}, "precision='fp8' is not one of auto | fp32 | bf16 | fp16"),
+    ({"keep_checkpoints": "best"}, "keep_checkpoints='best' is not one of front | all | none"),
+    ({"epochs": "0"}, "epochs=0 must be at least 1 (0 is allowed only with embedding=none)"),
+    ({"embedding": "fpca", "pretrain_epochs": "0"}, "pretrain_epochs=0 without pretrained weights"),
+])
+def test_new_fields_are_checked(values, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("|", r"\|")):
+        TrialConfig.from_dict(values)
+
+
+def test_valid_corner_cases():
+    TrialConfig(embedding="none", epochs=0)  # the direct model alone (asl-coco)
+    TrialConfig(embedding="fpca", pretrain_epochs=0, pretrained_path="w.safetensors")
+    TrialConfig(embedding="word", pretrain_epochs=0)  # GloVe nodes need no trained backbone
+    with pytest.raises(ConfigError, match="dataset=coco needs data_dir"):
+        TrialConfig(dataset="coco").check_data_dir()
+    with pytest.raises(ConfigError, match="augment='bogus' is not a timm auto-augment string"):
+        TrialConfig(augment="bogus").check_backbone()
+    TrialConfig(augment="rand-m9-mstd0.5-inc1").check_backbone()

@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from trainables.data import (DataError, ImageDataset, LabelledImages, build_transforms, class_counts_json,
+from trainables.preprocess import build_transforms, data_config
+from trainables.data import (DataError, ImageDataset, LabelledImages, class_counts_json,
                              read_coco, read_split, verify_images)
 
 CATEGORIES = [{"id": 90, "name": "toothbrush", "supercategory": "indoor"},
@@ -69,8 +70,8 @@ def test_missing_folder_file_split_and_dataset(tmp_path):
         read_coco(_coco(tmp_path), "val")
     with pytest.raises(DataError, match="unknown split 'test'"):
         read_coco(tmp_path, "test")
-    with pytest.raises(DataError, match="dataset='voc' .* is not supported yet"):
-        read_split("voc", str(tmp_path), "train")
+    with pytest.raises(DataError, match="dataset=.imagenet. .* is not supported: use one of coco, synthetic, voc"):
+        read_split("imagenet", str(tmp_path), "train")
 
 
 def test_missing_images_are_counted(tmp_path):
@@ -88,7 +89,7 @@ def test_corrupt_image_fails_verify_and_loading(tmp_path):
     with pytest.raises(DataError, match="img1.png cannot be read"):
         verify_images(data.paths)
     verify_images(data.paths, max_check=1)  # samples only the first
-    dataset = ImageDataset(data, build_transforms(16, training=False))
+    dataset = ImageDataset(data, build_transforms(data_config("test_resnet", 16), training=False))
     with pytest.raises(DataError, match="img1.png cannot be read"):
         dataset[1]
 
@@ -97,15 +98,34 @@ def test_dataset_items_and_transforms(tmp_path):
     data = read_coco(_coco(tmp_path), "train")
     ignore = LabelledImages(data.paths, np.array([[1, -1, 0]] * 3, np.int8), data.classes)
     for training in (False, True):
-        image, target = ImageDataset(ignore, build_transforms(16, training=training))[2]
+        image, target = ImageDataset(ignore, build_transforms(data_config("test_resnet", 16), training=training, augment="rand-m9-mstd0.5-inc1" if training else ""))[2]
         assert image.shape == (3, 16, 16) and image.dtype == torch.float32  # 11 x 6 squashed, not cropped
         assert target.dtype == torch.float32 and target.tolist() == [1.0, -1.0, 0.0]
-    batch = next(iter(torch.utils.data.DataLoader(ImageDataset(data, build_transforms(8, True)), batch_size=3)))
+    batch = next(iter(torch.utils.data.DataLoader(ImageDataset(data, build_transforms(data_config("test_resnet", 8), True)), batch_size=3)))
     assert batch[0].shape == (3, 3, 8, 8) and batch[1].shape == (3, 3)
 
 
 def test_eval_transform_keeps_the_whole_image():
     marked = Image.new("RGB", (40, 20), (0, 0, 0))
     marked.paste((255, 255, 255), (0, 0, 4, 20))  # a white strip at the far left edge
-    out = build_transforms(10, training=False, mean=(0, 0, 0), std=(1, 1, 1))(marked)
+    plain = {"input_size": [3, 10, 10], "interpolation": "bilinear", "mean": [0, 0, 0], "std": [1, 1, 1]}
+    out = build_transforms(plain, training=False)(marked)
     assert out[:, :, 0].min() > 0.5 and out[:, :, -1].max() < 0.1
+
+
+def test_training_transform_keeps_the_whole_image():
+    """RandomResizedCrop with scale = ratio = 1 on the squashed image: the edge strip survives."""
+    marked = Image.new("RGB", (40, 20), (0, 0, 0))
+    marked.paste((255, 255, 255), (0, 0, 4, 20))
+    plain = {"input_size": [3, 10, 10], "interpolation": "bilinear", "mean": [0, 0, 0], "std": [1, 1, 1]}
+    for _ in range(5):
+        out = build_transforms(plain, training=True)(marked)  # random flip: strip at one edge or the other
+        edges = out[:, :, 0].min().item(), out[:, :, -1].min().item()
+        assert max(edges) > 0.5 and out[:, :, 3:7].max() < 0.1
+
+
+def test_preprocessing_comes_from_timm():
+    assert data_config("tresnet_m", 448)["mean"] == [0.0, 0.0, 0.0]  # TResNet takes [0, 1] inputs
+    resnet = data_config("resnet101", 32)
+    assert resnet["std"] == pytest.approx([0.229, 0.224, 0.225]) and resnet["interpolation"] == "bicubic"
+    assert resnet["input_size"] == [3, 32, 32] and resnet["crop_mode"] == "squash"

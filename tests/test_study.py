@@ -39,9 +39,13 @@ def runs(tmp_path, name: str, stage: str, status: str | None = "FINISHED") -> li
     return [r for r in found if status is None or r.info.status == status]
 
 
+PAPER_COCO_ON_CPU = ["pretrained=false", "use_gpu=false", "pca_dim=0", "loader_workers=0"]
+
+
 def test_study_run_report_and_extend(tmp_path, tiny_data):
-    done = imlgcn(tmp_path, "study", "run", "--name", "s1", "--space", "small", "--num-samples", "3",
-                  *tiny_sets(tiny_data))
+    """The paper-coco preset on a tiny COCO-format folder (small backbone), then extend, export and predict."""
+    done = imlgcn(tmp_path, "study", "run", "--name", "s1", "--preset", "paper-coco", "--space", "small",
+                  "--num-samples", "3", *tiny_sets(tiny_data), *PAPER_COCO_ON_CPU)
     trials = runs(tmp_path, "s1", "trial")
     assert len(trials) == 3 and len({r.data.tags["trial_id"] for r in trials}) == 3
     for run in trials:
@@ -69,6 +73,40 @@ def test_study_run_report_and_extend(tmp_path, tiny_data):
     listing = subprocess.run([EXE, "study", "list", "--storage", str(tmp_path / "studies")],
                              capture_output=True, text=True, timeout=120).stdout
     assert listing.startswith("s1\tfinished\t5 trials")
+    _export_front_and_predict(tmp_path, tiny_data)
+
+
+def _export_front_and_predict(tmp_path, tiny_data):
+    """keep_checkpoints=front kept exactly the front's models; export registers them; predict reproduces mAP."""
+    import json
+
+    import numpy as np
+
+    from trainables.data import read_split
+    from trainables.metrics import multilabel_metrics
+
+    csv = pd.read_csv(tmp_path / "studies" / "s1" / "report" / "trials.csv", dtype={"trial_id": str})
+    front = set(csv.trial_id[csv.pareto])
+    assert {p.name for p in (tmp_path / "studies" / "s1" / "models").iterdir()} == front
+    exported = [json.loads(line) for line in imlgcn(tmp_path, "study", "export", "s1", "--front").stdout.splitlines()]
+    assert {row["trial_id"] for row in exported} == front and len({row["model"] for row in exported}) == len(front)
+    again = [json.loads(line) for line in imlgcn(tmp_path, "study", "export", "s1", "--front").stdout.splitlines()]
+    assert again == exported  # exporting twice registers nothing new
+    val = read_split("coco", tiny_data, "val")
+    chosen = exported[0]
+    predicted = subprocess.run([EXE, "predict", "--model", chosen["model"], "--json", "--threshold", "0",
+                                "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", *val.paths],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    rows = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [r["image"] for r in rows] == list(val.paths)
+    scores = np.array([[next(x["probability"] for x in r["labels"] if x["label"] == c) for c in val.classes]
+                       for r in rows])
+    assert multilabel_metrics(scores, val.labels)["mAP"] == pytest.approx(chosen["mAP"], abs=0.05)
+    table = subprocess.run([EXE, "predict", "--model", chosen["model"], "--tracking-uri",
+                            f"sqlite:///{tmp_path}/mlflow.db", val.paths[0]], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+    assert table.returncode == 0 and table.stdout.startswith(val.paths[0])
 
 
 def test_trials_train_on_ray_train_workers(tmp_path, tiny_data):
@@ -76,6 +114,8 @@ def test_trials_train_on_ray_train_workers(tmp_path, tiny_data):
                   *tiny_sets(tiny_data, fast=False))
     assert "[train] epoch 1/1" in done.stderr and "RayTrainWorker" in done.stderr
     assert len(runs(tmp_path, "s2", "trial")) == 2
+    kept = list((tmp_path / "studies" / "s2" / "models").iterdir())  # saved by rank 0 of the Train workers
+    assert kept and all((folder / "model.safetensors").is_file() for folder in kept)
 
 
 def test_resume_after_killing_the_driver(tmp_path, tiny_data):

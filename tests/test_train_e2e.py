@@ -37,3 +37,11 @@ def test_imlgcn_train_logs_everything_to_mlflow(tmp_path, tiny_data):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_mAP")] == [1, 2]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "pretrain_mAP")] == [1]
     assert any((tmp_path / "runs" / "stage1").iterdir())  # stage 1 stored for reuse
+    assert Path(result["model"], "model.safetensors").is_file()
+    image = next((Path(tiny_data) / "val2014").iterdir())
+    predicted = subprocess.run([str(exe), "predict", "--model", f"runs:/{result['run_id']}/model", "--json",
+                                "--threshold", "0", "--tracking-uri", f"sqlite:///{db}", str(image)],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    labels = json.loads(predicted.stdout)["labels"]
+    assert len(labels) == result["num_classes"] and all(0 <= x["probability"] <= 1 for x in labels)

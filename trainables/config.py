@@ -15,6 +15,8 @@ EMBEDDINGS = ("none", "word", "fi", "fpca")
 LOSSES = ("asl", "bce")
 GRAPHS = ("paper", "mlgcn")
 LR_SCHEDULES = ("cosine", "step", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+KEEP_CHECKPOINTS = ("front", "all", "none")
 
 
 class ConfigError(ValueError):
@@ -35,6 +37,8 @@ class TrialConfig:
     # --- backbone (any timm model name)
     backbone: str = "test_resnet"  # timm's tiny ResNet (0.37 M): the 2-core demo
     pretrained: bool = False  # timm/hub ImageNet weights (needs network access)
+    pretrained_path: str = ""  # local backbone weights (.safetensors or a torch state dict); wins over pretrained
+    augment: str = ""  # timm auto-augment for training, e.g. rand-m9-mstd0.5-inc1 (RandAugment); "" = flips only
     # --- node features and label graph
     embedding: str = "fpca"  # none (direct model) | word (GloVe, ML-GCN) | fi | fpca
     pca_dim: int = 0  # fpca components k; 0 = number of classes (the paper's k = C)
@@ -52,7 +56,7 @@ class TrialConfig:
     pretrain_epochs: int = 5
     pretrain_lr: float = 2e-3
     # --- stage 3: IML-GCN
-    epochs: int = 3
+    epochs: int = 3  # 0 only with embedding=none: the stage-1 direct model is the result
     backbone_lr: float = 2e-4
     gcn_lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -64,8 +68,11 @@ class TrialConfig:
     num_workers: int = 1  # Ray Train workers (data parallel)
     cpus_per_worker: int = 0  # 0 = share the node's CPUs between the workers
     use_gpu: bool = False  # one GPU per Ray Train worker
+    precision: str = "auto"  # auto (GPU: bf16 if supported, else fp16 + grad scaler; CPU: fp32) | fp32 | bf16 | fp16
+    channels_last: bool = True  # NHWC memory format on GPU (faster convolutions under mixed precision)
     loader_workers: int = 0  # DataLoader processes per Ray Train worker
     seed: int = 0
+    keep_checkpoints: str = "front"  # studies: keep the final model of front | all | none of the trials
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -74,6 +81,8 @@ class TrialConfig:
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("graph", self.graph, GRAPHS)
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("keep_checkpoints", self.keep_checkpoints, KEEP_CHECKPOINTS)
         try:
             self.milestones()
         except ValueError:
@@ -83,7 +92,9 @@ class TrialConfig:
             value = getattr(self, key)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{key}={value} is out of range: use a value in [0, 1]")
-        positive = ("image_size", "gcn_hidden", "epochs", "batch_size", "num_workers", "synthetic_classes",
+        if self.epochs < (0 if self.embedding == "none" else 1):
+            raise ConfigError(f"epochs={self.epochs} must be at least 1 (0 is allowed only with embedding=none)")
+        positive = ("image_size", "gcn_hidden", "batch_size", "num_workers", "synthetic_classes",
                     "synthetic_train_images", "synthetic_val_images")
         for key in positive:
             if getattr(self, key) < 1:
@@ -97,14 +108,12 @@ class TrialConfig:
                 raise ConfigError(f"{key}={getattr(self, key)} must be positive")
         if self.synthetic_classes > 80:
             raise ConfigError(f"synthetic_classes={self.synthetic_classes}: COCO has 80 classes, use 1..80")
-        if self.dataset != "synthetic" and not self.data_dir:
-            raise ConfigError(f"dataset={self.dataset} needs data_dir: add --set data_dir=PATH")
-        if self.embedding != "none" and self.pretrain_epochs == 0 and not self.pretrained:
-            raise ConfigError("pretrain_epochs=0 with pretrained=false gives random node features: "
-                              "set pretrain_epochs >= 1 or pretrained=true")
+        if self.embedding in ("fi", "fpca") and self.pretrain_epochs == 0 and not (self.pretrained or self.pretrained_path):
+            raise ConfigError("pretrain_epochs=0 without pretrained weights gives random node features: "
+                              "set pretrain_epochs >= 1, pretrained=true or pretrained_path=FILE")
 
     def check_backbone(self) -> None:
-        """Fail fast on a backbone name timm does not know (imports timm, so not in __post_init__)."""
+        """Fail fast on a backbone or augment string timm does not know (imports timm: not in __post_init__)."""
         import timm
 
         if not timm.is_model(self.backbone):
@@ -112,6 +121,18 @@ class TrialConfig:
             hint = f" (similar: {', '.join(near)})" if near else ""
             raise ConfigError(f"backbone={self.backbone!r} is not a timm model{hint}: "
                               "see timm.list_models()")
+        from trainables.preprocess import check_augment
+
+        try:
+            check_augment(self.augment)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+    def check_data_dir(self) -> None:
+        """A real data set needs its folder (checked when data is about to be read, so that a preset like
+        paper-coco can be loaded without one, e.g. by `imlgcn params`)."""
+        if self.dataset != "synthetic" and not self.data_dir:
+            raise ConfigError(f"dataset={self.dataset} needs data_dir: add --set data_dir=PATH")
 
     def check_classes(self, num_classes: int) -> None:
         """Checks that need the data set: pca_dim against the number of classes."""

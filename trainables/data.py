@@ -2,7 +2,7 @@
 
 Readers return `LabelledImages` (plain paths and a NumPy matrix) so they are cheap to build on the driver,
 to check before Ray starts, and to pass to workers. MS-COCO and the embedded synthetic set share one
-pycocotools reader.
+pycocotools reader; VOC 2007, VG-500 and CSV files have theirs in `readers`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
-from torchvision import transforms
 
-SPLITS = ("train", "val")
+COCO_SPLITS = ("train", "val")
 
 
 class DataError(ValueError):
@@ -46,8 +44,8 @@ def read_coco(data_dir: str | Path, split: str) -> LabelledImages:
     Classes are ordered by category id (COCO's own order, as ASL; ML-GCN sorts by name). Images without
     any annotation are dropped (82,081 / 40,137 remain in COCO 2014); crowd annotations count as labels.
     """
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r} for {data_dir}: use one of {', '.join(SPLITS)}")
+    if split not in COCO_SPLITS:
+        raise DataError(f"unknown split {split!r} for {data_dir}: use one of {', '.join(COCO_SPLITS)}")
     root = Path(data_dir).absolute()
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist: check data_dir (MS-COCO 2014 layout expected)")
@@ -94,15 +92,20 @@ def _load_coco(ann_file: Path):
     return coco
 
 
-READERS: dict[str, Callable[[str, str], LabelledImages]] = {"coco": read_coco, "synthetic": read_coco}
+# the training split and the split evaluated (mAP) of each data set
+SPLITS: dict[str, tuple[str, str]] = {"synthetic": ("train", "val"), "coco": ("train", "val"),
+                                      "voc": ("trainval", "test"), "vg500": ("train", "test"), "csv": ("train", "val")}
 
 
 def read_split(dataset: str, data_dir: str, split: str) -> LabelledImages:
     """One split of a data set; synthetic data_dir must already hold the set (see synthetic.ensure_synthetic)."""
-    if dataset not in READERS:
-        raise DataError(f"dataset={dataset!r} at {data_dir} is not supported yet: "
-                        f"use one of {', '.join(READERS)}")
-    return READERS[dataset](data_dir, split)
+    from trainables.readers import read_csv, read_vg500, read_voc
+
+    readers: dict[str, Callable[[str, str], LabelledImages]] = {
+        "coco": read_coco, "synthetic": read_coco, "voc": read_voc, "vg500": read_vg500, "csv": read_csv}
+    if dataset not in readers:
+        raise DataError(f"dataset={dataset!r} at {data_dir} is not supported: use one of {', '.join(readers)}")
+    return readers[dataset](data_dir, split)
 
 
 def verify_images(paths: Sequence[str], max_check: int | None = None) -> None:
@@ -139,18 +142,6 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, self.targets[index]
-
-
-def build_transforms(image_size: int, training: bool, mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
-                     std: Sequence[float] = IMAGENET_DEFAULT_STD) -> Callable:
-    """Squash-resize to image_size x image_size (nothing is cropped away), plus a horizontal flip in training.
-
-    timm's training crop (RandomResizedCrop) still centre-crops a non-square image even with scale=ratio=1,
-    which would cut small objects out of 4:3 COCO images, so training is the flip + timm's eval transform.
-    """
-    resize = create_transform(input_size=(3, image_size, image_size), is_training=False, crop_pct=1.0,
-                              crop_mode="squash", interpolation="bilinear", mean=tuple(mean), std=tuple(std))
-    return transforms.Compose([transforms.RandomHorizontalFlip(), resize]) if training else resize
 
 
 def class_counts_json(data: LabelledImages) -> dict:

@@ -29,7 +29,8 @@ def forward_rows(fn: Callable[[torch.Tensor], torch.Tensor], dataset: Dataset, r
     """`fn(images)` for every sample of `dataset`, in dataset order, on every rank (float32)."""
     rows = []
     for images, _ in shard_loader(dataset, runtime, batch_size, workers):
-        rows.append(fn(images.to(runtime.device, non_blocking=True)).float().cpu().numpy())
+        with runtime.autocast():
+            rows.append(fn(runtime.to_device(images)).float().cpu().numpy())
     local = np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
     return runtime.gather_rows(local.astype(np.float32, copy=False), len(dataset))
 

@@ -35,6 +35,27 @@ class Runtime:
     report: Report = _no_report
     checkpoint_dir: str | None = None
     wrap_model: Callable[[nn.Module], nn.Module] | None = None
+    autocast_dtype: torch.dtype | None = None  # mixed precision (bf16 / fp16); None = fp32
+    channels_last: bool = False  # NHWC images and weights (GPU only)
+
+    def configure(self, precision: str, channels_last: bool) -> None:
+        """Set mixed precision and memory format from the config, for this runtime's device."""
+        self.autocast_dtype = precision_dtype(precision, self.device)
+        self.channels_last = channels_last and self.device.type == "cuda"
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """Loss scaling, needed by fp16 only (bf16 has fp32's range); disabled otherwise."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
+
+    def to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        """Move a batch to the device (asynchronously from pinned memory), NHWC for images when asked."""
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last and batch.ndim == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
 
     @property
     def is_main(self) -> bool:
@@ -47,6 +68,8 @@ class Runtime:
     def wrap(self, model: nn.Module) -> nn.Module:
         """Move to the device and, in a data-parallel run, wrap for gradient all-reduce (DDP)."""
         model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         if self.world_size > 1 and self.wrap_model is not None:
             return self.wrap_model(model)
         return model
@@ -65,3 +88,12 @@ class Runtime:
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
+
+
+def precision_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: fp32 -> None; auto -> bf16 on a GPU that supports it, else fp16, and fp32 on CPU."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]

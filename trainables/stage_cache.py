@@ -24,7 +24,7 @@ from trainables.config import TrialConfig
 
 STAGE1_FIELDS = (
     "dataset", "data_dir", "synthetic_classes", "synthetic_train_images", "synthetic_val_images",
-    "image_size", "backbone", "pretrained", "loss", "asl_gamma_neg", "asl_gamma_pos", "asl_clip",
+    "image_size", "backbone", "pretrained", "pretrained_path", "augment", "precision", "loss", "asl_gamma_neg", "asl_gamma_pos", "asl_clip",
     "pretrain_epochs", "pretrain_lr", "weight_decay", "batch_size", "num_workers", "seed",
 )
 SYNTHETIC_ONLY = ("synthetic_classes", "synthetic_train_images", "synthetic_val_images")

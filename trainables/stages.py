@@ -36,15 +36,23 @@ def train_loader(dataset: Dataset, config: TrialConfig, runtime: Runtime) -> tup
 
 
 def train_epoch(forward: Callable[[torch.Tensor], torch.Tensor], batches, loss_fn: nn.Module,
-                optimizer: torch.optim.Optimizer, device: torch.device) -> float:
-    """One pass of `batches`; returns the mean loss per image (ASL sums over the labels of an image)."""
+                optimizer: torch.optim.Optimizer, runtime: Runtime, scaler: torch.amp.GradScaler | None = None) -> float:
+    """One pass of `batches`; returns the mean loss per image (ASL sums over the labels of an image).
+
+    The forward pass runs under the runtime's autocast; the loss is computed in fp32 on the logits;
+    with fp16 the scaler scales the loss so small gradients do not underflow.
+    """
+    scaler = scaler or runtime.grad_scaler()
     total, count = 0.0, 0
     for inputs, targets in batches:
-        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        loss = loss_fn(forward(inputs), targets)
+        inputs, targets = runtime.to_device(inputs), targets.to(runtime.device, non_blocking=True)
+        with runtime.autocast():
+            logits = forward(inputs)
+        loss = loss_fn(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         total += float(loss.detach())
         count += len(inputs)
     return total / max(count, 1)
@@ -78,7 +86,8 @@ def pretrain(config: TrialConfig, train_set: Dataset, val_set: Dataset, val_targ
     Returns the (unwrapped) direct model and its validation metrics: the paper's baseline row.
     """
     torch.manual_seed(config.seed)
-    model = build_model(config.backbone, num_classes, "none", pretrained=config.pretrained)
+    model = build_model(config.backbone, num_classes, "none", pretrained=config.pretrained,
+                        pretrained_path=config.pretrained_path)
     wrapped = runtime.wrap(model)
     optimizer = torch.optim.Adam(wrapped.parameters(), lr=config.pretrain_lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.pretrain_epochs, 1))
@@ -92,11 +101,12 @@ def pretrain(config: TrialConfig, train_set: Dataset, val_set: Dataset, val_targ
         start, metrics = state["epoch"], state["metrics"]
         log(f"[pretrain] resumed after epoch {start}")
     loader, sampler = train_loader(train_set, config, runtime)
+    scaler = runtime.grad_scaler()
     for epoch in range(start, config.pretrain_epochs):
         began = time.perf_counter()
         sampler.set_epoch(epoch)
         wrapped.train()
-        loss = train_epoch(wrapped, loader, loss_fn, optimizer, runtime.device)
+        loss = train_epoch(wrapped, loader, loss_fn, optimizer, runtime, scaler)
         scheduler.step()
         metrics = evaluate_model(model, val_set, val_targets, runtime, config.batch_size, config.loader_workers)
         log(f"[pretrain] epoch {epoch + 1}/{config.pretrain_epochs}  loss {loss:.4f}  "

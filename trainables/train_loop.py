@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from trainables.config import TrialConfig
-from trainables.data import ImageDataset, LabelledImages, build_transforms, read_split
+from trainables.data import SPLITS, ImageDataset, LabelledImages, read_split
+from trainables.preprocess import build_transforms, data_config
 from trainables.runtime import Runtime
+from trainables.saved_model import save_model
 from trainables.stage_cache import Stage1, load_stage1, save_stage1, stage1_key
 from trainables.stages import Log, embed, pretrain
 from trainables.train_stage import train_stage
-
-SPLITS = {"synthetic": ("train", "val"), "coco": ("train", "val")}
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ def load_splits(config: TrialConfig) -> Splits:
     train_name, val_name = SPLITS[config.dataset]
     train = read_split(config.dataset, config.data_dir, train_name)
     val = read_split(config.dataset, config.data_dir, val_name)
-    fit, plain = build_transforms(config.image_size, True), build_transforms(config.image_size, False)
+    preprocess = data_config(config.backbone, config.image_size)
+    fit, plain = build_transforms(preprocess, True, config.augment), build_transforms(preprocess, False)
     return Splits(train, val, ImageDataset(train, fit), ImageDataset(train, plain), ImageDataset(val, plain))
 
 
@@ -67,14 +68,22 @@ def run_stage1(config: TrialConfig, splits: Splits, cache_dir: str, runtime: Run
 
 
 def run_stages(config: TrialConfig, cache_dir: str, runtime: Runtime, log: Log,
-               stages: str = "all") -> dict[str, float]:
-    """Stage 1 (cached by key), then stage 3 unless `stages == "stage1"`. Returns final metrics."""
+               stages: str = "all", model_dir: str | None = None) -> dict[str, float]:
+    """Stage 1 (cached by key), then stage 3 unless `stages == "stage1"`. Returns final metrics.
+
+    With `model_dir`, rank 0 saves the trained model there (see saved_model) for export and predict.
+    """
+    runtime.configure(config.precision, config.channels_last)
     splits = load_splits(config)
     stage1 = run_stage1(config, splits, cache_dir, runtime, log)
     if stages == "stage1":
         return stage1.metrics
-    return train_stage(config, stage1, splits.train_set, splits.val_set, splits.train.labels,
-                       splits.val.labels, splits.train.classes, runtime, log)
+    metrics, model = train_stage(config, stage1, splits.train_set, splits.val_set, splits.train.labels,
+                                 splits.val.labels, splits.train.classes, runtime, log)
+    if model_dir and runtime.is_main:
+        save_model(model_dir, model, config, splits.train.classes, metrics)
+        log(f"[train] model saved to {model_dir}")
+    return metrics
 
 
 def ray_runtime(on_report=None) -> Runtime:
@@ -101,7 +110,7 @@ def ray_runtime(on_report=None) -> Runtime:
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """TorchTrainer entry: {"trial": flat TrialConfig, "cache_dir", "stages", "tracking_uri", "run_id"}."""
+    """TorchTrainer entry: {"trial": flat TrialConfig, "cache_dir", "stages", "tracking_uri", "run_id", "model_dir"}."""
     from trainables.tracking import EpochLogger
 
     config = TrialConfig(**loop_config["trial"])
@@ -117,4 +126,5 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     log(f"[workers] {runtime.world_size} Ray Train worker(s), rank 0 on node {ray.util.get_node_ip_address()}, "
         f"{torch.get_num_threads()} torch thread(s), device {runtime.device}")
-    run_stages(config, loop_config["cache_dir"], runtime, log, loop_config.get("stages", "all"))
+    run_stages(config, loop_config["cache_dir"], runtime, log, loop_config.get("stages", "all"),
+               loop_config.get("model_dir"))

@@ -25,6 +25,7 @@ from trainables.stage_cache import Stage1
 from trainables.stages import Log, report_epoch, restored_state, train_epoch, train_loader
 
 PACKAGED_GLOVE = {"synthetic": "coco_glove300.npz", "coco": "coco_glove300.npz", "voc": "voc_glove300.npz"}
+Trained = tuple[dict[str, float], nn.Module]
 
 
 def word_embeddings_path(config: TrialConfig) -> str:
@@ -72,7 +73,7 @@ def stage3_model(config: TrialConfig, stage1: Stage1, train_labels: np.ndarray,
 
 def _scheduler(config: TrialConfig, optimizer: torch.optim.Optimizer):
     if config.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
     if config.lr_schedule == "step":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.milestones(), gamma=0.1)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
@@ -87,8 +88,12 @@ def _feature_batches(features: torch.Tensor, targets: torch.Tensor, batch_size: 
 
 def train_stage(config: TrialConfig, stage1: Stage1, train_set: Dataset, val_set: Dataset,
                 train_labels: np.ndarray, val_labels: np.ndarray, classes: tuple[str, ...],
-                runtime: Runtime, log: Log) -> dict[str, float]:
-    """Train for `config.epochs`; backbone at backbone_lr, GCN/head at gcn_lr. Returns final metrics."""
+                runtime: Runtime, log: Log) -> Trained:
+    """Train for `config.epochs`; backbone at backbone_lr, GCN/head at gcn_lr.
+
+    Returns the final validation metrics (with n_params) and the trained (unwrapped) model. With
+    epochs = 0 (direct model only) the result is the stage-1 model, evaluated once.
+    """
     torch.manual_seed(config.seed)
     model = stage3_model(config, stage1, train_labels, classes)
     n_params = model_parameter_count(model)
@@ -117,19 +122,24 @@ def train_stage(config: TrialConfig, stage1: Stage1, train_set: Dataset, val_set
     train_y = torch.as_tensor(train_labels, dtype=torch.float32, device=device)
     val_x = torch.as_tensor(stage1.val_features, device=device)
     loader, sampler = (None, None) if fast else train_loader(train_set, config, runtime)
+    scaler = runtime.grad_scaler()
+
+    def evaluate() -> dict[str, float]:
+        if not fast:
+            return evaluate_model(model, val_set, val_labels, runtime, config.batch_size, config.loader_workers)
+        with torch.no_grad(), runtime.autocast():
+            return evaluate_scores(torch.sigmoid(model.logits_from_features(val_x)).float().cpu().numpy(), val_labels)
+
     for epoch in range(start, config.epochs):
         began = time.perf_counter()
         wrapped.train()
         if fast:
             batches = _feature_batches(train_x, train_y, config.batch_size, config.seed + epoch)
-            loss = train_epoch(model.logits_from_features, batches, loss_fn, optimizer, device)
-            with torch.no_grad():
-                scores = torch.sigmoid(model.logits_from_features(val_x)).cpu().numpy()
-            metrics = evaluate_scores(scores, val_labels)
+            loss = train_epoch(model.logits_from_features, batches, loss_fn, optimizer, runtime, scaler)
         else:
             sampler.set_epoch(epoch)
-            loss = train_epoch(wrapped, loader, loss_fn, optimizer, device)
-            metrics = evaluate_model(model, val_set, val_labels, runtime, config.batch_size, config.loader_workers)
+            loss = train_epoch(wrapped, loader, loss_fn, optimizer, runtime, scaler)
+        metrics = evaluate()
         scheduler.step()
         metrics = {**metrics, "n_params": n_params}
         log(f"[train] epoch {epoch + 1}/{config.epochs}  loss {loss:.4f}  val mAP {metrics['mAP']:.2f}  "
@@ -139,4 +149,7 @@ def train_stage(config: TrialConfig, stage1: Stage1, train_set: Dataset, val_set
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
         report = {"epoch": epoch + 1, "loss": loss, **metrics, "direct_mAP": stage1.metrics.get("mAP", float("nan"))}
         report_epoch(runtime, report, state)
-    return metrics
+    if not metrics:  # epochs = 0: the stage-1 direct model is the result
+        metrics = {**evaluate(), "n_params": n_params}
+        runtime.report({"epoch": 0, **metrics, "direct_mAP": stage1.metrics.get("mAP", float("nan"))}, None)
+    return metrics, model

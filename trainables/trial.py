@@ -27,6 +27,11 @@ def runs_in_process(config: TrialConfig) -> bool:
     return not config.finetune_backbone and config.num_workers == 1 and not config.use_gpu
 
 
+def model_dir(config: TrialConfig, study: dict[str, Any], trial_id: str) -> str | None:
+    """Where the trial saves its final model: <study>/models/<trial_id>, unless keep_checkpoints=none."""
+    return None if config.keep_checkpoints == "none" else os.path.join(study["models_dir"], trial_id)
+
+
 def _tune_runtime(logger: EpochLogger) -> Runtime:
     from ray import tune
 
@@ -53,7 +58,8 @@ def _train_in_workers(config: TrialConfig, study: dict[str, Any], trial_id: str,
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"trial": config.to_dict(), "cache_dir": study["cache_dir"],
-                           "tracking_uri": study["tracking_uri"], "run_id": run_id},
+                           "tracking_uri": study["tracking_uri"], "run_id": run_id,
+                           "model_dir": model_dir(config, study, trial_id)},
         scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
                                      resources_per_worker={"CPU": study["cpus_per_worker"]}),
         run_config=RunConfig(name=f"train-{trial_id}", storage_path=study["train_storage"],
@@ -85,7 +91,8 @@ def imlgcn_trial(config: dict[str, Any], study: dict[str, Any]) -> None:
 
             torch.set_num_threads(max(1, threads))
             runtime = _tune_runtime(EpochLogger(study["tracking_uri"], run_id))
-            metrics = run_stages(trial_config, study["cache_dir"], runtime, lambda text: None)
+            metrics = run_stages(trial_config, study["cache_dir"], runtime, lambda text: None,
+                                 model_dir=model_dir(trial_config, study, trial_id))
         else:
             metrics = _train_in_workers(trial_config, study, trial_id, run_id)
         final = {k: float(metrics[k]) for k in FINAL_KEYS}

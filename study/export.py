@@ -1,0 +1,95 @@
+"""The models a study keeps (`keep_checkpoints`), and `imlgcn study export`: register them in MLflow.
+
+Every trial saves its final model to `<study>/models/<trial_id>` (see trainables.saved_model). With
+keep_checkpoints=front, the folders of trials off the Pareto front are deleted when the study
+finishes. Export logs a kept folder as the artifact `model` of the trial's MLflow run and registers
+it as a version of the registered model `imlgcn-<study>`, tagged with the trial and its scores; the
+folder carries the label names and timm's preprocessing, so `imlgcn predict --model models:/...`
+needs nothing else.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from study.study_state import StudyError, StudyState
+from trainables.saved_model import read_meta
+
+
+def kept_model_dirs(state: StudyState) -> dict[str, Path]:
+    """trial_id -> its saved model folder, for the trials whose folder is complete."""
+    if not state.models_dir.is_dir():
+        return {}
+    return {p.name: p for p in sorted(state.models_dir.iterdir()) if (p / "imlgcn.json").is_file()}
+
+
+def prune_models(state: StudyState, trials: pd.DataFrame, progress: Callable[[str], None]) -> None:
+    """Apply keep_checkpoints: front keeps the Pareto trials' models only; all keeps every model."""
+    if state.base_config.get("keep_checkpoints", "front") != "front":
+        return
+    front = set(trials.loc[trials["pareto"], "trial_id"].astype(str))
+    dropped = [folder for trial_id, folder in kept_model_dirs(state).items() if trial_id not in front]
+    for folder in dropped:
+        shutil.rmtree(folder, ignore_errors=True)
+    if dropped:
+        progress(f"kept the models of the {len(front)} Pareto trials, deleted {len(dropped)} others "
+                 "(keep_checkpoints=front)")
+
+
+def chosen_trials(trials: pd.DataFrame, trial_id: str | None, front: bool, study: str) -> pd.DataFrame:
+    """The rows to export: one trial by id, or the Pareto front."""
+    if trial_id:
+        rows = trials[trials["trial_id"].astype(str) == trial_id]
+        if rows.empty:
+            raise StudyError(f"study {study!r} has no finished trial {trial_id!r}: see the trial ids in "
+                             f"`imlgcn study report {study}`")
+        return rows
+    if front:
+        return trials[trials["pareto"]]
+    raise StudyError("study export needs --trial ID or --front")
+
+
+def export_models(state: StudyState, tracking_uri: str, trial_id: str | None, front: bool) -> list[dict]:
+    """Register the chosen trials' models as versions of `imlgcn-<study>`; one already registered is reused."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from study.report import trial_table
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        trials = trial_table(client, state.name)
+    except ValueError as error:
+        raise StudyError(str(error)) from None
+    rows = chosen_trials(trials, trial_id, front, state.name)
+    kept = kept_model_dirs(state)
+    missing = [t for t in rows["trial_id"].astype(str) if t not in kept]
+    if missing:
+        raise StudyError(f"trial {missing[0]} of study {state.name!r} kept no model (keep_checkpoints="
+                         f"{state.base_config.get('keep_checkpoints', 'front')}): export a front trial, or rerun "
+                         "the study with --set keep_checkpoints=all")
+    name = f"imlgcn-{state.name}"
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"IML-GCN models of study {state.name}")
+    registered = {v.tags.get("trial_id"): v for v in client.search_model_versions(f"name = '{name}'")}
+    exported = []
+    for row in rows.itertuples():
+        tid = str(row.trial_id)
+        version = registered.get(tid)
+        if version is None:
+            meta = read_meta(kept[tid])
+            client.log_artifacts(row.run_id, str(kept[tid]), "model")
+            source = f"{client.get_run(row.run_id).info.artifact_uri}/model"
+            tags = {"trial_id": tid, "mAP": f"{row.mAP:.2f}", "n_params": str(int(row.n_params)),
+                    "backbone": meta["config"]["backbone"], "embedding": meta["config"]["embedding"],
+                    "num_classes": str(len(meta["classes"])), "input_size": "x".join(map(str, meta["preprocess"]["input_size"]))}
+            version = client.create_model_version(name, source=source, run_id=row.run_id, tags=tags)
+        exported.append({"model": f"models:/{name}/{version.version}", "trial_id": tid,
+                         "mAP": round(float(row.mAP), 2), "n_params": int(row.n_params)})
+    return exported

@@ -1,0 +1,86 @@
+"""`imlgcn predict`: labels of images from a saved model (a folder, or an MLflow models:/ or runs:/ URI).
+
+The model folder is downloaded from MLflow when given a URI, then read as data (safetensors + JSON):
+no code from the model is executed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from trainables.config import ConfigError
+from trainables.data import verify_images
+
+
+def resolve_model(uri: str, tracking_uri: str | None) -> Path:
+    """A local model folder for `uri`: the folder itself, or the artifacts downloaded from MLflow."""
+    local = Path(uri).expanduser()
+    if local.is_dir():
+        return local
+    if not uri.startswith(("models:/", "runs:/")) and "://" not in uri:
+        raise ConfigError(f"--model {uri}: no such folder; pass a model folder, models:/NAME/VERSION "
+                          "or runs:/RUN_ID/model")
+    import os
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is for our lines
+    from study.tracking import resolve_tracking_uri
+
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    try:
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
+                                                        dst_path=tempfile.mkdtemp(prefix="imlgcn-model-")))
+    except (MlflowException, OSError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"--model {uri} cannot be fetched from {mlflow.get_tracking_uri()} ({first}): "
+                          "check the name/version with the MLflow UI, or pass --tracking-uri") from None
+    found = [p for p in (path, path / "model") if (p / "imlgcn.json").is_file()]
+    if not found:
+        raise ConfigError(f"--model {uri} holds no imlgcn model (no imlgcn.json): export it with "
+                          "`imlgcn study export` or use the `model` artifact of an `imlgcn train` run")
+    return found[0]
+
+
+def predict(model_uri: str, images: list[str], threshold: float, device: str | None,
+            tracking_uri: str | None, batch_size: int = 16) -> list[dict[str, Any]]:
+    """One dict per image: its path and the labels with probability >= threshold, most probable first."""
+    import torch
+
+    from trainables.saved_model import load_model, predict_probabilities
+
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"--threshold {threshold} is out of range: use a probability in [0, 1]")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
+    missing = [p for p in images if not Path(p).is_file()]
+    if missing:
+        raise ConfigError(f"image {missing[0]} does not exist ({len(missing)} of {len(images)} missing)")
+    verify_images(images)
+    folder = resolve_model(model_uri, tracking_uri)
+    try:
+        model, meta = load_model(folder, device)
+    except (ValueError, KeyError) as error:
+        raise ConfigError(f"model {model_uri} cannot be loaded: {error}") from None
+    scores = predict_probabilities(model, meta, images, batch_size, device)
+    classes = meta["classes"]
+    results = []
+    for path, row in zip(images, scores):
+        order = [int(c) for c in row.argsort()[::-1] if row[c] >= threshold]
+        results.append({"image": path, "labels": [{"label": classes[c], "probability": float(row[c])}
+                                                  for c in order]})
+    return results
+
+
+def format_predictions(results: list[dict[str, Any]]) -> str:
+    """A plain table: one line per image, `label (probability)` pairs, '-' when none passes the threshold."""
+    width = max((len(r["image"]) for r in results), default=5)
+    lines = []
+    for r in results:
+        labels = ", ".join(f"{x['label']} ({x['probability']:.2f})" for x in r["labels"]) or "-"
+        lines.append(f"{r['image']:<{width}}  {labels}")
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""Preprocessing and augmentation from timm: the backbone's own normalisation at our square input size.
+
+`resolve_model_data_config` gives the mean, std and interpolation the backbone was trained with (TResNet
+expects [0, 1] inputs, ResNets ImageNet statistics); `create_transform` builds the transforms. Images
+are squash-resized to image_size x image_size, never cropped: a crop would cut small objects (the
+labels) out of 4:3 COCO images. The same dict is saved with an exported model, so `imlgcn predict`
+preprocesses exactly as training evaluated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import timm
+import torch
+from timm.data import create_transform, resolve_model_data_config
+from torchvision import transforms
+from torchvision.transforms import InterpolationMode
+
+
+def data_config(backbone: str, image_size: int) -> dict[str, Any]:
+    """timm's data config of `backbone` (mean, std, interpolation) at a square `image_size`, no crop."""
+    try:
+        with torch.device("meta"):  # only the pretrained_cfg is read: no weights, no memory
+            model = timm.create_model(backbone, pretrained=False, num_classes=0)
+    except Exception:  # a model whose constructor needs real tensors
+        model = timm.create_model(backbone, pretrained=False, num_classes=0)
+    resolved = resolve_model_data_config(model)
+    return {"input_size": [3, image_size, image_size], "interpolation": resolved["interpolation"],
+            "mean": [float(v) for v in resolved["mean"]], "std": [float(v) for v in resolved["std"]],
+            "crop_pct": 1.0, "crop_mode": "squash"}
+
+
+def build_transforms(preprocess: dict[str, Any], training: bool, augment: str = "") -> Callable:
+    """Eval: squash-resize + normalise. Training: squash-resize, then timm's training transform with a
+    horizontal flip and `augment` (a timm auto-augment string, e.g. 'rand-m9-mstd0.5-inc1' = RandAugment
+    as ASL; '' = flip only). With scale = ratio = 1 its random crop keeps the whole (already square) image.
+    """
+    size = tuple(preprocess["input_size"])
+    common = {"input_size": size, "interpolation": preprocess["interpolation"],
+              "mean": tuple(preprocess["mean"]), "std": tuple(preprocess["std"])}
+    if not training:
+        return create_transform(is_training=False, crop_pct=1.0, crop_mode="squash", **common)
+    squash = transforms.Resize(size[1:], interpolation=_interpolation(preprocess["interpolation"]))
+    train = create_transform(is_training=True, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.5, vflip=0.0,
+                             color_jitter=None, auto_augment=augment or None, **common)
+    return transforms.Compose([squash, train])
+
+
+def _interpolation(name: str) -> InterpolationMode:
+    return {"bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}.get(
+        name, InterpolationMode.BILINEAR)
+
+
+def check_augment(augment: str) -> None:
+    """Fail fast on an auto-augment string timm cannot parse (raises ValueError naming it)."""
+    if augment:
+        try:
+            build_transforms(data_config("test_resnet", 8), True, augment)
+        except Exception as error:
+            raise ValueError(f"augment={augment!r} is not a timm auto-augment string ({error}): "
+                             "use e.g. rand-m9-mstd0.5-inc1 (RandAugment) or '' for flips only") from None
