@@ -29,6 +29,8 @@ def prepare_data(config: TrialConfig, progress: Progress) -> tuple[TrialConfig, 
         raise DataError(f"dataset={config.dataset} is not supported yet: use one of {', '.join(SPLITS)}")
     if config.pretrained_path:
         config = replace(config, pretrained_path=str(check_weights(config)))
+    elif config.pretrained:
+        fetch_pretrained(config, progress)
     if config.dataset == "synthetic":
         config.check_classes(config.synthetic_classes)  # before spending a minute drawing images
         path = ensure_synthetic(config.data_dir, config.synthetic_classes, config.synthetic_train_images,
@@ -63,6 +65,18 @@ def check_weights(config: TrialConfig) -> Path:
         raise ConfigError(f"{error}: pass a weights file saved from timm's {config.backbone} "
                           "(.safetensors or a state dict)") from None
     return path
+
+
+def fetch_pretrained(config: TrialConfig, progress: Progress) -> None:
+    """Download timm's weights on the driver first: an unreachable hub is one clear line here, not a
+    traceback in every Ray worker (and on one machine the workers then read the local cache)."""
+    from trainables.model import create_backbone
+
+    progress(f"fetching timm's pretrained weights of {config.backbone}")
+    try:
+        create_backbone(config.backbone, pretrained=True)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None, storage: str,

@@ -85,6 +85,17 @@ def test_bad_input_fails_fast_with_one_line(capsys, monkeypatch, tmp_path, tiny_
     assert not ray.is_initialized()
 
 
+def test_unreachable_weights_hub_is_one_line_before_ray(tmp_path, tiny_data):
+    exe = Path(sys.executable).with_name("imlgcn")
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}  # empty cache
+    done = subprocess.run([str(exe), "train", "--set", "dataset=coco", f"data_dir={tiny_data}", "pretrained=true"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("imlgcn: error: cannot fetch timm's pretrained weights "
+                                                           "of test_resnet")
+    assert "pretrained_path=FILE" in done.stderr and not (tmp_path / "mlflow.db").exists()
+
+
 def test_console_script_exit_code_and_no_traceback(tmp_path):
     exe = Path(sys.executable).with_name("imlgcn")
     done = subprocess.run([str(exe), "train", "--set", "tau=2"], cwd=tmp_path, capture_output=True,

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from trainables.config import TrialConfig
 from trainables.runtime import Runtime
 from trainables.stage_cache import load_stage1, stage1_key
 from trainables.train_loop import load_splits, run_stages
@@ -70,3 +71,16 @@ def test_graph_and_node_features_follow_the_config(tiny_config, tmp_path):
                          splits.train.classes).shape == (5, 8)
     assert node_features(dataclasses.replace(tiny_config, embedding="word"), stage1, labels,
                          splits.train.classes).shape == (5, 300)
+
+
+def test_stages_train_on_voc_and_csv_layouts(tmp_path):
+    """The real-layout readers feed the same stages: VOC's -1 (difficult) entries are ignored throughout."""
+    from tests.test_readers import _csv, _voc
+
+    voc = _voc(tmp_path / "voc")
+    own = _csv(tmp_path / "csv")
+    for dataset, folder in (("voc", voc), ("csv", own)):
+        config = TrialConfig(dataset=dataset, data_dir=str(folder), image_size=32, backbone="test_resnet",
+                             pretrain_epochs=1, epochs=1, batch_size=4, gcn_hidden=8, pca_dim=2)
+        metrics = run_stages(config, str(tmp_path / dataset / "cache"), Runtime(), lambda _: None)
+        assert 0 <= metrics["mAP"] <= 100 and metrics["n_params"] > 0

@@ -116,6 +116,8 @@ def test_trials_train_on_ray_train_workers(tmp_path, tiny_data):
     assert len(runs(tmp_path, "s2", "trial")) == 2
     kept = list((tmp_path / "studies" / "s2" / "models").iterdir())  # saved by rank 0 of the Train workers
     assert kept and all((folder / "model.safetensors").is_file() for folder in kept)
+    trains = list((tmp_path / "studies" / "s2" / "train").glob("train-*"))
+    assert len(trains) == 2 and not [p for p in trains[0].parent.glob("train-*/checkpoint_*") if p.is_dir()]
 
 
 def test_resume_after_killing_the_driver(tmp_path, tiny_data):

@@ -141,7 +141,14 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
 
 def create_backbone(name: str, pretrained: bool = False, pretrained_path: str = "") -> nn.Module:
     """A headless timm model (pooled B x d output). A local `pretrained_path` wins over a download."""
-    backbone = timm.create_model(name, pretrained=pretrained and not pretrained_path, num_classes=0)
+    download = pretrained and not pretrained_path
+    try:
+        backbone = timm.create_model(name, pretrained=download, num_classes=0)
+    except Exception as error:  # hub unreachable, no weights published for this name, ...
+        if not download:
+            raise
+        raise ValueError(f"cannot fetch timm's pretrained weights of {name} ({type(error).__name__}): check "
+                         "network access to the Hugging Face hub, or pass pretrained_path=FILE") from None
     if pretrained_path:
         load_backbone_weights(backbone, pretrained_path)
     return backbone
