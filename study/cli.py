@@ -132,7 +132,7 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
 
         config = load_trial_config(args.preset or "study-demo", args.config, args.assignments)
         state = study_job.create_study(args.name, config, args.space, args.objective, args.num_samples,
-                                       args.max_concurrent, args.storage, args.tracking_uri, progress)
+                                       args.max_concurrent, args.storage, args.tracking_uri, progress, args.address)
         study_job.run_trials(state, "tune", args.num_samples, args.address, progress)
     elif args.study_command == "resume":
         state = study_job.resume_study(args.name, args.storage, args.address, progress)
@@ -215,7 +215,10 @@ COMMANDS = {"train": cmd_train, "params": cmd_params, "data": cmd_data, "study":
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # its URLs may carry credentials
     from trainables.data import DataError
     from study.study_state import StudyError, StudyInterrupted
 

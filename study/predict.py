@@ -28,6 +28,7 @@ def resolve_model(uri: str, tracking_uri: str | None) -> Path:
     from mlflow.exceptions import MlflowException
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is for our lines
+    from study.preflight import redact
     from study.tracking import resolve_tracking_uri
 
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
@@ -36,7 +37,7 @@ def resolve_model(uri: str, tracking_uri: str | None) -> Path:
                                                         dst_path=tempfile.mkdtemp(prefix="imlgcn-model-")))
     except (MlflowException, OSError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"--model {uri} cannot be fetched from {mlflow.get_tracking_uri()} ({first}): "
+        raise ConfigError(f"--model {uri} cannot be fetched from {redact(mlflow.get_tracking_uri())} ({first}): "
                           "check the name/version with the MLflow UI, or pass --tracking-uri") from None
     found = [p for p in (path, path / "model") if (p / "imlgcn.json").is_file()]
     if not found:

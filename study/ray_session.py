@@ -19,7 +19,9 @@ TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEM
              "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
 # Worker processes: OpenMP threads that sleep instead of spin when idle. Spinning threads of one
 # torch worker slowed it 4x (2 threads) when another process held one of the 2 cores here.
-WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+# MLflow prints "View run ... at: URL" when a run ends, with any credentials the tracking URI holds:
+# off in every process we start (our own lines print the URI redacted).
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None, extra_cpus: int = 0) -> str:
@@ -36,7 +38,11 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, extra_cpu
         return "Ray already initialised"
     runtime_env = {"env_vars": {k: os.environ.get(k, v) for k, v in WORKER_ENV.items()}}
     if address:
-        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
+        host = address.split("://", 1)[-1].rpartition(":")[0]
+        # A driver on a loopback test cluster must say which node it is on: Ray would guess 127.0.0.1,
+        # which matches no node there. On a real cluster Ray finds this machine's address itself.
+        node_ip = {"_node_ip_address": host} if host.startswith("127.") else {}
+        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env, **node_ip)
         return f"joined Ray cluster at {address}"
     if extra_cpus:
         num_cpus = (num_cpus or os.cpu_count() or 1) + extra_cpus

@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from study.pareto import pareto_front
+from study.preflight import redact
 from study.report_plots import write_html, write_png
 
 METRICS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "n_params", "wall_time_s")
@@ -95,7 +96,7 @@ def format_front(front: pd.DataFrame) -> str:
 def _experiment_id(client: MlflowClient, study: str) -> str:
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
-        raise ValueError(f"no MLflow experiment named {study!r} at {client.tracking_uri}: run `imlgcn study list` "
+        raise ValueError(f"no MLflow experiment named {study!r} at {redact(client.tracking_uri)}: run `imlgcn study list` "
                          "to see the studies there, or pass the --tracking-uri the study used")
     return experiment.experiment_id
 

@@ -9,11 +9,13 @@ included). extend: a new Tune run over the same Optuna journal. Each ends by clo
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
 
-from study.study_state import StudyInterrupted, StudyState, load_state, study_folder
+from study.preflight import check_ray_address, check_tracking_uri, check_writable
+from study.study_state import StudyInterrupted, StudyState, driver_lock, load_state, study_folder
 from study.tracking import experiment_id, resolve_tracking_uri
 from trainables.config import ConfigError, TrialConfig
 from trainables.trial import runs_in_process
@@ -22,25 +24,42 @@ Progress = Callable[[str], None]
 
 
 def create_study(name: str, config: TrialConfig, space: str, objective: str, num_samples: int,
-                 max_concurrent: int, storage: str, tracking_uri: str | None, progress: Progress) -> StudyState:
+                 max_concurrent: int, storage: str, tracking_uri: str | None, progress: Progress,
+                 address: str | None = None) -> StudyState:
     """Check everything, then write the study record and open its MLflow parent run."""
-    from mlflow.tracking import MlflowClient
-
     from search_spaces import get_space
-    from study.train_job import prepare_data
 
-    if study_folder(storage, name).exists():
-        raise ConfigError(f"study {name!r} already exists in {Path(storage).absolute()}: "
-                          f"continue it with `imlgcn study resume {name}` or add trials with "
-                          f"`imlgcn study extend {name} --num-samples K`")
     try:
         get_space(space)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     if num_samples < 1:
         raise ConfigError(f"--num-samples {num_samples} must be at least 1")
-    config, classes = prepare_data(config, progress)
+    folder = study_folder(check_writable(storage), name)
+    try:
+        folder.mkdir()  # atomic: of two drivers starting the same name at once, one gets it
+    except FileExistsError:
+        raise ConfigError(f"study {name!r} already exists in {Path(storage).absolute()}: "
+                          f"continue it with `imlgcn study resume {name}` or add trials with "
+                          f"`imlgcn study extend {name} --num-samples K`") from None
+    try:
+        return _new_state(name, config, space, objective, num_samples, max_concurrent, storage, tracking_uri,
+                          address, progress)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-written: the name is free again
+        raise
+
+
+def _new_state(name: str, config: TrialConfig, space: str, objective: str, num_samples: int, max_concurrent: int,
+               storage: str, tracking_uri: str | None, address: str | None, progress: Progress) -> StudyState:
+    from mlflow.tracking import MlflowClient
+
+    from study.train_job import prepare_data
+
     uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_uri(uri)
+    check_ray_address(address)
+    config, classes = prepare_data(config, progress)
     client = MlflowClient(tracking_uri=uri)
     exp = experiment_id(client, name, uri)
     parent = client.create_run(exp, tags={"stage": "study", "space": space, "objective": objective},
@@ -54,13 +73,21 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, num
 
 def run_trials(state: StudyState, run_name: str, num_samples: int, address: str | None,
                progress: Progress, restore: bool = False) -> None:
-    """Stage 1 once, then the Tune run `run_name` (restored when asked and possible)."""
+    """Stage 1 once, then the Tune run `run_name` (restored when asked and possible), under the driver lock."""
+    with driver_lock(state):
+        _run_trials(state, run_name, num_samples, address, progress, restore)
+
+
+def _run_trials(state: StudyState, run_name: str, num_samples: int, address: str | None,
+                progress: Progress, restore: bool) -> None:
     from mlflow.tracking import MlflowClient
 
     from study.pretrain_job import ensure_stage1
     from study.ray_session import check_gpus, cluster_cpus, cluster_gpus, start_ray, stop_ray
     from study.tune import new_tuner, restored_tuner
 
+    check_tracking_uri(state.tracking_uri)
+    check_ray_address(address)
     config = TrialConfig(**state.base_config)
     client = MlflowClient(tracking_uri=state.tracking_uri)
     client.update_run(state.parent_run_id, status="RUNNING")

@@ -7,8 +7,10 @@ lives in that one JSON file, written atomically, so a driver killed at any point
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -87,3 +89,31 @@ def list_states(storage: str | Path) -> list[StudyState]:
     if not root.is_dir():
         return []
     return [load_state(root, p.parent.name) for p in sorted(root.glob(f"*/{STATE_FILE}"))]
+
+
+@contextlib.contextmanager
+def driver_lock(state: StudyState):
+    """Held while a driver runs the study, so a second `run`/`resume`/`extend` of it is refused.
+
+    An flock is released by the OS when its process dies, even by SIGKILL, so `imlgcn study resume`
+    after a crash is never blocked by a stale lock. (On NFS, flock may only be local to one machine.)
+    """
+    import fcntl
+
+    state.folder.mkdir(parents=True, exist_ok=True)
+    handle = open(state.folder / "driver.lock", "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise StudyError(f"study {state.name!r} is being run by another driver ({holder}): wait for it to "
+                             "end, or stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

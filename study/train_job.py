@@ -87,9 +87,12 @@ def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None
     """
     from study.ray_session import check_gpus, start_ray, stop_ray
 
+    from study.preflight import preflight
+
     began = time.time()
-    config, classes = prepare_data(config, progress)
     uri = resolve_tracking_uri(tracking_uri)
+    preflight(uri, address, storage)
+    config, classes = prepare_data(config, progress)
     progress(start_ray(address))
     try:
         check_gpus(config.use_gpu, config.num_workers)
@@ -103,13 +106,14 @@ def _tracked_fit(config: TrialConfig, classes: tuple[str, ...], uri: str, experi
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
+    from study.preflight import redact
     from study.ray_session import cluster_cpus
 
     client = MlflowClient(tracking_uri=uri)
     run = client.create_run(experiment_id(client, experiment, uri), tags={"stage": "train"},
                             run_name=f"{config.embedding}-{config.backbone}")
     run_id = run.info.run_id
-    progress(f"MLflow run {run_id} in experiment {experiment!r} at {uri}")
+    progress(f"MLflow run {run_id} in experiment {experiment!r} at {redact(uri)}")
     model_dir = storage / "models" / run_id
     try:
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in config.to_dict().items()])

@@ -75,13 +75,36 @@ class TrialProgress:
                 searched = {k: trial.config.get(k) for k in keys}
                 text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in searched.items())
                 print(f"imlgcn: trial {trial.trial_id} done ({_Progress.done}/{total}): mAP {r.get('mAP', float('nan')):.2f}, "
-                      f"{r.get('n_params', 0) / 1e6:.3f} M params ({text})", file=sys.stderr, flush=True)
-
-            def on_trial_error(self, iteration, trials, trial, **info):
-                print(f"imlgcn: trial {trial.trial_id} failed after its retries; the study goes on",
+                      f"{r.get('n_params', 0) / 1e6:.3f} M params ({text}); driver RSS {driver_rss_mb():.0f} MB",
                       file=sys.stderr, flush=True)
 
+            def on_trial_error(self, iteration, trials, trial, **info):
+                print(f"imlgcn: trial {trial.trial_id} failed after its retries ({_error_cause(trial)}); "
+                      "the study goes on", file=sys.stderr, flush=True)
+
         return _Progress()
+
+
+def _error_cause(trial) -> str:
+    """The last 'SomethingError: message' line of the trial's stored traceback (e.g. DataError: image X ...)."""
+    try:
+        text = str(trial.get_error() or "")
+    except Exception:  # the error file is gone or unreadable: the trial folder still has the log
+        text = ""
+    causes = [line.strip() for line in text.splitlines() if "Error: " in line and not line.startswith(" ")]
+    return causes[-1] if causes else "see the trial's error.txt in the study's tune folder"
+
+
+def driver_rss_mb() -> float:
+    """Resident memory of this (driver) process in MB: a long study must keep it flat."""
+    import os
+    import resource
+
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # not Linux: the peak instead of the current value
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
 def _close_stopped_run(tracking_uri: str, runs_dir: str, trial_id: str, result: dict, epochs: int) -> None:
@@ -129,7 +152,7 @@ def new_tuner(state: StudyState, run_name: str, num_samples: int, cpus_per_worke
         trainable(state, cpus_per_worker),
         tune_config=tune.TuneConfig(search_alg=searcher(state), scheduler=scheduler, metric=metric, mode=mode,
                                     num_samples=num_samples, max_concurrent_trials=state.max_concurrent,
-                                    trial_dirname_creator=trial_dirname),
+                                    trial_dirname_creator=trial_dirname, reuse_actors=True),
         run_config=tune.RunConfig(name=run_name, storage_path=str(state.folder / "tune"), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=2),
                                   callbacks=[TrialProgress.create(num_samples, state.tracking_uri,

@@ -84,3 +84,19 @@ def test_stages_train_on_voc_and_csv_layouts(tmp_path):
                              pretrain_epochs=1, epochs=1, batch_size=4, gcn_hidden=8, pca_dim=2)
         metrics = run_stages(config, str(tmp_path / dataset / "cache"), Runtime(), lambda _: None)
         assert 0 <= metrics["mAP"] <= 100 and metrics["n_params"] > 0
+
+
+def test_a_corrupt_image_mid_epoch_is_a_clear_error(tmp_path, tiny_config):
+    """Documented choice: an image that breaks after the driver's check stops the run, naming the file
+    (a silently skipped image would change the data set under the study's feet)."""
+    import shutil
+
+    from trainables.data import DataError
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_config.data_dir, data)
+    broken = sorted((data / "train2014").iterdir())[7]
+    broken.write_bytes(b"\xff\xd8 truncated")
+    config = dataclasses.replace(tiny_config, data_dir=str(data))
+    with pytest.raises(DataError, match=f"image {broken} cannot be read"):
+        run_stages(config, str(tmp_path / "cache"), Runtime(), lambda _: None)

@@ -1,0 +1,216 @@
+"""A study on a real two-node Ray cluster with token authentication and a real MLflow tracking server,
+with faults injected while it runs. Everything binds to loopback addresses; the test stops what it
+started by process group.
+
+One study, in order: a second `study run` of the same name and a `study resume` are refused while it
+runs; the MLflow server is stopped for 30 s and started again; the driver is killed with SIGKILL and
+`study resume` finishes it. Then every asked trial is FINISHED exactly once, nothing is left RUNNING,
+trials ran on both nodes, the report works against the server, and the server's password-like URI
+part never shows up in output, params or tags.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+HEAD_IP, NODE_IP = "127.0.0.2", "127.0.0.3"
+TRIALS = 6
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM the process group (ray start --block stops its node on SIGTERM), then SIGKILL leftovers."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _wait(check, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def auth_env(tmp_path_factory) -> dict[str, str]:
+    """Ray token authentication on: every node and driver gets the same random token file."""
+    token = tmp_path_factory.mktemp("auth") / "ray_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(auth_env, tmp_path_factory):
+    """A head on 127.0.0.2 and a second node on 127.0.0.3, one CPU each; yields the head's address."""
+    port = _free_port(HEAD_IP)
+    logs = tmp_path_factory.mktemp("ray_logs")
+    common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
+    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--node-ip-address", HEAD_IP, "--port", str(port),
+                             "--dashboard-host", "127.0.0.1", "--ray-client-server-port", str(_free_port()), *common],
+                            env=auth_env, stdout=open(logs / "head.log", "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    address = f"{HEAD_IP}:{port}"
+    node = None
+    try:
+        _wait(lambda: _accepts(HEAD_IP, port), 120, "the Ray head")
+        node = subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--node-ip-address", NODE_IP,
+                                 *common], env=auth_env, stdout=open(logs / "node.log", "w"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        _wait(lambda: _alive_nodes(address, auth_env) >= 2, 180, "the second Ray node")
+        yield address
+    finally:
+        for process in (node, head):
+            if process is not None:
+                _stop(process)
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _alive_nodes(address: str, env: dict) -> int:
+    code = ("import ray; ray.init(address=%r, _node_ip_address=%r, logging_level='ERROR'); "
+            "print(sum(n['Alive'] for n in ray.nodes()))" % (address, HEAD_IP))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else 0
+
+
+class MlflowServer:
+    """`mlflow server` on 127.0.0.1 with a SQLite backend and a local artifact root; stop() and start()."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port, self.process = folder, _free_port(), None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self.process = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+             "--default-artifact-root", str(self.folder / "artifacts")],
+            env=env, stdout=open(self.folder / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+        _wait(self.healthy, 120, "the MLflow server")
+
+    def healthy(self) -> bool:
+        import requests
+
+        try:
+            return requests.get(self.uri + "/health", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow_server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def _trial_runs(uri: str, name: str, status: str | None = None) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return []
+    found = client.search_runs([experiment.experiment_id], "tags.stage = 'trial'")
+    return [r for r in found if status is None or r.info.status == status]
+
+
+def test_study_on_two_nodes_survives_faults(tmp_path, tiny_data, ray_cluster, mlflow_server, auth_env):
+    shared = tmp_path / "shared"  # both nodes see it: the study's storage
+    secret = "pa55word-not-for-logs"
+    uri = mlflow_server.uri.replace("http://", f"http://tester:{secret}@")
+    common = ["--storage", str(shared), "--tracking-uri", uri, "--address", ray_cluster]
+    tiny = ["--set", "dataset=coco", f"data_dir={tiny_data}", "backbone=test_resnet", "image_size=32",
+            "pretrain_epochs=1", "epochs=8", "gcn_hidden=16", "batch_size=16", "finetune_backbone=false"]
+    imlgcn = [str(BIN / "imlgcn"), "study"]
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen([*imlgcn, "run", "--name", "c1", "--space", "small", "--num-samples", str(TRIALS),
+                               "--max-concurrent", "2", *common, *tiny], cwd=tmp_path, env=auth_env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    outputs = []
+    try:
+        _wait(lambda: (shared / "c1" / "study.json").exists(), 300, "the study record")
+        for command in (["run", "--name", "c1", *common, *tiny], ["resume", "c1", *common]):
+            refused = subprocess.run([*imlgcn, *command], cwd=tmp_path, env=auth_env, capture_output=True,
+                                     text=True, timeout=120)
+            outputs.append(refused.stderr)
+            assert refused.returncode == 2, refused.stderr[-2000:]
+        assert "already exists" in outputs[0] and "being run by another driver" in outputs[1]
+
+        _wait(lambda: len(_trial_runs(mlflow_server.uri, "c1", "FINISHED")) >= 1, 600, "a finished trial")
+        mlflow_server.stop()  # the tracking server goes away for 30 s while trials log
+        time.sleep(30)
+        assert driver.poll() is None, "the study crashed while the MLflow server was down"
+        mlflow_server.start()
+
+        _wait(lambda: len(_trial_runs(mlflow_server.uri, "c1", "FINISHED")) >= 3, 600, "three finished trials")
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver dies; the cluster and the server stay up
+        driver.wait(timeout=60)
+        resumed = subprocess.run([*imlgcn, "resume", "c1", *common], cwd=tmp_path, env=auth_env,
+                                 capture_output=True, text=True, timeout=900)
+        outputs.append(resumed.stderr + resumed.stdout)
+        assert resumed.returncode == 0, resumed.stderr[-4000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+        log.close()
+    outputs.append((tmp_path / "driver.log").read_text())
+
+    runs = _trial_runs(mlflow_server.uri, "c1")
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    trial_ids = [r.data.tags["trial_id"] for r in finished]
+    assert len(trial_ids) == TRIALS and len(set(trial_ids)) == TRIALS  # every trial exactly once
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert len({r.data.tags["ray_node_id"] for r in finished}) == 2  # trials ran on both nodes
+    for run in finished:
+        assert run.data.metrics["mAP"] > 0 and "n_params" in run.data.metrics
+        assert secret not in str(run.data.params) + str(run.data.tags)
+    report = subprocess.run([*imlgcn, "report", "c1", "--storage", str(shared), "--tracking-uri", uri],
+                            cwd=tmp_path, env=auth_env, capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0 and "mAP" in report.stdout, report.stderr[-2000:]
+    assert (shared / "c1" / "report" / "pareto.html").stat().st_size > 0
+    for text in outputs + [report.stderr, report.stdout]:
+        assert secret not in text
