@@ -60,6 +60,15 @@ def _new_state(name: str, config: TrialConfig, space: str, objective: str, num_s
     check_tracking_uri(uri)
     check_ray_address(address)
     config, classes = prepare_data(config, progress)
+    if config.use_gpu:  # needs Ray up: start it now (run_trials keeps it) so no record is written for nothing
+        from study.ray_session import check_gpus, start_ray, stop_ray
+
+        progress(start_ray(address, extra_cpus=_extra_cpus(config, address)))
+        try:
+            check_gpus(config.use_gpu, config.num_workers)
+        except ConfigError:
+            stop_ray()
+            raise
     client = MlflowClient(tracking_uri=uri)
     exp = experiment_id(client, name, uri)
     parent = client.create_run(exp, tags={"stage": "study", "space": space, "objective": objective},
@@ -69,6 +78,12 @@ def _new_state(name: str, config: TrialConfig, space: str, objective: str, num_s
                        num_classes=len(classes), tracking_uri=uri, experiment_id=exp, parent_run_id=parent)
     state.save()
     return state
+
+
+def _extra_cpus(config: TrialConfig, address: str | None) -> int:
+    """A trial that launches a TorchTrainer holds 0.01 CPU while its workers hold whole CPUs: a local
+    Ray gets one extra logical CPU for those waiting trial processes, or 2 trials need 2.02 CPUs."""
+    return 0 if address or runs_in_process(config) else 1
 
 
 def run_trials(state: StudyState, run_name: str, num_samples: int, address: str | None,
@@ -91,9 +106,7 @@ def _run_trials(state: StudyState, run_name: str, num_samples: int, address: str
     config = TrialConfig(**state.base_config)
     client = MlflowClient(tracking_uri=state.tracking_uri)
     client.update_run(state.parent_run_id, status="RUNNING")
-    # A trial that launches a TorchTrainer holds 0.01 CPU while its workers hold whole CPUs: a local
-    # Ray gets one extra logical CPU for those waiting trial processes, or 2 trials need 2.02 CPUs.
-    extra = 0 if address or runs_in_process(config) else 1
+    extra = _extra_cpus(config, address)
     progress(start_ray(address, extra_cpus=extra))
     try:
         check_gpus(config.use_gpu, config.num_workers)

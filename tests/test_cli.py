@@ -179,3 +179,9 @@ def test_gpu_preset_on_a_machine_without_gpu_says_so(capsys, monkeypatch, tmp_pa
     assert code == 2 and out == "" and "use_gpu=true but the Ray cluster has no GPU" in err.strip().splitlines()[-1]
     assert not ray.is_initialized()
     assert not (tmp_path / "mlflow.db").exists()
+    code, _, err = run(capsys, "study", "run", "--name", "g", "--storage", str(tmp_path / "studies"),
+                       "--preset", "paper-coco", "--set", f"data_dir={tiny_data}", "backbone=test_resnet",
+                       "pretrained=false", "image_size=32", "pca_dim=0")
+    assert code == 2 and "use_gpu=true but the Ray cluster has no GPU" in err
+    assert not (tmp_path / "studies" / "g").exists() and not (tmp_path / "mlflow.db").exists()
+    assert not ray.is_initialized()

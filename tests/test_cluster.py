@@ -35,18 +35,20 @@ def _free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the process group (ray start --block stops its node on SIGTERM), then SIGKILL leftovers."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+def _stop(*processes: subprocess.Popen) -> None:
+    """SIGTERM each process group (ray start --block stops its node on SIGTERM), wait, SIGKILL leftovers."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _wait(check, timeout: float, what: str) -> None:
@@ -87,9 +89,7 @@ def ray_cluster(auth_env, tmp_path_factory):
         _wait(lambda: _alive_nodes(address, auth_env) >= 2, 180, "the second Ray node")
         yield address
     finally:
-        for process in (node, head):
-            if process is not None:
-                _stop(process)
+        _stop(*[p for p in (node, head) if p is not None])
 
 
 def _accepts(host: str, port: int) -> bool:

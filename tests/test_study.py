@@ -122,7 +122,7 @@ def _query(tmp_path, sql: str) -> int:
 def test_a_killed_train_worker_resumes_its_trial_from_the_checkpoint(tmp_path, tiny_data):
     args = [EXE, "study", "run", "--name", "s4", "--space", "small", "--num-samples", "1",
             "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
-            *tiny_sets(tiny_data, fast=False), "epochs=60"]
+            *tiny_sets(tiny_data, fast=False), "epochs=20"]
     driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)
     killed = None
@@ -138,7 +138,7 @@ def test_a_killed_train_worker_resumes_its_trial_from_the_checkpoint(tmp_path, t
             os.killpg(driver.pid, signal.SIGKILL)
     assert killed is not None, "the trial finished before a worker could be killed"
     assert driver.returncode == 0, err[-3000:]
-    assert "RayTrainWorker" in err and "[train] epoch 1/60" in err  # the trial trained on Ray Train workers
+    assert "RayTrainWorker" in err and "[train] epoch 1/20" in err  # the trial trained on Ray Train workers
     assert "[train] resumed after epoch" in err  # the retry started from the last checkpoint, not epoch 0
     trials = runs(tmp_path, "s4", "trial", None)
     assert [r.info.status for r in trials] == ["FINISHED"]  # one run for the trial, finished
