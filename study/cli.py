@@ -120,11 +120,9 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
         return None
     if args.study_command == "export":
         from study.export import export_models
-        from study.tracking import resolve_tracking_uri
 
         state = load_state(args.storage, args.name)
-        uri = resolve_tracking_uri(args.tracking_uri) if args.tracking_uri else state.tracking_uri
-        for row in export_models(state, uri, args.trial, args.front):
+        for row in export_models(state, _study_uri(args, state), args.trial, args.front):
             print(json.dumps(row))
         return None
     if args.study_command == "run":
@@ -143,13 +141,19 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
     return _report(args, state or load_state(args.storage, args.name))
 
 
-def _report(args: argparse.Namespace, state) -> None:
-    from study.report import format_front, write_report
+def _study_uri(args: argparse.Namespace, state) -> str:
+    """--tracking-uri when given (e.g. the server's address seen from this machine), else the study's own."""
     from study.tracking import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(getattr(args, "tracking_uri", None)) if getattr(args, "tracking_uri", None) else state.tracking_uri
+    given = getattr(args, "tracking_uri", None)
+    return resolve_tracking_uri(given) if given else state.tracking_uri
+
+
+def _report(args: argparse.Namespace, state) -> None:
+    from study.report import format_front, write_report
+
     out = getattr(args, "out", None) or str(state.folder / "report")
-    files = write_report(uri, state.name, out)
+    files = write_report(_study_uri(args, state), state.name, out)
     progress(f"report: {files['csv']}, {files['png']}, {files['html']} ({files['trials']} finished trials)")
     print(format_front(files["front"]))
     return None

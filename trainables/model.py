@@ -176,13 +176,18 @@ def model_parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _backbone_size(name: str) -> tuple[int, int]:
-    """(parameters, d) of a headless backbone, built on the meta device: no memory, no init cost."""
+def meta_backbone(name: str) -> nn.Module:
+    """A headless backbone built on the meta device (no memory, no init cost), for its shape and config."""
     try:
         with torch.device("meta"):
-            backbone = timm.create_model(name, pretrained=False, num_classes=0)
+            return timm.create_model(name, pretrained=False, num_classes=0)
     except Exception:  # a model whose constructor needs real tensors
-        backbone = timm.create_model(name, pretrained=False, num_classes=0)
+        return timm.create_model(name, pretrained=False, num_classes=0)
+
+
+def _backbone_size(name: str) -> tuple[int, int]:
+    """(parameters, d) of a headless backbone."""
+    backbone = meta_backbone(name)
     return model_parameter_count(backbone), backbone.num_features
 
 

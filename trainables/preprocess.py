@@ -11,21 +11,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import timm
-import torch
 from timm.data import create_transform, resolve_model_data_config
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
+from trainables.model import meta_backbone
+
 
 def data_config(backbone: str, image_size: int) -> dict[str, Any]:
     """timm's data config of `backbone` (mean, std, interpolation) at a square `image_size`, no crop."""
-    try:
-        with torch.device("meta"):  # only the pretrained_cfg is read: no weights, no memory
-            model = timm.create_model(backbone, pretrained=False, num_classes=0)
-    except Exception:  # a model whose constructor needs real tensors
-        model = timm.create_model(backbone, pretrained=False, num_classes=0)
-    resolved = resolve_model_data_config(model)
+    resolved = resolve_model_data_config(meta_backbone(backbone))  # only its pretrained_cfg is read
     return {"input_size": [3, image_size, image_size], "interpolation": resolved["interpolation"],
             "mean": [float(v) for v in resolved["mean"]], "std": [float(v) for v in resolved["std"]],
             "crop_pct": 1.0, "crop_mode": "squash"}
@@ -56,7 +51,8 @@ def check_augment(augment: str) -> None:
     """Fail fast on an auto-augment string timm cannot parse (raises ValueError naming it)."""
     if augment:
         try:
-            build_transforms(data_config("test_resnet", 8), True, augment)
+            plain = {"input_size": [3, 8, 8], "interpolation": "bilinear", "mean": [0.5] * 3, "std": [0.5] * 3}
+            build_transforms(plain, True, augment)
         except Exception as error:
             raise ValueError(f"augment={augment!r} is not a timm auto-augment string ({error}): "
                              "use e.g. rand-m9-mstd0.5-inc1 (RandAugment) or '' for flips only") from None
