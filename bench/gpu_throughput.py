@@ -35,7 +35,7 @@ def measure(config, device: torch.device, precision: str, channels_last: bool, s
     """(images/s, peak memory in GiB) of `steps` training steps after `warmup` steps."""
     from trainables.losses import build_loss
     from trainables.runtime import Runtime
-    from trainables.stages import train_epoch
+    from trainables.epochs import train_epoch
 
     torch.manual_seed(0)
     runtime = Runtime(device=device)

@@ -11,10 +11,10 @@ import json
 import sys
 from typing import Sequence
 
-from trainables.config import ConfigError, TrialConfig
+from trainables.config import EMBEDDINGS, ConfigError, TrialConfig
+from trainables.datasets import DATASETS, get_dataset
 
 DEFAULTS = TrialConfig()
-NUM_CLASSES = {"coco": 80, "voc": 20, "vg500": 500}
 DEFAULT_STUDY_SAMPLES = 8
 
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(params)
     params.add_argument("--backbone", help="timm model name, e.g. tresnet_m")
     params.add_argument("--num-classes", type=int)
-    params.add_argument("--embedding", choices=("none", "word", "fi", "fpca"))
+    params.add_argument("--embedding", choices=EMBEDDINGS)
     params.add_argument("--pca-dim", type=int, help="k for fpca (default: number of classes)")
     params.add_argument("--word-dim", type=int, default=300)
     params.add_argument("--hidden", type=int, default=1024)
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
     synth.add_argument("--seed", type=int, default=DEFAULTS.seed)
     stats = data.add_parser("stats", help="label statistics of a split, as one JSON line")
-    stats.add_argument("--dataset", default="coco", choices=("coco", "voc", "vg500", "csv", "synthetic"))
+    stats.add_argument("--dataset", default="coco", choices=tuple(DATASETS))
     stats.add_argument("--data-dir", required=True)
     stats.add_argument("--split", help="default: the training split (coco train, voc trainval, vg500 train)")
 
@@ -111,49 +111,50 @@ def _add_study_commands(commands) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> dict | None:
-    from study import study_job
-    from study.study_state import list_states, load_state
+    from study import lifecycle
+    from study.record import list_records, load_record
 
     if args.study_command == "list":
-        for state in list_states(args.storage):
-            print(f"{state.name}\t{state.status}\t{state.num_samples} trials asked\t{state.space}/{state.objective}")
+        for record in list_records(args.storage):
+            print(f"{record.name}\t{record.status}\t{record.num_samples} trials asked\t{record.space}/{record.objective}")
         return None
     if args.study_command == "export":
         from study.export import export_models
 
-        state = load_state(args.storage, args.name)
-        for row in export_models(state, _study_uri(args, state), args.trial, args.front):
+        record = load_record(args.storage, args.name)
+        for row in export_models(record, _study_uri(args, record), args.trial, args.front):
             print(json.dumps(row))
         return None
     if args.study_command == "run":
         from study.config import load_trial_config
 
         config = load_trial_config(args.preset or "study-demo", args.config, args.assignments)
-        state = study_job.create_study(args.name, config, args.space, args.objective, args.num_samples,
-                                       args.max_concurrent, args.storage, args.tracking_uri, progress, args.address)
-        study_job.run_trials(state, "tune", args.num_samples, args.address, progress)
+        record = lifecycle.create_study(args.name, config, args.space, args.objective, args.num_samples,
+                                        args.max_concurrent, args.storage, args.tracking_uri, progress, args.address)
+        lifecycle.run_trials(record, "tune", args.num_samples, args.address, progress)
     elif args.study_command == "resume":
-        state = study_job.resume_study(args.name, args.storage, args.address, progress)
+        record = lifecycle.resume_study(args.name, args.storage, args.address, progress, args.tracking_uri)
     elif args.study_command == "extend":
-        state = study_job.extend_study(args.name, args.storage, args.num_samples, args.address, progress)
+        record = lifecycle.extend_study(args.name, args.storage, args.num_samples, args.address, progress,
+                                        args.tracking_uri)
     else:
-        state = None
-    return _report(args, state or load_state(args.storage, args.name))
+        record = load_record(args.storage, args.name)
+    return _report(args, record)
 
 
-def _study_uri(args: argparse.Namespace, state) -> str:
+def _study_uri(args: argparse.Namespace, record) -> str:
     """--tracking-uri when given (e.g. the server's address seen from this machine), else the study's own."""
-    from study.tracking import resolve_tracking_uri
+    from study.mlflow_store import resolve_tracking_uri
 
     given = getattr(args, "tracking_uri", None)
-    return resolve_tracking_uri(given) if given else state.tracking_uri
+    return resolve_tracking_uri(given) if given else record.tracking_uri
 
 
-def _report(args: argparse.Namespace, state) -> None:
+def _report(args: argparse.Namespace, record) -> None:
     from study.report import format_front, write_report
 
-    out = getattr(args, "out", None) or str(state.folder / "report")
-    files = write_report(_study_uri(args, state), state.name, out)
+    out = getattr(args, "out", None) or str(record.report_dir)
+    files = write_report(_study_uri(args, record), record.name, out)
     progress(f"report: {files['csv']}, {files['png']}, {files['html']} ({files['trials']} finished trials)")
     print(format_front(files["front"]))
     return None
@@ -161,7 +162,7 @@ def _report(args: argparse.Namespace, state) -> None:
 
 def cmd_train(args: argparse.Namespace) -> dict:
     from study.config import load_trial_config
-    from study.train_job import run_train
+    from study.train_command import run_train
 
     config = load_trial_config(args.preset, args.config, args.assignments)
     return run_train(config, args.tracking_uri, args.address, args.storage, args.experiment, progress)
@@ -175,19 +176,19 @@ def cmd_params(args: argparse.Namespace) -> dict:
 
         config = load_trial_config(args.preset or "demo", args.config, args.assignments)
         classes = args.num_classes or (config.synthetic_classes if config.dataset == "synthetic"
-                                       else NUM_CLASSES.get(config.dataset))
+                                       else get_dataset(config.dataset).num_classes)
         if classes is None:
             raise ConfigError(f"dataset={config.dataset} has no fixed number of classes: add --num-classes C")
-        backbone, embedding, pca_dim = config.backbone, config.embedding, config.pca_dim or classes
+        backbone, embedding, pca_dim = config.backbone, config.embedding, config.pca_components(classes)
         hidden, word_dim = config.gcn_hidden, args.word_dim
     else:
         missing = [f"--{n.replace('_', '-')}" for n in ("backbone", "num_classes", "embedding") if getattr(args, n) is None]
         if missing:
             raise ConfigError(f"params needs {', '.join(missing)} (or --preset NAME)")
         backbone, classes, embedding = args.backbone, args.num_classes, args.embedding
-        pca_dim, hidden, word_dim = args.pca_dim or classes, args.hidden, args.word_dim
-
-        TrialConfig(backbone=backbone, embedding=embedding).check_backbone()
+        config = TrialConfig(backbone=backbone, embedding=embedding, pca_dim=args.pca_dim or 0)
+        config.check_backbone()
+        pca_dim, hidden, word_dim = config.pca_components(classes), args.hidden, args.word_dim
     in_dim = {"word": word_dim, "fpca": pca_dim}.get(embedding)
     if embedding == "fpca" and not 1 <= pca_dim <= classes:
         raise ConfigError(f"--pca-dim {pca_dim} must be in 1..{classes} (the number of classes)")
@@ -203,9 +204,10 @@ def cmd_data(args: argparse.Namespace) -> dict | None:
                         progress=progress)
         return {"out": str(path), "classes": args.classes, "train_images": args.train_images,
                 "val_images": args.val_images, "image_size": args.image_size, "seed": args.seed}
-    from trainables.data import SPLITS, class_counts_json, read_split
+    from trainables.datasets import read_split
+    from trainables.images import class_counts_json
 
-    return class_counts_json(read_split(args.dataset, args.data_dir, args.split or SPLITS[args.dataset][0]))
+    return class_counts_json(read_split(args.dataset, args.data_dir, args.split or get_dataset(args.dataset).train_split))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -223,8 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # its URLs may carry credentials
-    from trainables.data import DataError
-    from study.study_state import StudyError, StudyInterrupted
+    from study.record import StudyError, StudyInterrupted
+    from trainables.labelled_images import DataError
 
     try:
         result = COMMANDS[args.command](args)

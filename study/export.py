@@ -11,35 +11,36 @@ needs nothing else.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from study.study_state import StudyError, StudyState
-from trainables.saved_model import read_meta
+from study.record import StudyError, StudyRecord
+from trainables.saved_model import META, read_meta, self_contained
 
 
-def kept_model_dirs(state: StudyState) -> dict[str, Path]:
+def kept_model_dirs(record: StudyRecord) -> dict[str, Path]:
     """trial_id -> its saved model folder, for the trials whose folder is complete."""
-    if not state.models_dir.is_dir():
+    if not record.models_dir.is_dir():
         return {}
-    return {p.name: p for p in sorted(state.models_dir.iterdir()) if (p / "imlgcn.json").is_file()}
+    return {p.name: p for p in sorted(record.models_dir.iterdir()) if (p / META).is_file()}
 
 
-def prune_models(state: StudyState, trials: pd.DataFrame, progress: Callable[[str], None]) -> None:
+def prune_models(record: StudyRecord, trials: pd.DataFrame, progress: Callable[[str], None]) -> None:
     """Apply keep_checkpoints once the study finished: front keeps the Pareto trials' models only, all
     keeps every model. The per-epoch Train checkpoints (model + optimizer, only needed to resume a
-    running trial) are deleted unless keep_checkpoints=all: with TResNet-M they are ~0.35 GB a trial."""
-    keep = state.base_config.get("keep_checkpoints", "front")
+    running trial or stage 1) are deleted unless keep_checkpoints=all: with TResNet-M they are ~0.35 GB a trial."""
+    keep = record.base_config.get("keep_checkpoints", "front")
     if keep != "all":
-        for folder in sorted((state.folder / "train").glob("train-*/checkpoint_*")):
+        for folder in sorted(record.train_dir.glob("*/checkpoint_*")):
             if folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)
     if keep != "front":
         return
     front = set(trials.loc[trials["pareto"], "trial_id"].astype(str))
-    dropped = [folder for trial_id, folder in kept_model_dirs(state).items() if trial_id not in front]
+    dropped = [folder for trial_id, folder in kept_model_dirs(record).items() if trial_id not in front]
     for folder in dropped:
         shutil.rmtree(folder, ignore_errors=True)
     if dropped:
@@ -60,7 +61,7 @@ def chosen_trials(trials: pd.DataFrame, trial_id: str | None, front: bool, study
     raise StudyError("study export needs --trial ID or --front")
 
 
-def export_models(state: StudyState, tracking_uri: str, trial_id: str | None, front: bool) -> list[dict]:
+def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, front: bool) -> list[dict]:
     """Register the chosen trials' models as versions of `imlgcn-<study>`; one already registered is reused."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -68,22 +69,19 @@ def export_models(state: StudyState, tracking_uri: str, trial_id: str | None, fr
     from study.report import trial_table
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    try:
-        trials = trial_table(client, state.name)
-    except ValueError as error:
-        raise StudyError(str(error)) from None
-    rows = chosen_trials(trials, trial_id, front, state.name)
-    kept = kept_model_dirs(state)
+    trials = trial_table(client, record.name)
+    rows = chosen_trials(trials, trial_id, front, record.name)
+    kept = kept_model_dirs(record)
     missing = [t for t in rows["trial_id"].astype(str) if t not in kept]
     if missing:
-        raise StudyError(f"trial {missing[0]} of study {state.name!r} kept no model (keep_checkpoints="
-                         f"{state.base_config.get('keep_checkpoints', 'front')}): export a front trial, or rerun "
+        raise StudyError(f"trial {missing[0]} of study {record.name!r} kept no model (keep_checkpoints="
+                         f"{record.base_config.get('keep_checkpoints', 'front')}): export a front trial, or rerun "
                          "the study with --set keep_checkpoints=all")
-    name = f"imlgcn-{state.name}"
+    name = f"imlgcn-{record.name}"
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description=f"IML-GCN models of study {state.name}")
+        client.create_registered_model(name, description=f"IML-GCN models of study {record.name}")
     registered = {v.tags.get("trial_id"): v for v in client.search_model_versions(f"name = '{name}'")}
     exported = []
     for row in rows.itertuples():
@@ -91,7 +89,8 @@ def export_models(state: StudyState, tracking_uri: str, trial_id: str | None, fr
         version = registered.get(tid)
         if version is None:
             meta = read_meta(kept[tid])
-            client.log_artifacts(row.run_id, str(kept[tid]), "model")
+            with tempfile.TemporaryDirectory() as folder:  # a head-only model gets its backbone: self-contained
+                client.log_artifacts(row.run_id, str(self_contained(kept[tid], Path(folder) / "model")), "model")
             source = f"{client.get_run(row.run_id).info.artifact_uri}/model"
             tags = {"trial_id": tid, "mAP": f"{row.mAP:.2f}", "n_params": str(int(row.n_params)),
                     "backbone": meta["config"]["backbone"], "embedding": meta["config"]["embedding"],

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trainables.config import ConfigError
-from trainables.data import verify_images
+from trainables.images import verify_images
 
 
 def resolve_model(uri: str, tracking_uri: str | None) -> Path:
@@ -29,7 +29,7 @@ def resolve_model(uri: str, tracking_uri: str | None) -> Path:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is for our lines
     from study.preflight import redact
-    from study.tracking import resolve_tracking_uri
+    from study.mlflow_store import resolve_tracking_uri
 
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
     try:

@@ -2,17 +2,21 @@
 
 An unreachable MLflow server would otherwise be retried by MLflow's HTTP client for minutes, and an
 unreachable Ray address would hang in `ray.init`; a storage folder that cannot be written would fail
-only when the first checkpoint is saved. Here each is one line that names the problem and the fix.
+only when the first checkpoint is saved; a missing image would fail in every Ray worker. Here each is
+one line that names the problem and the fix.
 """
 
 from __future__ import annotations
 
 import socket
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-from trainables.config import ConfigError
+from trainables.config import ConfigError, TrialConfig
+from trainables.labelled_images import DataError
 
 TIMEOUT_S = 10.0
 
@@ -77,3 +81,66 @@ def preflight(tracking_uri: str, address: str | None, storage: str | Path) -> No
     check_writable(storage)
     check_tracking_uri(tracking_uri)
     check_ray_address(address)
+
+
+def prepare_data(config: TrialConfig, progress: Callable[[str], None]) -> tuple[TrialConfig, tuple[str, ...]]:
+    """Resolve data_dir (generating the synthetic set on first use) and the weights, then read both splits
+    and open every image, so broken data fails here in seconds, before Ray and before any MLflow run."""
+    from trainables.datasets import get_dataset, read_split
+    from trainables.gcn_inputs import word_vectors_path
+    from trainables.images import verify_images
+    from trainables.label_graph import word_embeddings
+    from trainables.synthetic import ensure_synthetic
+
+    config.check_data_dir()
+    dataset = get_dataset(config.dataset)
+    if config.pretrained_path:
+        config = replace(config, pretrained_path=str(check_weights(config)))
+    elif config.pretrained:
+        fetch_pretrained(config, progress)
+    if config.dataset == "synthetic":
+        config.check_classes(config.synthetic_classes)  # before spending a minute drawing images
+        path = ensure_synthetic(config.data_dir, config.synthetic_classes, config.synthetic_train_images,
+                                config.synthetic_val_images, config.image_size, config.seed, progress=progress)
+    else:
+        path = Path(config.data_dir).expanduser().absolute()
+        if not path.is_dir():
+            raise DataError(f"data folder {path} does not exist: pass the data set's root with --set data_dir=PATH")
+    config = replace(config, data_dir=str(Path(path).absolute()))
+    splits = [read_split(config.dataset, config.data_dir, name) for name in (dataset.train_split, dataset.eval_split)]
+    classes = splits[0].classes
+    config.check_classes(len(classes))
+    if config.embedding == "word":
+        try:
+            word_embeddings(word_vectors_path(config), list(classes))
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    progress(f"checking {sum(len(s) for s in splits)} images in {config.data_dir}")
+    for split in splits:
+        verify_images(split.paths)
+    return config, classes
+
+
+def check_weights(config: TrialConfig) -> Path:
+    """The absolute pretrained_path, after checking that its weights load into the backbone."""
+    from trainables.backbones import create_backbone
+
+    path = Path(config.pretrained_path).expanduser().absolute()
+    try:
+        create_backbone(config.backbone, pretrained_path=str(path))
+    except ValueError as error:
+        raise ConfigError(f"{error}: pass a weights file saved from timm's {config.backbone} "
+                          "(.safetensors or a state dict)") from None
+    return path
+
+
+def fetch_pretrained(config: TrialConfig, progress: Callable[[str], None]) -> None:
+    """Download timm's weights on the driver first: an unreachable hub is one clear line here, not a
+    traceback in every Ray worker (and on one machine the workers then read the local cache)."""
+    from trainables.backbones import create_backbone
+
+    progress(f"fetching timm's pretrained weights of {config.backbone}")
+    try:
+        create_backbone(config.backbone, pretrained=True)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None

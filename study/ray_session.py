@@ -24,12 +24,8 @@ TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEM
 WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None, extra_cpus: int = 0) -> str:
-    """Start a local loopback Ray (address None) or join `address`; returns a one-line description.
-
-    `extra_cpus` adds logical CPUs to a local Ray for processes that only wait (a Tune trial that
-    launched a TorchTrainer).
-    """
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> str:
+    """Start a local loopback Ray (address None) or join `address`; returns a one-line description."""
     import ray
 
     for key, value in TRAIN_ENV.items():
@@ -44,8 +40,6 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, extra_cpu
         node_ip = {"_node_ip_address": host} if host.startswith("127.") else {}
         ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env, **node_ip)
         return f"joined Ray cluster at {address}"
-    if extra_cpus:
-        num_cpus = (num_cpus or os.cpu_count() or 1) + extra_cpus
     ray.init(address="local", _node_ip_address=LOOPBACK_NODE_IP, num_cpus=num_cpus, runtime_env=runtime_env,
              include_dashboard=True, dashboard_host="127.0.0.1", logging_level=logging.WARNING)
     return f"started a local Ray on {LOOPBACK_NODE_IP} (loopback only)"
@@ -56,6 +50,15 @@ def cluster_cpus() -> int:
     import ray
 
     return int(ray.cluster_resources().get("CPU", 1))
+
+
+def worker_slots(cpus_per_worker: int) -> int:
+    """How many workers of `cpus_per_worker` CPUs the alive nodes can hold at once (a worker cannot span
+    nodes: two 3-CPU nodes hold two 2-CPU workers, not three)."""
+    import ray
+
+    nodes = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    return max(1, sum(int(cpus // cpus_per_worker) for cpus in nodes))
 
 
 def cluster_gpus() -> int:

@@ -18,9 +18,11 @@ from mlflow.entities import Run
 
 from study.pareto import pareto_front
 from study.preflight import redact
+from study.record import StudyError
 from study.report_plots import write_html, write_png
+from trainables.mlflow_runs import FINAL_KEYS
 
-METRICS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "n_params", "wall_time_s")
+METRICS = (*FINAL_KEYS, "wall_time_s")
 FLOAT_PARAMS = ("tau", "p", "backbone_lr", "gcn_lr")
 TEXT_PARAMS = ("embedding", "backbone")
 COLUMNS = ("trial_id", "run_id", *METRICS, "embedding", "tau", "p", "pca_dim", "backbone", "backbone_lr",
@@ -64,7 +66,8 @@ def write_report(tracking_uri: str, study: str, out_dir: str | Path) -> dict[str
     client = MlflowClient(tracking_uri=tracking_uri)
     trials = trial_table(client, study)
     if trials.empty:
-        raise ValueError(f"study {study!r} has no finished trials yet: run or resume the study, then report")
+        raise StudyError(f"study {study!r} has no finished trials yet: resume the study (`imlgcn study resume "
+                         f"{study}`) or wait for a trial to finish, then report")
     parent = _parent_run_id(client, study)
     baselines = baseline_table(client, study)
     front = trials[trials["pareto"]].sort_values(["n_params", "trial_id"]).reset_index(drop=True)
@@ -96,7 +99,7 @@ def format_front(front: pd.DataFrame) -> str:
 def _experiment_id(client: MlflowClient, study: str) -> str:
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
-        raise ValueError(f"no MLflow experiment named {study!r} at {redact(client.tracking_uri)}: run `imlgcn study list` "
+        raise StudyError(f"no MLflow experiment named {study!r} at {redact(client.tracking_uri)}: run `imlgcn study list` "
                          "to see the studies there, or pass the --tracking-uri the study used")
     return experiment.experiment_id
 
@@ -140,7 +143,7 @@ def _parent_run_id(client: MlflowClient, study: str) -> str:
     parents = client.search_runs([experiment], filter_string="tags.stage = 'study'",
                                  order_by=["attributes.start_time DESC"])
     if not parents:
-        raise ValueError(f"study {study!r} has no parent run (tag stage=study): re-run `imlgcn study` "
+        raise StudyError(f"study {study!r} has no parent run (tag stage=study): re-run `imlgcn study` "
                          "for it so the report has a run to attach to")
     children = Counter(run.data.tags.get("mlflow.parentRunId") for run in _finished_runs(client, study, "trial"))
     return max(parents, key=lambda run: children[run.info.run_id]).info.run_id

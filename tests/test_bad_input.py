@@ -89,9 +89,9 @@ def test_a_study_name_being_created_is_refused(capsys, monkeypatch, tmp_path, ti
 def test_resume_is_refused_while_another_driver_holds_the_study(capsys, tmp_path):
     import fcntl
 
-    from study.study_state import StudyState, driver_lock
+    from study.record import StudyRecord, driver_lock
 
-    state = StudyState(name="busy", storage=str(tmp_path), base_config={}, space="small", objective="multi",
+    state = StudyRecord(name="busy", storage=str(tmp_path), base_config={}, space="small", objective="multi",
                        num_samples=1, max_concurrent=1, num_classes=5, tracking_uri="sqlite:///x.db",
                        experiment_id="1", parent_run_id="p")
     state.save()

@@ -152,7 +152,7 @@ def test_bad_weights_file_fails_before_ray_and_mlflow(capsys, monkeypatch, tmp_p
     import torch
     from safetensors.torch import save_file
 
-    from trainables.model import create_backbone
+    from trainables.backbones import create_backbone
 
     monkeypatch.chdir(tmp_path)
     save_file(create_backbone("resnet18").state_dict(), str(tmp_path / "resnet18.safetensors"))

@@ -12,6 +12,7 @@ part never shows up in output, params or tags.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -214,3 +215,29 @@ def test_study_on_two_nodes_survives_faults(tmp_path, tiny_data, ray_cluster, ml
     assert (shared / "c1" / "report" / "pareto.html").stat().st_size > 0
     for text in outputs + [report.stderr, report.stdout]:
         assert secret not in text
+
+
+FINETUNE_TRIALS = 4
+
+
+def test_fine_tuning_trials_use_whole_nodes_without_deadlock(tmp_path, tiny_data, ray_cluster, mlflow_server,
+                                                             auth_env):
+    """Trials that fine-tune start a TorchTrainer whose worker needs a whole CPU. On two 1-CPU nodes the
+    trial functions themselves must hold no CPU, or each would take a sliver of a node and no worker could
+    ever start (the deadlock this guards against). Two trials train at once, one per node."""
+    shared = tmp_path / "shared"
+    tiny = ["--set", "dataset=coco", f"data_dir={tiny_data}", "backbone=test_resnet", "image_size=32",
+            "pretrain_epochs=1", "epochs=2", "gcn_hidden=16", "batch_size=16", "finetune_backbone=true",
+            "cpus_per_worker=1"]
+    done = subprocess.run([str(BIN / "imlgcn"), "study", "run", "--name", "ft", "--space", "small", "--num-samples",
+                           str(FINETUNE_TRIALS), "--storage", str(shared), "--tracking-uri", mlflow_server.uri,
+                           "--address", ray_cluster, *tiny], cwd=tmp_path, env=auth_env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    finished = _trial_runs(mlflow_server.uri, "ft", "FINISHED")
+    assert len(finished) == FINETUNE_TRIALS and not _trial_runs(mlflow_server.uri, "ft", "RUNNING")
+    assert "up to 2 at once" in done.stderr  # one whole-CPU worker per node
+    workers = set(re.findall(r"Ray Train worker\(s\), rank 0 on node (127\.0\.0\.\d)", done.stderr))
+    assert workers == {HEAD_IP, NODE_IP}, done.stderr[-3000:]  # fine-tuning workers trained on both nodes
+    for run in finished:
+        assert run.data.params["finetune_backbone"] == "True" and run.data.metrics["mAP"] > 0

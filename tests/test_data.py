@@ -9,8 +9,10 @@ import torch
 from PIL import Image
 
 from trainables.preprocess import build_transforms, data_config
-from trainables.data import (DataError, ImageDataset, LabelledImages, class_counts_json,
-                             read_coco, read_split, verify_images)
+from trainables.coco import read_coco
+from trainables.datasets import read_split
+from trainables.images import ImageDataset, class_counts_json, verify_images
+from trainables.labelled_images import DataError, LabelledImages
 
 CATEGORIES = [{"id": 90, "name": "toothbrush", "supercategory": "indoor"},
               {"id": 1, "name": "person", "supercategory": "person"},
@@ -68,9 +70,9 @@ def test_missing_folder_file_split_and_dataset(tmp_path):
         read_coco(tmp_path / "nowhere", "train")
     with pytest.raises(DataError, match="instances_val2014.json is missing"):
         read_coco(_coco(tmp_path), "val")
-    with pytest.raises(DataError, match="unknown split 'test'"):
-        read_coco(tmp_path, "test")
-    with pytest.raises(DataError, match="dataset=.imagenet. .* is not supported: use one of coco, synthetic, voc"):
+    with pytest.raises(DataError, match="unknown split 'test'.*use one of train, val"):
+        read_split("coco", str(tmp_path), "test")
+    with pytest.raises(DataError, match="dataset=.imagenet. .* is not supported: use one of synthetic, coco, voc, vg500, csv"):
         read_split("imagenet", str(tmp_path), "train")
 
 

@@ -7,13 +7,13 @@ import timm
 import torch
 from safetensors.torch import save_file
 
+from trainables.backbones import create_backbone
 from trainables.model import (
     DirectModel,
     GraphConvolution,
     IMLGCN,
     build_model,
     count_parameters,
-    create_backbone,
     model_parameter_count,
 )
 

@@ -6,7 +6,7 @@ from torch import nn
 
 from trainables.losses import AsymmetricLoss
 from trainables.runtime import Runtime, precision_dtype
-from trainables.stages import train_epoch
+from trainables.epochs import train_epoch
 
 
 def test_precision_choice_per_device():

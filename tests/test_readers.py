@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainables.data import DataError
+from trainables.datasets import read_split
+from trainables.labelled_images import DataError
 from trainables.readers import VOC_CLASSES, read_csv, read_vg500, read_voc
 
 
@@ -82,7 +83,7 @@ def test_voc_parent_folders(tmp_path, below):
 def test_voc_split_and_missing_files(tmp_path):
     root = _voc(tmp_path / "VOC2007")
     with pytest.raises(DataError, match="unknown split 'val2007'.*trainval, test, train, val"):
-        read_voc(root, "val2007")
+        read_split("voc", str(root), "val2007")
     split_file = root / "ImageSets" / "Main" / "val.txt"
     with pytest.raises(DataError, match=re.escape(f"split file {split_file} is missing: download VOC")):
         read_voc(root, "val")
@@ -154,7 +155,7 @@ def test_vg500_missing_and_malformed_files(tmp_path):
     with pytest.raises(DataError, match="image 2.jpg of train_list_500.txt has no entry in .*labels_index.json"):
         read_vg500(root, "train")
     with pytest.raises(DataError, match="unknown split 'val'.*train, test"):
-        read_vg500(root, "val")
+        read_split("vg500", str(root), "val")
     (root / "vg_category_500_labels_index.json").write_text('{"1.jpg": [1],\n')
     with pytest.raises(DataError, match="is not valid JSON \\(line 2\\)"):
         read_vg500(root, "test")

@@ -143,3 +143,23 @@ def test_study_without_finished_trials_fails(store, tmp_path) -> None:
     assert trial_table(store["client"], "empty-study").empty
     with pytest.raises(ValueError, match="no finished trials"):
         write_report(store["uri"], "empty-study", tmp_path)
+
+
+def test_report_command_on_a_study_without_finished_trials_is_one_line(capsys, tmp_path) -> None:
+    """`imlgcn study report NAME` before any trial finished: one line naming the fix, exit 2, no traceback."""
+    from study.cli import main
+    from study.record import StudyRecord
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("waiting", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment, tags={"stage": "study"}).info.run_id
+    StudyRecord(name="waiting", storage=str(tmp_path / "studies"), base_config=TrialConfig().to_dict(), space="small",
+                objective="multi", num_samples=2, max_concurrent=1, num_classes=20, tracking_uri=uri,
+                experiment_id=experiment, parent_run_id=parent).save()
+    code = main(["study", "report", "waiting", "--storage", str(tmp_path / "studies")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert [line for line in err.strip().splitlines() if "error" in line] == [
+        "imlgcn: error: study 'waiting' has no finished trials yet: resume the study (`imlgcn study resume waiting`) "
+        "or wait for a trial to finish, then report"]

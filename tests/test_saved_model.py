@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from trainables.config import TrialConfig
-from trainables.data import ImageDataset, read_split
+from trainables.datasets import read_split
+from trainables.images import ImageDataset
 from trainables.model import build_model
 from trainables.preprocess import build_transforms, data_config
 from trainables.saved_model import load_model, predict_probabilities, read_meta, save_model
@@ -58,3 +59,37 @@ def test_bad_model_folders_are_clear_errors(tmp_path, tiny_config):
     (tmp_path / "m" / "imlgcn.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="do not match its imlgcn.json"):
         load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize("embedding", ["fpca", "none"])
+def test_a_head_trained_on_cached_features_is_saved_without_its_backbone(tmp_path, tiny_config, embedding):
+    """Fast mode builds no backbone and saves only the head, referring to the one stored stage-1 backbone;
+    it still predicts what training evaluated, and its self-contained copy needs nothing else."""
+    from safetensors.torch import load_file
+
+    from trainables.metrics import multilabel_metrics
+    from trainables.runtime import Runtime
+    from trainables.saved_model import self_contained
+    from trainables.stage_cache import stage1_key, stage1_weights
+    from trainables.stages import run_stages
+
+    config = TrialConfig(**{**tiny_config.to_dict(), "embedding": embedding, "finetune_backbone": False,
+                            "epochs": 2})
+    metrics = run_stages(config, str(tmp_path / "stage1"), Runtime(), lambda _: None, model_dir=str(tmp_path / "m"))
+    stored = load_file(str(tmp_path / "m" / "model.safetensors"))
+    assert stored and not [k for k in stored if k.startswith("backbone.")]  # the head only
+    meta = read_meta(tmp_path / "m")
+    assert meta["backbone_weights"] == str(stage1_weights(tmp_path / "stage1", stage1_key(config)))
+    val = read_split("coco", config.data_dir, "val")
+    model, meta = load_model(tmp_path / "m")
+    scores = predict_probabilities(model, meta, list(val.paths))
+    assert multilabel_metrics(scores, val.labels)["mAP"] == pytest.approx(metrics["mAP"], abs=1e-3)
+
+    whole = self_contained(tmp_path / "m", tmp_path / "export")
+    assert "backbone_weights" not in read_meta(whole)
+    assert [k for k in load_file(str(whole / "model.safetensors")) if k.startswith("backbone.")]
+    (tmp_path / "stage1" / stage1_key(config) / "model.safetensors").unlink()  # the cache is gone
+    with pytest.raises(ValueError, match="refers to the backbone weights .* which are gone"):
+        load_model(tmp_path / "m")
+    model, meta = load_model(whole)  # the exported copy is self-contained
+    np.testing.assert_allclose(predict_probabilities(model, meta, list(val.paths)), scores, rtol=1e-5, atol=1e-6)

@@ -8,8 +8,9 @@ import pytest
 from trainables.config import TrialConfig
 from trainables.runtime import Runtime
 from trainables.stage_cache import load_stage1, stage1_key
-from trainables.train_loop import load_splits, run_stages
-from trainables.train_stage import label_adjacency, node_features
+from trainables.gcn_inputs import label_adjacency, node_features
+from trainables.splits import load_splits
+from trainables.stages import run_stages
 
 
 class Recorder:
@@ -61,7 +62,7 @@ def test_graph_and_node_features_follow_the_config(tiny_config, tmp_path):
     assert adjacency.shape == (5, 5) and np.isfinite(adjacency).all()
     assert not np.allclose(adjacency, label_adjacency(dataclasses.replace(tiny_config, tau=1.0), labels))
     rng = np.random.default_rng(0)
-    stage1 = type("S", (), {"train_features": rng.normal(size=(len(labels), 8)).astype(np.float32)})()
+    stage1 = rng.normal(size=(len(labels), 8)).astype(np.float32)  # F_GAP of the training images
     fpca = node_features(dataclasses.replace(tiny_config, embedding="fpca", pca_dim=3), stage1, labels,
                          splits.train.classes)
     assert fpca.shape == (5, 3)
@@ -91,7 +92,7 @@ def test_a_corrupt_image_mid_epoch_is_a_clear_error(tmp_path, tiny_config):
     (a silently skipped image would change the data set under the study's feet)."""
     import shutil
 
-    from trainables.data import DataError
+    from trainables.labelled_images import DataError
 
     data = tmp_path / "data"
     shutil.copytree(tiny_config.data_dir, data)

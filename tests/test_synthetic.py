@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from trainables import synthetic
-from trainables.data import DataError, read_coco
-from trainables.synthetic import COCO_CATEGORIES, ensure_synthetic, generate, label_stats, sample_label_sets
+from trainables.coco import read_coco
+from trainables.labelled_images import DataError
+from trainables.coco import COCO_CATEGORIES
+from trainables.synthetic import ensure_synthetic, generate, label_stats, sample_label_sets
 
 TINY = dict(num_classes=5, train_images=40, val_images=20, image_size=32, seed=3)
 

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-DATASETS = ("synthetic", "coco", "voc", "vg500", "csv")
+from trainables.datasets import DATASETS
 EMBEDDINGS = ("none", "word", "fi", "fpca")
 LOSSES = ("asl", "bce")
 GRAPHS = ("paper", "mlgcn")
@@ -66,7 +66,7 @@ class TrialConfig:
     finetune_backbone: bool = True  # False = fast mode: frozen backbone, cached features, GCN only
     # --- execution
     num_workers: int = 1  # Ray Train workers (data parallel)
-    cpus_per_worker: int = 0  # 0 = share the node's CPUs between the workers
+    cpus_per_worker: int = 0  # 0 = share the cluster's CPUs between the workers that run at once
     use_gpu: bool = False  # one GPU per Ray Train worker
     precision: str = "auto"  # auto (GPU: bf16 if supported, else fp16 + grad scaler; CPU: fp32) | fp32 | bf16 | fp16
     channels_last: bool = True  # NHWC memory format on GPU (faster convolutions under mixed precision)
@@ -76,7 +76,7 @@ class TrialConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("dataset", self.dataset, tuple(DATASETS))
         _check_choice("embedding", self.embedding, EMBEDDINGS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("graph", self.graph, GRAPHS)
@@ -139,6 +139,15 @@ class TrialConfig:
         if self.embedding == "fpca" and self.pca_dim > num_classes:
             raise ConfigError(f"pca_dim={self.pca_dim} exceeds the {num_classes} classes of the data set: "
                               f"use pca_dim <= {num_classes} (0 = {num_classes})")
+
+    def pca_components(self, num_classes: int) -> int:
+        """k of F_PCA: pca_dim, where 0 means the number of classes (the paper's k = C)."""
+        return self.pca_dim or num_classes
+
+    def worker_cpus(self, cluster_cpus: int, concurrent_runs: int = 1) -> int:
+        """CPUs (= torch threads) of each Ray Train worker: cpus_per_worker, where 0 shares the cluster's
+        CPUs between the workers of the runs that train at once (at least 1 each)."""
+        return self.cpus_per_worker or max(1, cluster_cpus // (self.num_workers * max(1, concurrent_runs)))
 
     def milestones(self) -> list[int]:
         """Epochs of the step schedule, e.g. '10,20,30' -> [10, 20, 30]."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 TOP_K = 3
+FINAL_METRICS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")  # what a run reports as its result
 
 
 def _validate(scores: np.ndarray, targets: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

@@ -9,15 +9,14 @@ are constants, so they are buffers (saved in the state dict, moved by `.to()`, n
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
-EMBEDDINGS = ("none", "word", "fi", "fpca")
+from trainables.backbones import backbone_size, create_backbone, meta_backbone
+from trainables.config import EMBEDDINGS
+
 WORD_DIM = 300  # GloVe vectors, as ML-GCN
-_CLASSIFIER_PREFIXES = ("head.", "fc.", "classifier.", "head_dist.")
 
 
 class GraphConvolution(nn.Module):
@@ -44,8 +43,9 @@ class GraphConvolution(nn.Module):
 class IMLGCN(nn.Module):
     """Backbone + two-layer GCN whose outputs are the per-label classifiers (paper Fig. 1)."""
 
-    def __init__(self, backbone: nn.Module, adjacency: torch.Tensor, node_features: torch.Tensor,
-                 hidden: int = 1024) -> None:
+    def __init__(self, backbone: nn.Module | None, adjacency: torch.Tensor, node_features: torch.Tensor,
+                 hidden: int = 1024, feature_dim: int | None = None) -> None:
+        """backbone None builds the head alone (for cached features); it then needs feature_dim = d."""
         super().__init__()
         adjacency = torch.as_tensor(adjacency, dtype=torch.float32)
         node_features = torch.as_tensor(node_features, dtype=torch.float32)
@@ -55,7 +55,7 @@ class IMLGCN(nn.Module):
         self.register_buffer("node_features", node_features.clone(), persistent=True)
         self.gc1 = GraphConvolution(node_features.shape[1], hidden)
         self.act = nn.LeakyReLU(0.2)
-        self.gc2 = GraphConvolution(hidden, backbone.num_features)
+        self.gc2 = GraphConvolution(hidden, _feature_dim(backbone, feature_dim))
 
     def classifiers(self) -> torch.Tensor:
         """Label classifiers W (C x d); depends only on the GCN, so the fast mode can skip the backbone."""
@@ -63,7 +63,7 @@ class IMLGCN(nn.Module):
         return self.gc2(h, self.adjacency)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.backbone(images)
+        return _backbone_of(self)(images)
 
     def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from pooled features (B x d), e.g. cached ones when the backbone is frozen."""
@@ -76,19 +76,34 @@ class IMLGCN(nn.Module):
 class DirectModel(nn.Module):
     """The baseline (ASL's setting): backbone + linear head, same interface as IMLGCN."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+    def __init__(self, backbone: nn.Module | None, num_classes: int, feature_dim: int | None = None) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(backbone.num_features, num_classes)
+        self.head = nn.Linear(_feature_dim(backbone, feature_dim), num_classes)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.backbone(images)
+        return _backbone_of(self)(images)
 
     def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits_from_features(self.forward_features(images))
+
+
+def _feature_dim(backbone: nn.Module | None, feature_dim: int | None) -> int:
+    """d: the backbone's pooled feature size, or the given one for a head built without its backbone."""
+    if backbone is not None:
+        return backbone.num_features
+    if not feature_dim:
+        raise ValueError("a head without a backbone needs feature_dim (the backbone's pooled feature size d)")
+    return feature_dim
+
+
+def _backbone_of(model: nn.Module) -> nn.Module:
+    if model.backbone is None:
+        raise ValueError("this model holds only its head: pass pooled features to logits_from_features")
+    return model.backbone
 
 
 def _check_graph(adjacency: torch.Tensor, node_features: torch.Tensor, num_classes: int | None = None) -> None:
@@ -99,64 +114,14 @@ def _check_graph(adjacency: torch.Tensor, node_features: torch.Tensor, num_class
         raise ValueError(f"node_features must be C x k with C = {c}, got {tuple(node_features.shape)}")
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A local checkpoint without unpickling code: safetensors, or torch.load(weights_only=True)."""
-    if not path.is_file():
-        raise ValueError(f"pretrained_path {str(path)!r} does not exist or is not a file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, pickled code refused by weights_only, ...
-        raise ValueError(f"cannot read weights from {str(path)!r}: {type(e).__name__}: {e}") from e
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict")
-    state = {k.removeprefix("module."): v for k, v in state.items()}  # DDP-saved checkpoints
-    if any(k.startswith("backbone.") for k in state):  # a saved DirectModel / IMLGCN: keep its backbone
-        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    return state
-
-
-def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
-    """Load a local weights file into a headless backbone; any missing or misshapen weight is an error."""
-    path = Path(path)
-    state = _read_state_dict(path)
-    own = backbone.state_dict()
-    state = {k: v for k, v in state.items() if k in own or not k.startswith(_CLASSIFIER_PREFIXES)}
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                  for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        raise ValueError(f"weights in {str(path)!r} do not fit {type(backbone).__name__}: "
-                         f"{len(missing)} missing (e.g. {missing[:3]}), {len(mismatched)} mismatched "
-                         f"(e.g. {mismatched[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-    backbone.load_state_dict(state, strict=False)
-
-
-def create_backbone(name: str, pretrained: bool = False, pretrained_path: str = "") -> nn.Module:
-    """A headless timm model (pooled B x d output). A local `pretrained_path` wins over a download."""
-    download = pretrained and not pretrained_path
-    try:
-        backbone = timm.create_model(name, pretrained=download, num_classes=0)
-    except Exception as error:  # hub unreachable, no weights published for this name, ...
-        if not download:
-            raise
-        raise ValueError(f"cannot fetch timm's pretrained weights of {name} ({type(error).__name__}): check "
-                         "network access to the Hugging Face hub, or pass pretrained_path=FILE") from None
-    if pretrained_path:
-        load_backbone_weights(backbone, pretrained_path)
-    return backbone
-
-
 def build_model(backbone_name: str, num_classes: int, embedding: str, node_features=None, adjacency=None,
-                hidden: int = 1024, pretrained: bool = False, pretrained_path: str = "") -> nn.Module:
-    """DirectModel for embedding 'none', else IMLGCN on the given A_hat (C x C) and node features (C x k)."""
+                hidden: int = 1024, pretrained: bool = False, pretrained_path: str = "",
+                with_backbone: bool = True) -> nn.Module:
+    """DirectModel for embedding 'none', else IMLGCN on the given A_hat (C x C) and node features (C x k).
+
+    with_backbone=False builds only the head (the backbone's size d read from a meta-device copy): what
+    trains on cached stage-1 features, without the memory and time of a backbone it would never run.
+    """
     if embedding not in EMBEDDINGS:
         raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
     if embedding != "none":
@@ -165,30 +130,25 @@ def build_model(backbone_name: str, num_classes: int, embedding: str, node_featu
         node_features = torch.as_tensor(node_features, dtype=torch.float32)
         adjacency = torch.as_tensor(adjacency, dtype=torch.float32)
         _check_graph(adjacency, node_features, num_classes)
-    backbone = create_backbone(backbone_name, pretrained, pretrained_path)
+    backbone = create_backbone(backbone_name, pretrained, pretrained_path) if with_backbone else None
+    d = None if with_backbone else meta_backbone(backbone_name).num_features
     if embedding == "none":
-        return DirectModel(backbone, num_classes)
-    return IMLGCN(backbone, adjacency, node_features, hidden)
+        return DirectModel(backbone, num_classes, feature_dim=d)
+    return IMLGCN(backbone, adjacency, node_features, hidden, feature_dim=d)
 
 
-def model_parameter_count(model: nn.Module) -> int:
-    """Trainable and frozen parameters of a built model; buffers (graph, node features, BN stats) excluded."""
-    return sum(p.numel() for p in model.parameters())
+def model_parameter_count(model: nn.Module, backbone_name: str | None = None) -> int:
+    """Trainable and frozen parameters of a built model; buffers (graph, node features, BN stats) excluded.
 
-
-def meta_backbone(name: str) -> nn.Module:
-    """A headless backbone built on the meta device (no memory, no init cost), for its shape and config."""
-    try:
-        with torch.device("meta"):
-            return timm.create_model(name, pretrained=False, num_classes=0)
-    except Exception:  # a model whose constructor needs real tensors
-        return timm.create_model(name, pretrained=False, num_classes=0)
-
-
-def _backbone_size(name: str) -> tuple[int, int]:
-    """(parameters, d) of a headless backbone."""
-    backbone = meta_backbone(name)
-    return model_parameter_count(backbone), backbone.num_features
+    A head built without its backbone counts the backbone too (by `backbone_name`): n_params is always
+    the whole model's, as paper Table 1.
+    """
+    own = sum(p.numel() for p in model.parameters())
+    if getattr(model, "backbone", True) is None:
+        if backbone_name is None:
+            raise ValueError("a model without its backbone needs backbone_name to count the whole model")
+        own += backbone_size(backbone_name)[0]
+    return own
 
 
 def count_parameters(backbone_name: str, num_classes: int, embedding: str, in_dim: int | None = None,
@@ -199,7 +159,7 @@ def count_parameters(backbone_name: str, num_classes: int, embedding: str, in_di
     """
     if embedding not in EMBEDDINGS:
         raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
-    backbone, d = _backbone_size(backbone_name)
+    backbone, d = backbone_size(backbone_name)
     if embedding == "none":
         head = d * num_classes + num_classes
     else:

@@ -15,7 +15,7 @@ from timm.data import create_transform, resolve_model_data_config
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
-from trainables.model import meta_backbone
+from trainables.backbones import meta_backbone
 
 
 def data_config(backbone: str, image_size: int) -> dict[str, Any]:

@@ -1,44 +1,24 @@
 """Readers for PASCAL VOC 2007, Visual Genome 500 (SSGRL / C-Tran files) and users' own CSV files.
 
-Each returns `LabelledImages` like `data.read_coco`, so the driver can check a set before Ray starts; every
-problem is one `DataError` line that names the file and the fix.
+Each returns `LabelledImages` like `coco.read_coco`, so the driver can check a set before Ray starts; every
+problem is one `DataError` line that names the file and the fix. Which splits exist is the data set
+registry's fact (`datasets.DATASETS`), checked there before a reader is called.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
-from trainables.data import DataError, LabelledImages
+from trainables.labelled_images import DataError, LabelledImages, data_folder, require_images
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
                "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
-VOC_SPLITS = ("trainval", "test", "train", "val")
-VG500_SPLITS = ("train", "test")
 VG500_NUM_CLASSES = 500
-
-
-def _folder(data_dir: str | Path, layout: str, split: str, valid: tuple[str, ...] | None = None) -> Path:
-    """data_dir made absolute (paths must survive a change of working directory), checked with the split."""
-    root = Path(data_dir).absolute()
-    if not root.is_dir():
-        raise DataError(f"data folder {root} does not exist: check data_dir ({layout} layout expected)")
-    if valid is not None and split not in valid:
-        raise DataError(f"unknown split {split!r} for {root}: use one of {', '.join(valid)}")
-    return root
-
-
-def _check_images(paths: tuple[str, ...], listing: Path, fix: str) -> None:
-    """One error for all missing images, so a half-copied set is reported once, not image by image."""
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise DataError(f"image {missing[0]} is missing ({len(missing)} of {len(paths)} images of {listing.name} "
-                        f"missing): {fix}")
 
 
 def read_voc(data_dir: str | Path, split: str) -> LabelledImages:
@@ -47,7 +27,7 @@ def read_voc(data_dir: str | Path, split: str) -> LabelledImages:
     As in ML-GCN, a class whose objects in an image are all `difficult` is -1 (left out of the loss and AP);
     one non-difficult object makes it 1. Images without objects are kept as all-zero rows.
     """
-    given = _folder(data_dir, "VOCdevkit/VOC2007", split, VOC_SPLITS)  # VOC2007 itself or a folder above it
+    given = data_folder(data_dir, "VOCdevkit/VOC2007")  # VOC2007 itself or a folder above it
     root = next((c for c in (given, given / "VOC2007", given / "VOCdevkit" / "VOC2007")
                  if (c / "ImageSets").is_dir()), given)
     get = "download VOC 2007 (VOCdevkit/VOC2007 layout) there"
@@ -82,7 +62,7 @@ def read_voc(data_dir: str | Path, split: str) -> LabelledImages:
         filename = (annotation.findtext("filename") or "").strip() or f"{image_id}.jpg"
         paths.append(str(root / "JPEGImages" / filename))
     paths = tuple(paths)
-    _check_images(paths, split_file, f"download the VOC 2007 JPEGImages into {root / 'JPEGImages'}")
+    require_images(paths, split_file, f"download the VOC 2007 JPEGImages into {root / 'JPEGImages'}")
     return LabelledImages(paths, labels, VOC_CLASSES)
 
 
@@ -93,7 +73,7 @@ def read_vg500(data_dir: str | Path, split: str) -> LabelledImages:
     publishes the 500 names, so the classes are `label_000` .. `label_499`. An image of the list without an
     entry in the JSON is an error, as it is in both repos (a KeyError there), not an unlabelled image.
     """
-    root = _folder(data_dir, "VG-500", split, VG500_SPLITS)
+    root = data_folder(data_dir, "VG-500")
     get = "download the VG-500 files of SSGRL / C-Tran there"
     list_file, label_file = root / f"{split}_list_500.txt", root / "vg_category_500_labels_index.json"
     for kind, needed in (("list", list_file), ("label", label_file)):
@@ -117,7 +97,7 @@ def read_vg500(data_dir: str | Path, split: str) -> LabelledImages:
                             "re-download it")
         labels[row, found] = 1
     paths = tuple(str(root / "VG_100K" / name) for name in names)
-    _check_images(paths, list_file, f"download the Visual Genome images into {root / 'VG_100K'}")
+    require_images(paths, list_file, f"download the Visual Genome images into {root / 'VG_100K'}")
     classes = tuple(f"label_{n:03d}" for n in range(VG500_NUM_CLASSES))
     return LabelledImages(paths, labels, classes)
 
@@ -152,7 +132,7 @@ def read_csv(data_dir: str | Path, split: str) -> LabelledImages:
     Columns follow `classes.txt` if present, else the sorted labels of every CSV in data_dir, so train and val
     share one column order whichever split is read. Duplicate labels count once; an empty cell is no label.
     """
-    root = _folder(data_dir, "image,labels CSV", split)
+    root = data_folder(data_dir, "image,labels CSV")
     csv_file = root / f"{split}.csv"
     if Path(split).name != split or not csv_file.is_file():
         present = ", ".join(sorted(p.name for p in root.glob("*.csv"))) or "none"
@@ -178,5 +158,5 @@ def read_csv(data_dir: str | Path, split: str) -> LabelledImages:
                             "add it there or fix the row")
         labels[row, [column[n] for n in names]] = 1
     paths = tuple(str(root / image) for _, image, _ in rows)
-    _check_images(paths, csv_file, f"copy the images there or fix the image column of {csv_file}")
+    require_images(paths, csv_file, f"copy the images there or fix the image column of {csv_file}")
     return LabelledImages(paths, labels, classes)

@@ -3,6 +3,11 @@
 `model.safetensors` holds every tensor (backbone, GCN weights, and the label graph and node features,
 which are buffers); `imlgcn.json` holds what rebuilds and uses it: the flat TrialConfig, the class
 names in output order and timm's preprocessing. Loading never executes code from the folder.
+
+A head trained on cached features (finetune_backbone=false) is saved without its frozen backbone:
+`imlgcn.json` names the stage-1 weights file that holds it (stored once per stage-1 key), so a study
+of hundreds of such trials does not copy the backbone hundreds of times. `self_contained` writes a
+copy with the backbone inside, which is what export registers.
 """
 
 from __future__ import annotations
@@ -25,11 +30,18 @@ from trainables.preprocess import build_transforms, data_config
 
 WEIGHTS, META = "model.safetensors", "imlgcn.json"
 FORMAT_VERSION = 1
+BACKBONE_PREFIX = "backbone."
 
 
 def save_model(folder: str | Path, model: nn.Module, config: TrialConfig, classes: tuple[str, ...],
-               metrics: dict[str, float] | None = None) -> Path:
-    """Write the model folder atomically (temp + rename); an existing folder is replaced."""
+               metrics: dict[str, float] | None = None, backbone_weights: str | Path | None = None) -> Path:
+    """Write the model folder atomically (temp + rename); an existing folder is replaced.
+
+    A model built without its backbone (a head) needs `backbone_weights`: a safetensors file whose
+    `backbone.*` tensors are the frozen backbone it was trained on.
+    """
+    if getattr(model, "backbone", True) is None and backbone_weights is None:
+        raise ValueError("a head saved without its backbone needs backbone_weights (the stage-1 weights file)")
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
@@ -40,6 +52,8 @@ def save_model(folder: str | Path, model: nn.Module, config: TrialConfig, classe
         meta = {"format": FORMAT_VERSION, "config": config.to_dict(), "classes": list(classes),
                 "preprocess": data_config(config.backbone, config.image_size),
                 "metrics": {k: float(v) for k, v in (metrics or {}).items()}}
+        if getattr(model, "backbone", True) is None:
+            meta["backbone_weights"] = str(Path(backbone_weights).absolute())
         (tmp / META).write_text(json.dumps(meta, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
@@ -64,6 +78,8 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     meta = read_meta(folder)
     config = TrialConfig.from_dict(meta["config"])
     state = load_file(str(Path(folder) / WEIGHTS), device="cpu")
+    if "backbone_weights" in meta:
+        state.update(_backbone_state(meta["backbone_weights"], folder))
     graph = {}
     if config.embedding != "none":
         graph = {"node_features": state["node_features"], "adjacency": state["adjacency"]}
@@ -73,6 +89,25 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     except RuntimeError as error:
         raise ValueError(f"weights in {folder} do not match its {META}: {str(error).splitlines()[0]}") from None
     return model.to(device).eval(), meta
+
+
+def _backbone_state(path: str, folder: str | Path) -> dict[str, torch.Tensor]:
+    """The `backbone.*` tensors of the stage-1 weights file a head-only model folder refers to."""
+    if not Path(path).is_file():
+        raise ValueError(f"{folder} refers to the backbone weights {path}, which are gone (the study's stage-1 "
+                         "cache was moved or deleted): export the model while they exist, or rerun the trial")
+    return {k: v for k, v in load_file(path, device="cpu").items() if k.startswith(BACKBONE_PREFIX)}
+
+
+def self_contained(folder: str | Path, out: str | Path) -> Path:
+    """A copy of the model folder at `out` that holds every weight (a head-only folder gets its backbone)."""
+    meta = read_meta(folder)
+    if "backbone_weights" not in meta:
+        shutil.copytree(folder, out, dirs_exist_ok=True)
+        return Path(out)
+    model, meta = load_model(folder)
+    config = TrialConfig.from_dict(meta["config"])
+    return save_model(out, model, config, tuple(meta["classes"]), meta.get("metrics"))
 
 
 @torch.no_grad()

@@ -83,12 +83,18 @@ def save_stage1(root: str | Path, stage: Stage1) -> Path:
     return final
 
 
+def stage1_weights(root: str | Path, key: str) -> Path:
+    """The safetensors file of stage 1's direct model (tensors `backbone.*` and `head.*`): the one stored
+    copy of the backbone that head-only models (trained on cached features) refer to."""
+    return Path(root).absolute() / key / "model.safetensors"
+
+
 def load_stage1(root: str | Path, key: str) -> Stage1 | None:
     """The stored stage 1 for `key`, or None when it was never completed."""
     folder = Path(root) / key
     if not (folder / "metrics.json").exists():
         return None
-    tensors = load_file(str(folder / "model.safetensors"))
+    tensors = load_file(str(stage1_weights(root, key)))
     backbone = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
     head = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
     return Stage1(

@@ -19,32 +19,14 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .data import DataError
+from trainables.coco import COCO_CATEGORIES
+from trainables.labelled_images import DataError
 
 GENERATOR_VERSION = 1  # bump when the output changes, so cached sets are regenerated
 STATS_PATH = Path(__file__).parent / "resources" / "coco2014_train_label_stats.npz"
 COCO_TRAIN_IMAGES = 82081  # train2014 images with at least one annotation (the stats' denominator)
 MEAN_LABELS = 2.9  # labels per image in COCO
 ARGS_FILE = "synthetic.json"  # the generator's arguments, to tell a stale or foreign folder apart
-# The official 80 categories of instances_*2014.json, "supercategory: id name, ...":
-_COCO = """person: 1 person
-vehicle: 2 bicycle, 3 car, 4 motorcycle, 5 airplane, 6 bus, 7 train, 8 truck, 9 boat
-outdoor: 10 traffic light, 11 fire hydrant, 13 stop sign, 14 parking meter, 15 bench
-animal: 16 bird, 17 cat, 18 dog, 19 horse, 20 sheep, 21 cow, 22 elephant, 23 bear, 24 zebra, 25 giraffe
-accessory: 27 backpack, 28 umbrella, 31 handbag, 32 tie, 33 suitcase
-sports: 34 frisbee, 35 skis, 36 snowboard, 37 sports ball, 38 kite, 39 baseball bat, 40 baseball glove
-sports: 41 skateboard, 42 surfboard, 43 tennis racket
-kitchen: 44 bottle, 46 wine glass, 47 cup, 48 fork, 49 knife, 50 spoon, 51 bowl
-food: 52 banana, 53 apple, 54 sandwich, 55 orange, 56 broccoli, 57 carrot, 58 hot dog, 59 pizza
-food: 60 donut, 61 cake
-furniture: 62 chair, 63 couch, 64 potted plant, 65 bed, 67 dining table, 70 toilet
-electronic: 72 tv, 73 laptop, 74 mouse, 75 remote, 76 keyboard, 77 cell phone
-appliance: 78 microwave, 79 oven, 80 toaster, 81 sink, 82 refrigerator
-indoor: 84 book, 85 clock, 86 vase, 87 scissors, 88 teddy bear, 89 hair drier, 90 toothbrush"""
-COCO_CATEGORIES: tuple[tuple[int, str, str], ...] = tuple(  # (id, name, supercategory), by id
-    (int(item.split(" ", 1)[0]), item.split(" ", 1)[1], sup)
-    for sup, items in (line.split(": ") for line in _COCO.splitlines()) for item in items.split(", "))
-
 SHAPES = ("ellipse", "square", "ring", "triangle", "diamond", "cross", "hexagon", "ell")
 COLOURS = np.array([(0.9, 0.15, 0.1), (0.1, 0.75, 0.2), (0.15, 0.3, 0.95), (0.95, 0.85, 0.1),
                     (0.85, 0.15, 0.8), (0.1, 0.85, 0.85), (1.0, 0.5, 0.0), (0.95, 0.95, 0.95)], np.float32)

@@ -1,8 +1,8 @@
-"""What a study is on disk: `<storage>/<name>/study.json` plus the folders its parts share.
+"""A study's record on disk, `<storage>/<name>/study.json`, and the folder layout it owns.
 
 Everything a resume or an extend needs (the base config, the space, the MLflow ids, the Tune runs)
 lives in that one JSON file, written atomically, so a driver killed at any point leaves a study that
-`imlgcn study resume` can pick up.
+`imlgcn study resume` can pick up. The layout of the study's folder is defined here once, as properties.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-STATE_FILE = "study.json"
+from trainables.run_context import RunContext
+
+RECORD_FILE = "study.json"
+STAGE1_FOLDER = "stage1"  # in the storage root: shared by every study of that storage
 
 
 class StudyInterrupted(RuntimeError):
@@ -22,11 +25,11 @@ class StudyInterrupted(RuntimeError):
 
 
 class StudyError(ValueError):
-    """A study name or folder is wrong; the message says which command to use instead."""
+    """A study name, folder or state is wrong; the message says which command to use instead."""
 
 
 @dataclass
-class StudyState:
+class StudyRecord:
     """A study's persistent record."""
 
     name: str
@@ -48,51 +51,74 @@ class StudyState:
         return Path(self.storage) / self.name
 
     @property
+    def stage1_dir(self) -> Path:
+        """The stage-1 cache (pretrained direct models and features), shared by the storage's studies."""
+        return Path(self.storage) / STAGE1_FOLDER
+
+    @property
+    def train_dir(self) -> Path:
+        """Ray Train runs: stage 1's and each fine-tuning trial's per-epoch checkpoints."""
+        return self.folder / "train"
+
+    @property
+    def tune_dir(self) -> Path:
+        """Ray Tune's experiment folders, one per Tune run (run, extend-1, ...)."""
+        return self.folder / "tune"
+
+    @property
     def models_dir(self) -> Path:
         """Final models of the trials (one folder per trial id), kept as keep_checkpoints says."""
         return self.folder / "models"
 
     @property
+    def report_dir(self) -> Path:
+        return self.folder / "report"
+
+    @property
+    def runs_dir(self) -> Path:
+        """`<trial_id>.run` files: the MLflow run id of each trial (see trainables.mlflow_runs)."""
+        return self.folder / "mlflow_runs"
+
+    @property
     def optuna_journal(self) -> str:
         return str(self.folder / "optuna.journal")
 
-    def context(self, cpus_per_worker: int) -> dict:
-        """The flat facts a trial needs (passed to every trial with tune.with_parameters)."""
-        return {"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
-                "parent_run_id": self.parent_run_id, "runs_dir": str(self.folder / "mlflow_runs"),
-                "cache_dir": str(Path(self.storage) / "stage1"), "train_storage": str(self.folder / "train"),
-                "models_dir": str(self.models_dir),
-                "cpus_per_worker": cpus_per_worker}
+    def context(self, cpus_per_worker: int) -> RunContext:
+        """What every trial of this study needs from the driver."""
+        return RunContext(tracking_uri=self.tracking_uri, experiment_id=self.experiment_id,
+                          stage1_dir=str(self.stage1_dir), train_storage=str(self.train_dir),
+                          models_dir=str(self.models_dir), cpus_per_worker=cpus_per_worker,
+                          runs_dir=str(self.runs_dir), parent_run_id=self.parent_run_id)
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{STATE_FILE}.{os.getpid()}.tmp"
+        tmp = self.folder / f".{RECORD_FILE}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(asdict(self), indent=1))
-        os.replace(tmp, self.folder / STATE_FILE)
+        os.replace(tmp, self.folder / RECORD_FILE)
 
 
 def study_folder(storage: str | Path, name: str) -> Path:
     return Path(storage).absolute() / name
 
 
-def load_state(storage: str | Path, name: str) -> StudyState:
-    """The saved study `name`; a missing one is a one-line ValueError pointing to `study list`."""
-    path = study_folder(storage, name) / STATE_FILE
+def load_record(storage: str | Path, name: str) -> StudyRecord:
+    """The saved study `name`; a missing one is a one-line StudyError pointing to `study list`."""
+    path = study_folder(storage, name) / RECORD_FILE
     if not path.is_file():
         raise StudyError(f"no study named {name!r} in {Path(storage).absolute()}: "
                          "see `imlgcn study list --storage DIR`, or start it with `imlgcn study run`")
-    return StudyState(**json.loads(path.read_text()))
+    return StudyRecord(**json.loads(path.read_text()))
 
 
-def list_states(storage: str | Path) -> list[StudyState]:
+def list_records(storage: str | Path) -> list[StudyRecord]:
     root = Path(storage).absolute()
     if not root.is_dir():
         return []
-    return [load_state(root, p.parent.name) for p in sorted(root.glob(f"*/{STATE_FILE}"))]
+    return [load_record(root, p.parent.name) for p in sorted(root.glob(f"*/{RECORD_FILE}"))]
 
 
 @contextlib.contextmanager
-def driver_lock(state: StudyState):
+def driver_lock(record: StudyRecord):
     """Held while a driver runs the study, so a second `run`/`resume`/`extend` of it is refused.
 
     An flock is released by the OS when its process dies, even by SIGKILL, so `imlgcn study resume`
@@ -100,15 +126,15 @@ def driver_lock(state: StudyState):
     """
     import fcntl
 
-    state.folder.mkdir(parents=True, exist_ok=True)
-    handle = open(state.folder / "driver.lock", "a+")
+    record.folder.mkdir(parents=True, exist_ok=True)
+    handle = open(record.folder / "driver.lock", "a+")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise StudyError(f"study {state.name!r} is being run by another driver ({holder}): wait for it to "
+            raise StudyError(f"study {record.name!r} is being run by another driver ({holder}): wait for it to "
                              "end, or stop it first") from None
         handle.seek(0)
         handle.truncate()

@@ -1,6 +1,7 @@
-"""MLflow on the driver: where the store is, and the runs the driver opens and closes.
+"""The MLflow store seen from the driver: its URI (resolved once) and the experiment a run goes to.
 
 Ray workers run in other folders, so a relative SQLite path is made absolute before it is passed on.
+The runs themselves are opened, logged and closed by `trainables.mlflow_runs`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import os
 from pathlib import Path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-FINAL_KEYS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "n_params")
 
 
 def resolve_tracking_uri(uri: str | None) -> str:

@@ -1,0 +1,204 @@
+"""`imlgcn study run | resume | extend`: a study's life cycle on the driver.
+
+run: validate and prepare the data, create the MLflow experiment + parent run and the study record,
+train stage 1 once, then let Tune run the trials. resume: restore the last Tune run (searcher state
+included). extend: a new Tune run over the same Optuna journal. Each ends by closing leftovers
+(runs of killed attempts, Optuna trials stuck RUNNING) and applying keep_checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+from study.mlflow_store import experiment_id, resolve_tracking_uri
+from study.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_data, redact
+from study.record import StudyError, StudyInterrupted, StudyRecord, driver_lock, load_record, study_folder
+from trainables.config import ConfigError, TrialConfig
+from trainables.mlflow_runs import FINISHED, KILLED, RUNNING, RunLog
+
+Progress = Callable[[str], None]
+
+
+def create_study(name: str, config: TrialConfig, space: str, objective: str, num_samples: int,
+                 max_concurrent: int, storage: str, tracking_uri: str | None, progress: Progress,
+                 address: str | None = None) -> StudyRecord:
+    """Check everything, then write the study record and open its MLflow parent run."""
+    from search_spaces import get_space
+
+    try:
+        get_space(space)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if num_samples < 1:
+        raise ConfigError(f"--num-samples {num_samples} must be at least 1")
+    folder = study_folder(check_writable(storage), name)
+    try:
+        folder.mkdir()  # atomic: of two drivers starting the same name at once, one gets it
+    except FileExistsError:
+        raise ConfigError(f"study {name!r} already exists in {Path(storage).absolute()}: "
+                          f"continue it with `imlgcn study resume {name}` or add trials with "
+                          f"`imlgcn study extend {name} --num-samples K`") from None
+    try:
+        return _new_record(name, config, space, objective, num_samples, max_concurrent, storage, tracking_uri,
+                           address, progress)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-written: the name is free again
+        raise
+
+
+def _new_record(name: str, config: TrialConfig, space: str, objective: str, num_samples: int, max_concurrent: int,
+                storage: str, tracking_uri: str | None, address: str | None, progress: Progress) -> StudyRecord:
+    uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_uri(uri)
+    check_ray_address(address)
+    config, classes = prepare_data(config, progress)
+    if config.use_gpu:  # needs Ray up: start it now (run_trials keeps it) so no record is written for nothing
+        from study.ray_session import check_gpus, start_ray, stop_ray
+
+        progress(start_ray(address))
+        try:
+            check_gpus(config.use_gpu, config.num_workers)
+        except ConfigError:
+            stop_ray()
+            raise
+    runs = RunLog(uri)
+    exp = experiment_id(runs.client, name, uri)
+    parent = runs.create(exp, name, {"stage": "study", "space": space, "objective": objective})
+    record = StudyRecord(name=name, storage=str(Path(storage).absolute()), base_config=config.to_dict(),
+                         space=space, objective=objective, num_samples=num_samples, max_concurrent=max_concurrent,
+                         num_classes=len(classes), tracking_uri=uri, experiment_id=exp, parent_run_id=parent)
+    record.save()
+    return record
+
+
+def run_trials(record: StudyRecord, run_name: str, num_samples: int, address: str | None,
+               progress: Progress, restore: bool = False, tracking_uri: str | None = None) -> None:
+    """Stage 1 once, then the Tune run `run_name` (restored when asked and possible), under the driver lock.
+    A `tracking_uri` other than the record's is a moved MLflow store (see move_tracking_uri)."""
+    with driver_lock(record):
+        move_tracking_uri(record, tracking_uri, progress)
+        _run_trials(record, run_name, num_samples, address, progress, restore)
+
+
+def _run_trials(record: StudyRecord, run_name: str, num_samples: int, address: str | None,
+                progress: Progress, restore: bool) -> None:
+    from study.ray_session import check_gpus, cluster_gpus, start_ray, stop_ray, worker_slots
+    from study.stage1 import ensure_stage1
+    from study.tuner import new_tuner, restored_tuner
+    from trainables.trainable import runs_in_process
+
+    check_tracking_uri(record.tracking_uri)
+    check_ray_address(address)
+    config = TrialConfig(**record.base_config)
+    RunLog(record.tracking_uri).client.update_run(record.parent_run_id, status=RUNNING)
+    progress(start_ray(address))
+    try:
+        check_gpus(config.use_gpu, config.num_workers)
+        slots = worker_slots(config.cpus_per_worker or 1)  # whole workers the nodes can hold at once
+        if not record.max_concurrent:
+            record.max_concurrent = max(1, slots // config.num_workers)
+            if config.use_gpu:
+                record.max_concurrent = min(record.max_concurrent, max(1, cluster_gpus() // config.num_workers))
+        cpus = config.worker_cpus(slots, record.max_concurrent)
+        if not runs_in_process(config):
+            progress(f"each trial trains on {config.num_workers} Ray Train worker(s) x {cpus} CPU"
+                     f"{' + 1 GPU' if config.use_gpu else ''}")
+        ensure_stage1(record, config, config.worker_cpus(slots), progress)
+        tuner = restored_tuner(record, run_name, cpus) if restore else None
+        if tuner is None:
+            record.tune_runs[run_name] = num_samples
+            record.save()
+            tuner = new_tuner(record, run_name, num_samples, cpus)
+        progress(f"study {record.name}: {num_samples} trials, up to {record.max_concurrent} at once")
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the Pareto table
+            results = tuner.fit()
+        ended = results.num_terminated + results.num_errors
+        if ended < num_samples:  # Tune returns normally after Ctrl+C: the study is not finished
+            raise StudyInterrupted(f"study {record.name!r} stopped after {ended} of {num_samples} trials: "
+                                   f"continue it with `imlgcn study resume {record.name}`")
+        record.status = "finished"
+        record.save()
+        _prune(record, progress)
+    finally:
+        close_leftovers(record)
+        stop_ray()
+
+
+def _prune(record: StudyRecord, progress: Progress) -> None:
+    """keep_checkpoints=front: delete the saved models of trials off the Pareto front."""
+    from study.export import prune_models
+    from study.report import trial_table
+
+    trials = trial_table(RunLog(record.tracking_uri).client, record.name)
+    if not trials.empty:
+        prune_models(record, trials, progress)
+
+
+def close_leftovers(record: StudyRecord) -> None:
+    """Mark trial runs of killed attempts KILLED (a resumed trial reopens its run) and, once the study
+    has finished, Optuna trials stuck RUNNING as FAIL (they would bias the sampler)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    runs = RunLog(record.tracking_uri)
+    for run in runs.client.search_runs([record.experiment_id], f"attributes.status = '{RUNNING}'"):
+        if run.info.run_id != record.parent_run_id:
+            runs.close(run.info.run_id, KILLED)
+    runs.close(record.parent_run_id, FINISHED if record.status == "finished" else KILLED)
+    if record.status == "finished" and Path(record.optuna_journal).exists():  # resumed trials still tell theirs
+        storage = optuna.storages.JournalStorage(JournalFileBackend(record.optuna_journal))
+        study = optuna.load_study(study_name=record.name, storage=storage)
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+
+
+def move_tracking_uri(record: StudyRecord, tracking_uri: str | None, progress: Progress) -> None:
+    """`--tracking-uri` on resume/extend: the study's MLflow store moved (a new server address for the same
+    store). The new URI must hold the study's experiment; from then on every trial logs there."""
+    if not tracking_uri:
+        return
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri == record.tracking_uri:
+        return
+    check_tracking_uri(uri)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = RunLog(uri).client.get_experiment(record.experiment_id)
+    except MlflowException:
+        found = None
+    if found is None or found.name != record.name:
+        raise StudyError(f"--tracking-uri {redact(uri)} does not hold study {record.name!r} (experiment "
+                         f"{record.experiment_id}): pass the address of the store the study logs to, "
+                         f"now {redact(record.tracking_uri)}")
+    progress(f"study {record.name}: MLflow store moved from {redact(record.tracking_uri)} to {redact(uri)}")
+    record.tracking_uri = uri
+    record.save()
+
+
+def resume_study(name: str, storage: str, address: str | None, progress: Progress,
+                 tracking_uri: str | None = None) -> StudyRecord:
+    record = load_record(storage, name)
+    if record.status == "finished":
+        raise ConfigError(f"study {name!r} is finished: add trials with `imlgcn study extend {name} --num-samples K`")
+    run_name, asked = list(record.tune_runs.items())[-1] if record.tune_runs else ("tune", record.num_samples)
+    run_trials(record, run_name, asked, address, progress, restore=True, tracking_uri=tracking_uri)
+    return record
+
+
+def extend_study(name: str, storage: str, num_samples: int, address: str | None, progress: Progress,
+                 tracking_uri: str | None = None) -> StudyRecord:
+    record = load_record(storage, name)
+    if record.status != "finished":
+        raise ConfigError(f"study {name!r} did not finish: run `imlgcn study resume {name}` first")
+    if num_samples < 1:
+        raise ConfigError(f"--num-samples {num_samples} must be at least 1")
+    record.num_samples += num_samples
+    record.status = "running"
+    run_name = f"extend-{len(record.tune_runs)}"
+    run_trials(record, run_name, num_samples, address, progress, tracking_uri=tracking_uri)
+    return record

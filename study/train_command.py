@@ -1,0 +1,68 @@
+"""`imlgcn train` on the driver: check everything, then run the three stages on Ray Train workers.
+
+Everything that can be checked on the driver (config, data folder, annotation files, images, word
+vectors, weights, Ray's GPUs) is checked before the MLflow run exists, so bad input costs seconds and
+leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from study.mlflow_store import experiment_id, resolve_tracking_uri
+from study.preflight import prepare_data, preflight, redact
+from trainables.config import TrialConfig
+from trainables.mlflow_runs import RunLog, final_metrics
+from trainables.run_context import RunContext
+
+Progress = Callable[[str], None]
+TRAIN_MAX_FAILURES = 2  # worker-group restarts from the last checkpoint before the run fails
+
+
+def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None, storage: str,
+              experiment: str, progress: Progress) -> dict:
+    """Run pretrain -> embed -> train on Ray Train; log to MLflow; return the final metrics."""
+    from study.ray_session import check_gpus, cluster_cpus, start_ray, stop_ray
+
+    began = time.time()
+    uri = resolve_tracking_uri(tracking_uri)
+    preflight(uri, address, storage)
+    config, classes = prepare_data(config, progress)
+    progress(start_ray(address))
+    try:
+        check_gpus(config.use_gpu, config.num_workers)
+        root = Path(storage).absolute()
+        runs = RunLog(uri)
+        context = RunContext(tracking_uri=uri, experiment_id=experiment_id(runs.client, experiment, uri),
+                             stage1_dir=str(root / "stage1"), train_storage=str(root),
+                             models_dir=str(root / "models"), cpus_per_worker=config.worker_cpus(cluster_cpus()))
+        return _tracked_fit(config, classes, context, runs, experiment, began, progress)
+    finally:
+        stop_ray()
+
+
+def _tracked_fit(config: TrialConfig, classes: tuple[str, ...], context: RunContext, runs: RunLog,
+                 experiment: str, began: float, progress: Progress) -> dict:
+    from trainables.saved_model import self_contained
+    from trainables.trainable import torch_trainer
+
+    run_id = runs.create(context.experiment_id, f"{config.embedding}-{config.backbone}", {"stage": "train"},
+                         config.to_dict())
+    progress(f"MLflow run {run_id} in experiment {experiment!r} at {redact(context.tracking_uri)}")
+    context = context.for_run(run_id, run_id)
+    with runs.failing(run_id):
+        progress(f"training on {config.num_workers} Ray Train worker(s) x {context.cpus_per_worker} CPU"
+                 f"{' + 1 GPU' if config.use_gpu else ''}")
+        metrics = torch_trainer(config, context, f"train-{run_id}", TRAIN_MAX_FAILURES).fit().metrics
+        final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
+                 "wall_time_s": round(time.time() - began, 1)}
+        with tempfile.TemporaryDirectory() as folder:  # a head-only model gets its backbone in the artifact
+            runs.client.log_artifacts(run_id, str(self_contained(context.model_dir, Path(folder) / "model")), "model")
+        runs.finish(run_id, final, step=config.epochs)
+    progress(f"model saved to {context.model_dir} and logged as runs:/{run_id}/model "
+             f"(try `imlgcn predict --model runs:/{run_id}/model IMAGE`)")
+    return {**final, "n_params": int(final["n_params"]), "num_classes": len(classes), "run_id": run_id,
+            "model": context.model_dir}

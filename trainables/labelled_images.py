@@ -1,0 +1,45 @@
+"""What every reader returns: image paths and a label matrix; and the one error type for bad data.
+
+Readers build `LabelledImages` from plain files (no torch), so the driver can check a data set before
+Ray starts and pass it to workers cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A data set file or folder is missing or unreadable; the one-line message names the path and the fix."""
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Images and their labels: labels[i, c] is 1 (present), 0 (absent) or -1 (ignore, e.g. VOC difficult)."""
+
+    paths: tuple[str, ...]  # absolute image paths
+    labels: np.ndarray  # N x C int8
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def data_folder(data_dir: str | Path, layout: str) -> Path:
+    """data_dir made absolute (paths must survive a change of working directory); it must exist."""
+    root = Path(data_dir).absolute()
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist: check data_dir ({layout} layout expected)")
+    return root
+
+
+def require_images(paths: tuple[str, ...], listing: Path, fix: str) -> None:
+    """One error for all missing images, so a half-copied set is reported once, not image by image."""
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise DataError(f"image {missing[0]} is missing ({len(missing)} of {len(paths)} images of {listing.name} "
+                        f"missing): {fix}")

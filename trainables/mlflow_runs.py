@@ -1,0 +1,111 @@
+"""The MLflow run lifecycle, in one place: open a run with its config, log its per-epoch curves, stamp
+its final metrics, and close it FINISHED, FAILED or KILLED.
+
+Runs are addressed by id (not through Ray's MLflow callback, which forgets its runs on restore). A
+study persists each trial's run id in `<runs_dir>/<trial_id>.run`, so a retried or restored trial
+reopens its own run: one run per trial id however often the trial restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from typing import Iterator, Mapping
+
+from trainables.metrics import FINAL_METRICS
+
+FINAL_KEYS = (*FINAL_METRICS, "n_params")  # a finished run's result (n_params is a metric: the UI charts it)
+# per-epoch report key -> MLflow metric key (the step is the epoch)
+EPOCH_KEYS = {"pretrain_loss": "pretrain_loss", "pretrain_mAP": "pretrain_mAP", "loss": "train_loss",
+              "mAP": "val_mAP", "CF1": "val_CF1", "OF1": "val_OF1"}
+RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
+
+
+def final_metrics(result: Mapping[str, float]) -> dict[str, float]:
+    """The FINAL_KEYS of a run's last result, as floats."""
+    return {key: float(result[key]) for key in FINAL_KEYS}
+
+
+def trial_run_id(runs_dir: str, trial_id: str) -> str | None:
+    """The MLflow run id recorded for a study trial, or None before the trial started."""
+    marker = os.path.join(runs_dir, f"{trial_id}.run")
+    if not os.path.exists(marker):
+        return None
+    with open(marker) as handle:
+        return handle.read().strip()
+
+
+class RunLog:
+    """MLflow runs of one tracking store: create, log, close."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+
+    def create(self, experiment_id: str, run_name: str, tags: Mapping[str, str],
+               params: Mapping[str, object] | None = None) -> str:
+        """A new RUNNING run with `params` logged (every value as text, as MLflow stores them)."""
+        from mlflow.entities import Param
+
+        run_id = self.client.create_run(experiment_id, tags=dict(tags), run_name=run_name).info.run_id
+        if params:
+            self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        return run_id
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """Stamp metric values at `step` (a run's final metrics use its last epoch as the step)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        rows = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+        if rows:
+            self.client.log_batch(run_id, metrics=rows)
+
+    def log_epoch(self, run_id: str, report: Mapping[str, float]) -> None:
+        """The curve values of one epoch report (pretrain or train), renamed by EPOCH_KEYS."""
+        step = int(report.get("epoch", report.get("pretrain_epoch", 0)))
+        self.log_metrics(run_id, {EPOCH_KEYS[k]: v for k, v in report.items() if k in EPOCH_KEYS}, step)
+
+    def finish(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """Log the final metrics and close the run FINISHED."""
+        self.log_metrics(run_id, metrics, step)
+        self.close(run_id, FINISHED)
+
+    def close(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status)
+
+    def status(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.status
+
+    @contextlib.contextmanager
+    def failing(self, run_id: str) -> Iterator[None]:
+        """Close the run FAILED on an error and KILLED on Ctrl+C, then re-raise. Other exits (Tune stopping
+        a trial raises SystemExit in it) leave the run open for the driver to close."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.close(run_id, KILLED)
+            raise
+        except Exception:
+            self.close(run_id, FAILED)
+            raise
+
+    def trial_run(self, runs_dir: str, trial_id: str, experiment_id: str, parent_run_id: str,
+                  params: Mapping[str, object], node_id: str) -> str:
+        """The study trial's run: created with the full flat config as params, or reopened on a retry."""
+        run_id = trial_run_id(runs_dir, trial_id)
+        if run_id is not None:
+            self.client.update_run(run_id, status=RUNNING)
+            self.client.set_tag(run_id, "ray_node_id", node_id)
+            return run_id
+        tags = {"stage": "trial", "trial_id": trial_id, "ray_node_id": node_id, "mlflow.parentRunId": parent_run_id}
+        run_id = self.create(experiment_id, trial_id, tags, params)
+        os.makedirs(runs_dir, exist_ok=True)
+        marker = os.path.join(runs_dir, f"{trial_id}.run")
+        tmp = f"{marker}.{os.getpid()}.tmp"
+        with open(tmp, "w") as handle:
+            handle.write(run_id)
+        os.replace(tmp, marker)
+        return run_id

@@ -1,0 +1,43 @@
+"""RunContext: what a run needs from the driver besides its TrialConfig, resolved once on the driver.
+
+Paths, MLflow ids and the CPUs each worker was given travel as one frozen dataclass; it becomes a flat
+dict only at the Ray boundary (`to_dict` there, `from_dict` in the trial or worker), so no code reads
+`context["tracking_uri"]` from a string-keyed bag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where a run's results go and what it may use."""
+
+    tracking_uri: str  # MLflow store, resolved (absolute SQLite path or server URL)
+    experiment_id: str
+    stage1_dir: str  # the stage-1 cache: one folder per key, shared by every run of a storage
+    train_storage: str  # Ray Train runs (per-epoch checkpoints)
+    models_dir: str  # final models, one folder per trial id or run id
+    cpus_per_worker: int = 1  # resolved: CPUs and torch threads of each worker (TrialConfig.worker_cpus)
+    runs_dir: str = ""  # a study's `<trial_id>.run` files: the MLflow run id of each trial
+    parent_run_id: str = ""  # the study's parent run ("" for `imlgcn train`)
+    run_id: str = ""  # the MLflow run the workers log their epochs to
+    model_dir: str = ""  # where this run saves its final model ("" = it saves none)
+    stages: str = "all"  # all | stage1 (pretrain + embed only)
+
+    def for_run(self, run_id: str, name: str, keep_checkpoints: str = "all") -> "RunContext":
+        """This context for one training: its MLflow run, and its model folder models_dir/name (none when
+        keep_checkpoints=none)."""
+        model_dir = "" if keep_checkpoints == "none" else os.path.join(self.models_dir, name)
+        return dataclasses.replace(self, run_id=run_id, model_dir=model_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RunContext":
+        return cls(**values)

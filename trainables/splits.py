@@ -1,0 +1,32 @@
+"""The two splits a run uses (training and evaluated), read once and wrapped in torch Datasets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainables.config import TrialConfig
+from trainables.datasets import get_dataset, read_split
+from trainables.images import ImageDataset
+from trainables.labelled_images import LabelledImages
+from trainables.preprocess import build_transforms, data_config
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train and validation images with their label matrices, and the transformed datasets."""
+
+    train: LabelledImages
+    val: LabelledImages
+    train_set: ImageDataset  # training transform (augmentation)
+    train_eval_set: ImageDataset  # eval transform, for F_GAP
+    val_set: ImageDataset
+
+
+def load_splits(config: TrialConfig) -> Splits:
+    """Read the training and evaluated split of the configured data set (data_dir resolved by the driver)."""
+    dataset = get_dataset(config.dataset)
+    train = read_split(config.dataset, config.data_dir, dataset.train_split)
+    val = read_split(config.dataset, config.data_dir, dataset.eval_split)
+    preprocess = data_config(config.backbone, config.image_size)
+    fit, plain = build_transforms(preprocess, True, config.augment), build_transforms(preprocess, False)
+    return Splits(train, val, ImageDataset(train, fit), ImageDataset(train, plain), ImageDataset(val, plain))

@@ -1,0 +1,128 @@
+"""Stage 3 of IML-GCN as its two algorithms, sharing the model construction and the epoch loop.
+
+- `finetune`: backbone (from stage 1) and head train jointly on the images: the paper's protocol.
+- `train_head`: the head alone trains on the cached stage-1 features F_GAP (finetune_backbone=false,
+  the fast screening mode); no backbone is built, and the saved model refers to the stage-1 backbone.
+
+The head is IML-GCN's two graph convolutions (or the direct model's linear head for embedding=none,
+initialised from stage 1). The backbone learns at backbone_lr, the head at gcn_lr.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainables.config import TrialConfig
+from trainables.epochs import Log, lr_scheduler, report_epoch, restored_state, train_epoch, train_loader
+from trainables.evaluation import evaluate_model, evaluate_scores
+from trainables.gcn_inputs import label_adjacency, node_features
+from trainables.losses import build_loss
+from trainables.model import build_model, model_parameter_count
+from trainables.runtime import Runtime
+from trainables.splits import Splits
+from trainables.stage_cache import Stage1
+
+Trained = tuple[dict[str, float], nn.Module]
+
+
+def stage3_model(config: TrialConfig, stage1: Stage1, train_labels: np.ndarray, classes: tuple[str, ...],
+                 with_backbone: bool = True) -> nn.Module:
+    """IML-GCN (or the direct model for embedding=none) on the stage-1 backbone, or its head alone."""
+    features = node_features(config, stage1.train_features, train_labels, classes)
+    adjacency = None if features is None else label_adjacency(config, train_labels)
+    model = build_model(config.backbone, len(classes), config.embedding, node_features=features,
+                        adjacency=adjacency, hidden=config.gcn_hidden, with_backbone=with_backbone)
+    if with_backbone:
+        model.backbone.load_state_dict(stage1.backbone_state)
+    if config.embedding == "none":
+        model.head.load_state_dict(stage1.head_state)
+    return model
+
+
+def finetune(config: TrialConfig, stage1: Stage1, splits: Splits, runtime: Runtime, log: Log) -> Trained:
+    """Train backbone + head jointly for config.epochs on the images (augmented training transform)."""
+    torch.manual_seed(config.seed)
+    model = stage3_model(config, stage1, splits.train.labels, splits.train.classes).to(runtime.device)
+    wrapped = runtime.wrap(model)
+    head = [p for name, p in model.named_parameters() if not name.startswith("backbone.")]
+    optimizer = torch.optim.Adam([{"params": head, "lr": config.gcn_lr},
+                                  {"params": list(model.backbone.parameters()), "lr": config.backbone_lr}],
+                                 weight_decay=config.weight_decay)
+    loss_fn = build_loss(config.loss, config.asl_gamma_neg, config.asl_gamma_pos, config.asl_clip)
+    loader, sampler = train_loader(splits.train_set, config, runtime)
+    scaler = runtime.grad_scaler()
+
+    def run_epoch(epoch: int) -> float:
+        sampler.set_epoch(epoch)
+        wrapped.train()
+        return train_epoch(wrapped, loader, loss_fn, optimizer, runtime, scaler)
+
+    def evaluate() -> dict[str, float]:
+        return evaluate_model(model, splits.val_set, splits.val.labels, runtime, config.batch_size,
+                              config.loader_workers)
+
+    return _fit(config, model, optimizer, run_epoch, evaluate, model_parameter_count(model), stage1, runtime, log)
+
+
+def train_head(config: TrialConfig, stage1: Stage1, train_labels: np.ndarray, val_labels: np.ndarray,
+               classes: tuple[str, ...], runtime: Runtime, log: Log) -> Trained:
+    """Train the head alone on the cached F_GAP of the training images; evaluate on the cached validation
+    features. Returns the head (no backbone): n_params still counts the whole model."""
+    torch.manual_seed(config.seed)
+    model = stage3_model(config, stage1, train_labels, classes, with_backbone=False).to(runtime.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.gcn_lr, weight_decay=config.weight_decay)
+    loss_fn = build_loss(config.loss, config.asl_gamma_neg, config.asl_gamma_pos, config.asl_clip)
+    train_x = torch.as_tensor(stage1.train_features, device=runtime.device)
+    train_y = torch.as_tensor(train_labels, dtype=torch.float32, device=runtime.device)
+    val_x = torch.as_tensor(stage1.val_features, device=runtime.device)
+    scaler = runtime.grad_scaler()
+
+    def run_epoch(epoch: int) -> float:
+        model.train()
+        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(config.seed + epoch))
+        batches = ((train_x[i], train_y[i]) for i in order.split(config.batch_size))
+        return train_epoch(model.logits_from_features, batches, loss_fn, optimizer, runtime, scaler)
+
+    def evaluate() -> dict[str, float]:
+        with torch.no_grad(), runtime.autocast():
+            scores = torch.sigmoid(model.logits_from_features(val_x)).float().cpu().numpy()
+        return evaluate_scores(scores, val_labels)
+
+    n_params = model_parameter_count(model, config.backbone)
+    return _fit(config, model, optimizer, run_epoch, evaluate, n_params, stage1, runtime, log)
+
+
+def _fit(config: TrialConfig, model: nn.Module, optimizer: torch.optim.Optimizer, run_epoch: Callable[[int], float],
+         evaluate: Callable[[], dict[str, float]], n_params: int, stage1: Stage1, runtime: Runtime,
+         log: Log) -> Trained:
+    """The epoch loop: resume from a restored checkpoint, then train, evaluate, step the schedule, report
+    and checkpoint each epoch. With epochs = 0 (direct model only) the stage-1 model is evaluated once."""
+    scheduler = lr_scheduler(config, optimizer, config.epochs)
+    direct = {"direct_mAP": stage1.metrics.get("mAP", float("nan"))}
+    start, metrics = 0, {}
+    state = restored_state(runtime, "train")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, metrics = state["epoch"], state["metrics"]
+        log(f"[train] resumed after epoch {start}")
+    for epoch in range(start, config.epochs):
+        began = time.perf_counter()
+        loss = run_epoch(epoch)
+        metrics = {**evaluate(), "n_params": n_params}
+        scheduler.step()
+        log(f"[train] epoch {epoch + 1}/{config.epochs}  loss {loss:.4f}  val mAP {metrics['mAP']:.2f}  "
+            f"({time.perf_counter() - began:.1f} s)")
+        state = {"stage": "train", "epoch": epoch + 1, "metrics": metrics, "model": model.state_dict(),
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        report_epoch(runtime, {"epoch": epoch + 1, "loss": loss, **metrics, **direct}, state)
+    if not metrics:  # epochs = 0: the stage-1 direct model is the result
+        metrics = {**evaluate(), "n_params": n_params}
+        runtime.report({"epoch": 0, **metrics, **direct}, None)
+    return metrics, model

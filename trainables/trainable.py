@@ -1,0 +1,168 @@
+"""Everything that runs under Ray, in one place: the Tune trial function, the Ray Train worker loop,
+the one helper that builds a TorchTrainer, and the Runtime a stage gets inside Ray (with the
+checkpoint it restarts from).
+
+`imlgcn train`, a study's stage-1 pretraining and every study trial start here; the stages themselves
+(`stages.run_stages`) know nothing of Ray. The TrialConfig and the RunContext cross into Ray as flat
+dicts and are rebuilt once on the other side.
+
+Resources. A trial that fine-tunes only waits for its Ray Train workers, which hold whole CPUs (or
+GPUs) in placement groups that Train V2 creates outside Tune's accounting. If such a trial held any
+CPU itself, even 0.01, it would fragment the node it lands on: two trials on a cluster of two 1-CPU
+nodes each take 0.01 of one node, and neither node has the whole CPU a worker needs (a deadlock, seen
+on such a cluster). So a waiting trial asks for no CPU at all, only memory; a GCN-only trial that
+trains in its own process asks for the CPUs it uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+from trainables.config import TrialConfig
+from trainables.mlflow_runs import RunLog, final_metrics
+from trainables.run_context import RunContext
+from trainables.runtime import Runtime
+
+WAITING_TRIAL_MEMORY = 256 * 2**20  # bytes a fine-tuning trial's process needs while its workers train
+CHECKPOINTS_KEPT = 1  # per-epoch Train checkpoints: the last one is all a restart needs
+
+
+def runs_in_process(config: TrialConfig) -> bool:
+    """True for the GCN-only fast mode on one CPU worker: it trains in the trial process, no TorchTrainer."""
+    return not config.finetune_backbone and config.num_workers == 1 and not config.use_gpu
+
+
+def trial_resources(config: TrialConfig, context: RunContext) -> dict[str, float]:
+    """Ray resources of the trial function itself (see the module docstring for why 0 CPU)."""
+    if runs_in_process(config):
+        return {"cpu": float(context.cpus_per_worker)}
+    return {"cpu": 0, "memory": WAITING_TRIAL_MEMORY}
+
+
+def torch_trainer(config: TrialConfig, context: RunContext, name: str, max_failures: int,
+                  callbacks: tuple = ()):
+    """The TorchTrainer of one training: `config.num_workers` workers of `context.cpus_per_worker` CPUs
+    (and a GPU each with use_gpu), checkpoints under context.train_storage/name, so a run started again
+    under the same name resumes from its last checkpoint."""
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"trial": config.to_dict(), "context": context.to_dict()},
+        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
+                                     resources_per_worker={"CPU": context.cpus_per_worker}),
+        run_config=RunConfig(name=name, storage_path=context.train_storage, callbacks=list(callbacks),
+                             failure_config=FailureConfig(max_failures=max_failures),
+                             logging_config=LoggingConfig(log_level="WARNING"),
+                             checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)),
+    )
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """TorchTrainer entry: {"trial": flat TrialConfig, "context": flat RunContext}."""
+    import numpy as np
+    import torch
+
+    config = TrialConfig(**loop_config["trial"])
+    context = RunContext.from_dict(loop_config["context"])
+    logging.getLogger().setLevel(logging.WARNING)  # our epoch lines are the progress, not Train's INFO logs
+    torch.set_num_threads(context.cpus_per_worker)
+    runs = RunLog(context.tracking_uri) if context.run_id else None
+    runtime = worker_runtime(on_report=(lambda report: runs.log_epoch(context.run_id, report)) if runs else None)
+    log = (lambda text: print(text, file=sys.stderr, flush=True)) if runtime.is_main else (lambda text: None)
+    np.random.seed(config.seed)
+    log(f"[workers] {runtime.world_size} Ray Train worker(s), rank 0 on node {_node_ip()}, "
+        f"{torch.get_num_threads()} torch thread(s), device {runtime.device}")
+    from trainables.stages import run_stages
+
+    run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None)
+
+
+def imlgcn_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
+    """The Tune function trainable: one study trial = stage 3 on top of the shared stage 1, logged to its
+    own MLflow run (one per trial id, reopened on a retry)."""
+    import ray
+    from ray import tune
+
+    began = time.time()
+    for name in ("ray.train", "ray.tune"):  # the driver prints one line per trial instead
+        logging.getLogger(name).setLevel(logging.WARNING)
+    trial_config = TrialConfig.from_dict(config)
+    study = RunContext.from_dict(context)
+    trial_id = tune.get_context().get_trial_id()
+    runs = RunLog(study.tracking_uri)
+    run_id = runs.trial_run(study.runs_dir, trial_id, study.experiment_id, study.parent_run_id,
+                            trial_config.to_dict(), ray.get_runtime_context().get_node_id())
+    run = study.for_run(run_id, trial_id, trial_config.keep_checkpoints)
+    with runs.failing(run_id):
+        if runs_in_process(trial_config):
+            import torch
+
+            from trainables.stages import run_stages
+
+            torch.set_num_threads(run.cpus_per_worker)
+            runtime = tune_runtime(on_report=lambda report: runs.log_epoch(run_id, report))
+            metrics = run_stages(trial_config, run.stage1_dir, runtime, lambda text: None,
+                                 model_dir=run.model_dir or None)
+        else:
+            from ray.tune.integration.ray_train import TuneReportCallback
+
+            trainer = torch_trainer(trial_config, run, f"train-{trial_id}", max_failures=1,
+                                    callbacks=(TuneReportCallback(),))
+            metrics = trainer.fit().metrics
+        final = {**final_metrics(metrics), "wall_time_s": round(time.time() - began, 2)}
+        runs.finish(run_id, final, step=trial_config.epochs)
+    tune.report({**final, "epoch": trial_config.epochs})  # the last result: what Optuna (and ASHA) see
+
+
+def _node_ip() -> str:
+    """The address of the Ray node this process runs on, as the cluster knows it (with several nodes on
+    one machine, `ray.util.get_node_ip_address()` can name another of them)."""
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    return next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id), "unknown")
+
+
+def _restored_dir(checkpoint, prefix: str) -> str | None:
+    """The restored checkpoint copied to a local folder (None when starting fresh)."""
+    if checkpoint is None:
+        return None
+    folder = tempfile.mkdtemp(prefix=prefix)
+    checkpoint.to_directory(folder)
+    return folder
+
+
+def worker_runtime(on_report: Callable[[dict], None] | None = None) -> Runtime:
+    """The Runtime of this Ray Train worker: rank, device, DDP wrapping, reports and restored checkpoint."""
+    import ray.train
+    import ray.train.torch
+
+    context = ray.train.get_context()
+
+    def report(metrics: dict, folder: str | None) -> None:
+        if on_report is not None and context.get_world_rank() == 0:
+            on_report(metrics)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None)
+
+    return Runtime(rank=context.get_world_rank(), world_size=context.get_world_size(),
+                   device=ray.train.torch.get_device(), report=report,
+                   checkpoint_dir=_restored_dir(ray.train.get_checkpoint(), "imlgcn-restore-"),
+                   wrap_model=lambda m: ray.train.torch.prepare_model(m, move_to_device=False))
+
+
+def tune_runtime(on_report: Callable[[dict], None]) -> Runtime:
+    """The Runtime of a trial that trains in its own Tune process (one CPU rank): reports go to Tune."""
+    from ray import tune
+
+    def report(metrics: dict, folder: str | None) -> None:
+        on_report(metrics)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
+
+    return Runtime(report=report, checkpoint_dir=_restored_dir(tune.get_checkpoint(), "imlgcn-trial-"))
