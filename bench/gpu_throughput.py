@@ -43,7 +43,7 @@ def measure(config, device: torch.device, precision: str, channels_last: bool, s
     model, classes = build(config, device)
     model = runtime.wrap(model).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.gcn_lr, weight_decay=config.weight_decay)
-    loss_fn = build_loss(config.loss, config.asl_gamma_neg, config.asl_gamma_pos, config.asl_clip)
+    loss_fn = build_loss(config.loss, config.asl_gamma_neg, config.asl_gamma_pos, config.asl_clip, config.asl_focal_grad)
     scaler = runtime.grad_scaler()
     images = torch.randn(batch_size, 3, config.image_size, config.image_size, device=device)
     targets = (torch.rand(batch_size, classes, device=device) < 0.04).float()  # ~3 labels per image, as COCO

@@ -55,11 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
     synth = data.add_parser("synth", help="write the embedded synthetic data set (COCO format)")
     synth.add_argument("--out", required=True)
-    synth.add_argument("--classes", type=int, default=DEFAULTS.synthetic_classes)
+    synth.add_argument("--classes", default=DEFAULTS.synthetic_classes,
+                       help="default (the documented rule), all, or COCO class names separated by commas")
+    synth.add_argument("--labels", default=DEFAULTS.synthetic_labels, choices=("coco", "independent"),
+                       help="coco: COCO's label structure; independent: the control with the same frequencies")
     synth.add_argument("--train-images", type=int, default=DEFAULTS.synthetic_train_images)
     synth.add_argument("--val-images", type=int, default=DEFAULTS.synthetic_val_images)
     synth.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
-    synth.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    synth.add_argument("--seed", type=int, default=DEFAULTS.data_seed, help="the data seed")
     stats = data.add_parser("stats", help="label statistics of a split, as one JSON line")
     stats.add_argument("--dataset", default="coco", choices=tuple(DATASETS))
     stats.add_argument("--data-dir", required=True)
@@ -175,7 +178,7 @@ def cmd_params(args: argparse.Namespace) -> dict:
         from study.config import load_trial_config
 
         config = load_trial_config(args.preset or "demo", args.config, args.assignments)
-        classes = args.num_classes or (config.synthetic_classes if config.dataset == "synthetic"
+        classes = args.num_classes or (config.synthetic_class_count() if config.dataset == "synthetic"
                                        else get_dataset(config.dataset).num_classes)
         if classes is None:
             raise ConfigError(f"dataset={config.dataset} has no fixed number of classes: add --num-classes C")
@@ -189,8 +192,8 @@ def cmd_params(args: argparse.Namespace) -> dict:
         config = TrialConfig(backbone=backbone, embedding=embedding, pca_dim=args.pca_dim or 0)
         config.check_backbone()
         pca_dim, hidden, word_dim = config.pca_components(classes), args.hidden, args.word_dim
-    in_dim = {"word": word_dim, "fpca": pca_dim}.get(embedding)
-    if embedding == "fpca" and not 1 <= pca_dim <= classes:
+    in_dim = {"word": word_dim, "fpca": pca_dim, "random": pca_dim}.get(embedding)
+    if embedding in ("fpca", "random") and not 1 <= pca_dim <= classes:
         raise ConfigError(f"--pca-dim {pca_dim} must be in 1..{classes} (the number of classes)")
     return count_parameters(backbone, classes, embedding, in_dim=in_dim, hidden=hidden)
 
@@ -199,10 +202,10 @@ def cmd_data(args: argparse.Namespace) -> dict | None:
     if args.data_command == "synth":
         from trainables.synthetic import generate
 
-        path = generate(args.out, num_classes=args.classes, train_images=args.train_images,
+        path = generate(args.out, classes=args.classes, labels=args.labels, train_images=args.train_images,
                         val_images=args.val_images, image_size=args.image_size, seed=args.seed,
                         progress=progress)
-        return {"out": str(path), "classes": args.classes, "train_images": args.train_images,
+        return {"out": str(path), "classes": args.classes, "labels": args.labels, "train_images": args.train_images,
                 "val_images": args.val_images, "image_size": args.image_size, "seed": args.seed}
     from trainables.datasets import read_split
     from trainables.images import class_counts_json

@@ -1,7 +1,7 @@
 """`imlgcn study run | resume | extend`: a study's life cycle on the driver.
 
 run: validate and prepare the data, create the MLflow experiment + parent run and the study record,
-train stage 1 once, then let Tune run the trials. resume: restore the last Tune run (searcher state
+train stage 1 and the same-budget baseline once, then let Tune run the trials. resume: restore the last Tune run (searcher state
 included). extend: a new Tune run over the same Optuna journal. Each ends by closing leftovers
 (runs of killed attempts, Optuna trials stuck RUNNING) and applying keep_checkpoints.
 """
@@ -87,7 +87,7 @@ def run_trials(record: StudyRecord, run_name: str, num_samples: int, address: st
 def _run_trials(record: StudyRecord, run_name: str, num_samples: int, address: str | None,
                 progress: Progress, restore: bool) -> None:
     from study.ray_session import check_gpus, cluster_gpus, start_ray, stop_ray, worker_slots
-    from study.stage1 import ensure_stage1
+    from study.references import ensure_references
     from study.tuner import new_tuner, restored_tuner
     from trainables.trainable import runs_in_process
 
@@ -107,7 +107,7 @@ def _run_trials(record: StudyRecord, run_name: str, num_samples: int, address: s
         if not runs_in_process(config):
             progress(f"each trial trains on {config.num_workers} Ray Train worker(s) x {cpus} CPU"
                      f"{' + 1 GPU' if config.use_gpu else ''}")
-        ensure_stage1(record, config, config.worker_cpus(slots), progress)
+        ensure_references(record, config, config.worker_cpus(slots), progress)
         tuner = restored_tuner(record, run_name, cpus) if restore else None
         if tuner is None:
             record.tune_runs[run_name] = num_samples

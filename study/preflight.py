@@ -99,9 +99,10 @@ def prepare_data(config: TrialConfig, progress: Callable[[str], None]) -> tuple[
     elif config.pretrained:
         fetch_pretrained(config, progress)
     if config.dataset == "synthetic":
-        config.check_classes(config.synthetic_classes)  # before spending a minute drawing images
-        path = ensure_synthetic(config.data_dir, config.synthetic_classes, config.synthetic_train_images,
-                                config.synthetic_val_images, config.image_size, config.seed, progress=progress)
+        config.check_classes(config.synthetic_class_count())  # before spending seconds drawing images
+        path = ensure_synthetic(config.data_dir, config.synthetic_classes, config.synthetic_labels,
+                                config.synthetic_train_images, config.synthetic_val_images, config.image_size,
+                                config.data_seed, progress=progress)
     else:
         path = Path(config.data_dir).expanduser().absolute()
         if not path.is_dir():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 LOOPBACK_NODE_IP = "127.0.0.2"
 
@@ -40,9 +41,22 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> str:
         node_ip = {"_node_ip_address": host} if host.startswith("127.") else {}
         ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env, **node_ip)
         return f"joined Ray cluster at {address}"
+    # Ray Train's PlacementGroupCleaner (it frees a trial's worker placement group if its controller dies)
+    # asks the state API for the controller; without an address it reads the cluster file that the last
+    # `ray start` on this machine wrote, which may name a cluster long gone: the cleaner then dies with
+    # "Timed out while waiting for GCS". Our workers get our own dashboard's address instead.
+    dashboard_port = _free_port()
+    runtime_env["env_vars"]["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{dashboard_port}"
     ray.init(address="local", _node_ip_address=LOOPBACK_NODE_IP, num_cpus=num_cpus, runtime_env=runtime_env,
-             include_dashboard=True, dashboard_host="127.0.0.1", logging_level=logging.WARNING)
+             include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
+             logging_level=logging.WARNING)
     return f"started a local Ray on {LOOPBACK_NODE_IP} (loopback only)"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def cluster_cpus() -> int:

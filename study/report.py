@@ -1,6 +1,6 @@
 """The study report: MLflow runs of one study -> trial table, Pareto front, CSV/PNG/HTML on the parent run.
 
-Reads only what the driver logs (one experiment per study; tags stage=study|pretrain|trial), so a report
+Reads only what the driver logs (one experiment per study; tags stage=study|pretrain|baseline|trial), so a report
 can be rebuilt at any time from the tracking store, also while the study still runs.
 """
 
@@ -51,10 +51,11 @@ def trial_table(client: MlflowClient, study: str) -> pd.DataFrame:
 
 
 def baseline_table(client: MlflowClient, study: str) -> pd.DataFrame:
-    """The finished stage-1 direct models (backbone + linear head): the baselines the front must beat."""
+    """The finished same-budget direct models (backbone + linear head trained as long as the trials):
+    the baselines the front must beat."""
     rows = [{"run_id": run.info.run_id, "backbone": run.data.params.get("backbone", ""),
              "mAP": run.data.metrics.get("mAP", np.nan), "n_params": run.data.metrics.get("n_params", np.nan)}
-            for run in _finished_runs(client, study, "pretrain")]
+            for run in _finished_runs(client, study, "baseline")]
     table = pd.DataFrame(rows, columns=["run_id", "backbone", "mAP", "n_params"])
     table["mAP"] = table["mAP"].astype(float)
     table["n_params"] = pd.to_numeric(table["n_params"]).round().astype("Int64")

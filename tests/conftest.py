@@ -11,7 +11,7 @@ from trainables.synthetic import generate
 # One thread: OpenMP's spinning threads slow down by 10-100x when another process holds a core.
 torch.set_num_threads(1)
 
-TINY = dict(num_classes=5, train_images=48, val_images=24, image_size=32, seed=0)
+TINY = dict(classes="person,car,cup,chair,dining table", train_images=48, val_images=24, image_size=32, seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -34,13 +34,13 @@ def test_params_reproduces_table1(capsys, args, total):
 
 def test_params_of_the_demo_preset(capsys):
     code, out, _ = run(capsys, "params", "--preset", "demo", "--set", "embedding=none")
-    assert code == 0 and set(json.loads(out)) == {"total", "backbone", "head"}
+    assert code == 0 and set(json.loads(out)) == {"total", "backbone", "head", "inference"}
 
 
 def test_data_synth_and_stats(capsys, tmp_path):
-    code, out, _ = run(capsys, "data", "synth", "--out", str(tmp_path / "s"), "--classes", "4",
+    code, out, _ = run(capsys, "data", "synth", "--out", str(tmp_path / "s"), "--classes", "person,car,cup,tv",
                        "--train-images", "20", "--val-images", "10", "--image-size", "32")
-    assert code == 0 and json.loads(out)["classes"] == 4
+    assert code == 0 and json.loads(out)["classes"] == "person,car,cup,tv"
     code, out, _ = run(capsys, "data", "stats", "--dataset", "coco", "--data-dir", str(tmp_path / "s"),
                        "--split", "val")
     stats = json.loads(out)
@@ -106,7 +106,7 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
 
 PRESET_PARAMS = {  # paper Table 1 rows, reached through the shipped presets
     "paper-coco": 31_519_104, "paper-vg500": 29_340_032 + 500 * 1024 + 1024 * 2048,
-    "mlgcn-coco": 44_904_512, "asl-coco": 29_503_952, "demo": 491_472,
+    "mlgcn-coco": 44_904_512, "asl-coco": 29_503_952, "demo": 372_688 + 27 * 1024 + 1024 * 96,  # 27 classes, k = 27
 }
 
 

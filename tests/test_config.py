@@ -23,7 +23,7 @@ def test_from_dict_coerces_strings_like_set_and_mlflow_params():
     ({"embedding": "glove"}, "embedding='glove' is not one of"),
     ({"epochs": "two"}, "epochs='two' is not a valid int"),
     ({"lr_milestones": "10;20"}, "lr_milestones"),
-    ({"synthetic_classes": "81"}, "COCO has 80 classes"),
+    ({"synthetic_classes": "person,dragon"}, "dragon is not a COCO class name"),
 ])
 def test_bad_values_name_the_key(values, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("[", r"\[")):

@@ -74,6 +74,38 @@ def test_focal_weight_gradient_and_detach():
         assert x.grad.item() == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.parametrize("x, y, gamma_pos, expected", [
+    # positive, s = 1/2, gamma_pos = 0: dL/dx = -(1 - s) = -0.5
+    (0.0, 1.0, 0.0, -0.5),
+    # positive, gamma_pos = 1, weight (1 - s) = 1/2 held constant: -(1/2)(1/2) = -0.25
+    (0.0, 1.0, 1.0, -0.25),
+    # negative, s = 1/2, clip 0.05: s_neg = 0.55, w = 0.45^4 = 0.04100625, dL/dx = w * s (1 - s) / s_neg
+    (0.0, 0.0, 0.0, 0.45 ** 4 * 0.25 / 0.55),
+    # negative, x = 1: s = 0.7310586, s_neg = 0.3189414, w = (1 - s_neg)^4
+    (1.0, 0.0, 0.0, (0.7310585786300049 - 0.05) ** 4 * 0.7310585786300049 * 0.2689414213699951 / 0.3189414213699951),
+    # negative below the clip: s = 0.0180 < 0.05, s_neg = 1 (clamped): no gradient
+    (-4.0, 0.0, 0.0, 0.0),
+])
+def test_default_gradient_holds_the_focusing_weights_constant(x, y, gamma_pos, expected):
+    """ASL as its authors train it: d loss / d logit is the closed form with constant (1 - p_t)^gamma."""
+    logits = torch.tensor([[x]], dtype=torch.float64, requires_grad=True)
+    AsymmetricLoss(gamma_neg=4.0, gamma_pos=gamma_pos, clip=0.05)(logits, torch.tensor([[y]], dtype=torch.float64)).backward()
+    assert logits.grad.item() == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_differentiating_the_weights_is_an_explicit_option_with_larger_negative_gradients():
+    """At s = 1/2 (clip 0.05) the differentiable variant adds -log(s_neg) * 4 (1 - s_neg)^3 * s (1 - s)."""
+    constant = 0.45 ** 4 * 0.25 / 0.55
+    extra = -math.log(0.55) * 4 * 0.45 ** 3 * 0.25
+    grads = {}
+    for focal_grad in (False, True):
+        logits = torch.zeros(1, 1, dtype=torch.float64, requires_grad=True)
+        build_loss("asl", focal_grad=focal_grad)(logits, torch.zeros(1, 1, dtype=torch.float64)).backward()
+        grads[focal_grad] = logits.grad.item()
+    assert grads[False] == pytest.approx(constant, rel=1e-9) and grads[True] == pytest.approx(constant + extra, rel=1e-9)
+    assert 3 < grads[True] / grads[False] < 5
+
+
 def test_grad_mode_untouched():
     with torch.no_grad():
         AsymmetricLoss()(torch.randn(2, 3), torch.ones(2, 3))

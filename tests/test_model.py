@@ -215,3 +215,32 @@ def test_pretrained_path_refuses_pickled_code(tmp_path):
     torch.save({"state_dict": {"x": object()}}, path)
     with pytest.raises(ValueError, match="cannot read weights"):
         create_backbone("test_resnet", pretrained_path=str(path))
+
+
+def test_folded_model_gives_the_same_scores_with_fewer_parameters():
+    """IML-GCN's classifiers are constant at inference: backbone + a bias-free C x d linear head."""
+    from trainables.model import fold
+
+    torch.manual_seed(0)
+    model = _imlgcn(hidden=16).eval()
+    images = torch.randn(4, 3, 32, 32)
+    folded = fold(model)
+    assert isinstance(folded, DirectModel) and folded.head.bias is None and folded.backbone is model.backbone
+    with torch.no_grad():
+        assert torch.allclose(folded(images), model(images), atol=1e-5)
+    d = model.backbone.num_features
+    assert model_parameter_count(folded) == model_parameter_count(model.backbone) + C * d
+    counts = count_parameters("test_resnet", C, "fpca", in_dim=7, hidden=16)
+    assert counts["inference"] == model_parameter_count(folded) and counts["total"] == model_parameter_count(model)
+    direct = DirectModel(create_backbone("test_resnet"), C)
+    assert fold(direct) is direct
+
+
+def test_control_node_features():
+    from trainables.label_graph import centred_embeddings, random_embeddings
+
+    fi = np.array([[1.0, 2.0], [3.0, 6.0]])
+    np.testing.assert_allclose(centred_embeddings(fi), [[-1.0, -2.0], [1.0, 2.0]])  # F_I minus its mean row
+    a, b = random_embeddings(5, 3, seed=1), random_embeddings(5, 3, seed=1)
+    assert a.shape == (5, 3) and a.dtype == np.float32 and np.array_equal(a, b)  # fixed by the seed
+    assert not np.array_equal(a, random_embeddings(5, 3, seed=2))

@@ -50,14 +50,14 @@ def _trial(client: MlflowClient, experiment: str, parent: str, trial_id: str, va
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> dict:
-    """One study: a parent run, 2 pretrain runs, 8 finished trials, a failed one and a stale duplicate."""
+    """One study: a parent run, 2 baseline runs, 8 finished trials, a failed one and a stale duplicate."""
     tmp_path = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment(STUDY, artifact_location=(tmp_path / "artifacts").as_uri())
     parent = client.create_run(experiment, tags={"stage": "study"}).info.run_id
     for backbone, m_ap, n_params in (("resnet18", 57.0, 11.2e6), ("resnet50", 66.0, 23.6e6)):
-        _log_run(client, experiment, {"stage": "pretrain", "mlflow.parentRunId": parent},
+        _log_run(client, experiment, {"stage": "baseline", "mlflow.parentRunId": parent},
                  {"backbone": backbone, "embedding": "none"}, {"mAP": m_ap, "n_params": n_params})
     # Finished earlier than its retry below: it must be dropped even though it would dominate everything.
     _trial(client, experiment, parent, "t3", ("fi", 0.1, 0.1, 0, 99.0, 1e6), end_time=1000)

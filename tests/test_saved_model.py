@@ -86,8 +86,10 @@ def test_a_head_trained_on_cached_features_is_saved_without_its_backbone(tmp_pat
     assert multilabel_metrics(scores, val.labels)["mAP"] == pytest.approx(metrics["mAP"], abs=1e-3)
 
     whole = self_contained(tmp_path / "m", tmp_path / "export")
-    assert "backbone_weights" not in read_meta(whole)
-    assert [k for k in load_file(str(whole / "model.safetensors")) if k.startswith("backbone.")]
+    assert "backbone_weights" not in read_meta(whole) and read_meta(whole).get("folded", False) is (embedding != "none")
+    exported = load_file(str(whole / "model.safetensors"))
+    assert [k for k in exported if k.startswith("backbone.")] and "head.weight" in exported
+    assert not [k for k in exported if k.startswith("gc")]  # folded: the GCN became a C x d linear head
     (tmp_path / "stage1" / stage1_key(config) / "model.safetensors").unlink()  # the cache is gone
     with pytest.raises(ValueError, match="refers to the backbone weights .* which are gone"):
         load_model(tmp_path / "m")

@@ -22,7 +22,7 @@ def test_synthetic_key_does_not_depend_on_the_cache_path():
     assert stage1_key(TrialConfig(data_dir="/a")) == stage1_key(TrialConfig(data_dir="/b"))
     coco_a = TrialConfig(dataset="coco", data_dir="/a")
     assert stage1_key(coco_a) != stage1_key(dataclasses.replace(coco_a, data_dir="/b"))
-    assert stage1_key(coco_a) == stage1_key(dataclasses.replace(coco_a, synthetic_classes=7))
+    assert stage1_key(coco_a) == stage1_key(dataclasses.replace(coco_a, synthetic_classes="person"))
 
 
 def test_save_load_round_trip_and_race(tmp_path):

@@ -101,3 +101,56 @@ def test_a_corrupt_image_mid_epoch_is_a_clear_error(tmp_path, tiny_config):
     config = dataclasses.replace(tiny_config, data_dir=str(data))
     with pytest.raises(DataError, match=f"image {broken} cannot be read"):
         run_stages(config, str(tmp_path / "cache"), Runtime(), lambda _: None)
+
+
+def test_head_warm_up_leaves_the_backbone_untouched(tiny_config, tmp_path):
+    """During its warm-up epochs only the new head trains (on cached features): the backbone stays stage 1's."""
+    import torch
+
+    from trainables.pretrain import run_stage1
+    from trainables.stage3 import stage3_model, warm_up_head
+
+    config = dataclasses.replace(tiny_config, head_warmup_epochs=2)
+    splits = load_splits(config)
+    stage1 = run_stage1(config, splits, str(tmp_path), Runtime(), lambda _: None)
+    model = stage3_model(config, stage1, splits.train.labels, splits.train.classes)
+    head_before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("gc")}
+    lines = []
+    warm_up_head(config, model, stage1, splits.train.labels, Runtime(), lines.append)
+    assert [line.split()[2] for line in lines] == ["1/2", "2/2"]
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(value, stage1.backbone_state[name]), name
+    assert any(not torch.equal(v, model.state_dict()[k]) for k, v in head_before.items())
+
+
+def test_direct_head_keep_or_reinit(tiny_config, tmp_path):
+    import torch
+
+    from trainables.pretrain import run_stage1
+    from trainables.stage3 import stage3_model
+
+    splits = load_splits(tiny_config)
+    stage1 = run_stage1(tiny_config, splits, str(tmp_path), Runtime(), lambda _: None)
+    kept = stage3_model(dataclasses.replace(tiny_config, embedding="none"), stage1, splits.train.labels,
+                        splits.train.classes)
+    new = stage3_model(dataclasses.replace(tiny_config, embedding="none", direct_head="reinit"), stage1,
+                       splits.train.labels, splits.train.classes)
+    assert torch.equal(kept.head.weight, stage1.head_state["weight"])
+    assert not torch.equal(new.head.weight, stage1.head_state["weight"])
+
+
+def test_the_baseline_is_the_direct_model_with_the_same_budget(tiny_config, tmp_path):
+    """direct_mAP is the direct model continued for exactly the run's stage-3 budget (stored once per key):
+    training the direct arm with that budget reproduces it, and graph settings do not change its key."""
+    from trainables.baseline import baseline_key, load_baseline
+
+    config = dataclasses.replace(tiny_config, embedding="fpca", epochs=2)
+    metrics = run_stages(config, str(tmp_path), Runtime(), lambda _: None)
+    stored = load_baseline(tmp_path, baseline_key(config))
+    assert stored is not None and metrics["direct_mAP"] == stored["mAP"]
+    assert baseline_key(dataclasses.replace(config, tau=0.5, p=0.0, embedding="word")) == baseline_key(config)
+    assert baseline_key(dataclasses.replace(config, epochs=3)) != baseline_key(config)
+    direct = run_stages(dataclasses.replace(config, embedding="none"), str(tmp_path / "fresh"), Runtime(),
+                        lambda _: None)
+    assert direct["mAP"] == pytest.approx(stored["mAP"], abs=1e-6)  # the same training, done as a run
+    assert len(stored["class_AP"]) == 5

@@ -11,12 +11,14 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from trainables.datasets import DATASETS
-EMBEDDINGS = ("none", "word", "fi", "fpca")
+EMBEDDINGS = ("none", "word", "fi", "fpca", "fi_centred", "random")
+DIRECT_HEADS = ("keep", "reinit")
 LOSSES = ("asl", "bce")
 GRAPHS = ("paper", "mlgcn")
 LR_SCHEDULES = ("cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 KEEP_CHECKPOINTS = ("front", "all", "none")
+SYNTHETIC_LABELS = ("coco", "independent")
 
 
 class ConfigError(ValueError):
@@ -30,7 +32,9 @@ class TrialConfig:
     # --- data
     dataset: str = "synthetic"  # synthetic | coco | voc | vg500 | csv
     data_dir: str = ""  # "" = the synthetic set in the cache folder (generated on first use)
-    synthetic_classes: int = 20  # synthetic only: the N most frequent COCO classes
+    synthetic_classes: str = "default"  # synthetic only: default (the documented rule) | all | COCO names, a,b,c
+    synthetic_labels: str = "coco"  # synthetic only: coco (COCO's label structure) | independent (the control)
+    data_seed: int = 0  # synthetic only: the seed of the data set (the training seed never changes the data)
     synthetic_train_images: int = 2000  # synthetic only
     synthetic_val_images: int = 1000  # synthetic only
     image_size: int = 64  # pixels, square; the synthetic set is drawn at this size too
@@ -40,7 +44,7 @@ class TrialConfig:
     pretrained_path: str = ""  # local backbone weights (.safetensors or a torch state dict); wins over pretrained
     augment: str = ""  # timm auto-augment for training, e.g. rand-m9-mstd0.5-inc1 (RandAugment); "" = flips only
     # --- node features and label graph
-    embedding: str = "fpca"  # none (direct model) | word (GloVe, ML-GCN) | fi | fpca
+    embedding: str = "fpca"  # none (direct model) | word (GloVe, ML-GCN) | fi | fpca; controls: fi_centred | random
     pca_dim: int = 0  # fpca components k; 0 = number of classes (the paper's k = C)
     word_embeddings: str = ""  # .npz with `classes` and `vectors`; "" = packaged GloVe (COCO/VOC names)
     gcn_hidden: int = 1024  # width of the first graph convolution
@@ -52,11 +56,14 @@ class TrialConfig:
     asl_gamma_neg: float = 4.0
     asl_gamma_pos: float = 0.0
     asl_clip: float = 0.05
+    asl_focal_grad: bool = False  # True: gradients through ASL's focusing weights (its authors hold them constant)
     # --- stage 1: direct model (backbone + linear head)
     pretrain_epochs: int = 5
     pretrain_lr: float = 2e-3
     # --- stage 3: IML-GCN
     epochs: int = 3  # 0 only with embedding=none: the stage-1 direct model is the result
+    head_warmup_epochs: int = 0  # fine-tuning: epochs the new head first trains on cached features, backbone frozen
+    direct_head: str = "keep"  # embedding=none: keep the stage-1 linear head | reinit (a new head, like the GCN's)
     backbone_lr: float = 2e-4
     gcn_lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -78,6 +85,7 @@ class TrialConfig:
         _check_types(self)
         _check_choice("dataset", self.dataset, tuple(DATASETS))
         _check_choice("embedding", self.embedding, EMBEDDINGS)
+        _check_choice("direct_head", self.direct_head, DIRECT_HEADS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("graph", self.graph, GRAPHS)
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
@@ -94,21 +102,22 @@ class TrialConfig:
                 raise ConfigError(f"{key}={value} is out of range: use a value in [0, 1]")
         if self.epochs < (0 if self.embedding == "none" else 1):
             raise ConfigError(f"epochs={self.epochs} must be at least 1 (0 is allowed only with embedding=none)")
-        positive = ("image_size", "gcn_hidden", "batch_size", "num_workers", "synthetic_classes",
+        positive = ("image_size", "gcn_hidden", "batch_size", "num_workers",
                     "synthetic_train_images", "synthetic_val_images")
         for key in positive:
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)} must be at least 1")
-        for key in ("pretrain_epochs", "pca_dim", "cpus_per_worker", "loader_workers", "asl_gamma_neg", "asl_gamma_pos",
+        for key in ("pretrain_epochs", "head_warmup_epochs", "pca_dim", "cpus_per_worker", "loader_workers", "asl_gamma_neg", "asl_gamma_pos",
                     "asl_clip", "weight_decay"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}={getattr(self, key)} must not be negative")
         for key in ("pretrain_lr", "backbone_lr", "gcn_lr"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}={getattr(self, key)} must be positive")
-        if self.synthetic_classes > 80:
-            raise ConfigError(f"synthetic_classes={self.synthetic_classes}: COCO has 80 classes, use 1..80")
-        if self.embedding in ("fi", "fpca") and self.pretrain_epochs == 0 and not (self.pretrained or self.pretrained_path):
+        _check_choice("synthetic_labels", self.synthetic_labels, SYNTHETIC_LABELS)
+        if self.synthetic_classes not in ("default", "all"):
+            self.synthetic_class_count()  # COCO names, checked now
+        if self.embedding in ("fi", "fpca", "fi_centred") and self.pretrain_epochs == 0 and not (self.pretrained or self.pretrained_path):
             raise ConfigError("pretrain_epochs=0 without pretrained weights gives random node features: "
                               "set pretrain_epochs >= 1, pretrained=true or pretrained_path=FILE")
 
@@ -134,9 +143,19 @@ class TrialConfig:
         if self.dataset != "synthetic" and not self.data_dir:
             raise ConfigError(f"dataset={self.dataset} needs data_dir: add --set data_dir=PATH")
 
+    def synthetic_class_count(self) -> int:
+        """The number of classes of the synthetic set this config draws (names checked here too)."""
+        from trainables.labelled_images import DataError
+        from trainables.synthetic import class_set
+
+        try:
+            return len(class_set(self.synthetic_classes))
+        except DataError as error:
+            raise ConfigError(str(error)) from None
+
     def check_classes(self, num_classes: int) -> None:
         """Checks that need the data set: pca_dim against the number of classes."""
-        if self.embedding == "fpca" and self.pca_dim > num_classes:
+        if self.embedding in ("fpca", "random") and self.pca_dim > num_classes:
             raise ConfigError(f"pca_dim={self.pca_dim} exceeds the {num_classes} classes of the data set: "
                               f"use pca_dim <= {num_classes} (0 = {num_classes})")
 

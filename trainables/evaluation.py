@@ -35,9 +35,10 @@ def forward_rows(fn: Callable[[torch.Tensor], torch.Tensor], dataset: Dataset, r
     return runtime.gather_rows(local.astype(np.float32, copy=False), len(dataset))
 
 
-def evaluate_scores(scores: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-    """Metrics in percent from probabilities on the full split (targets may hold -1 = ignore)."""
-    return multilabel_metrics(scores, targets)
+def evaluate_scores(scores: np.ndarray, targets: np.ndarray) -> dict:
+    """Metrics in percent from probabilities on the full split (targets may hold -1 = ignore), plus
+    `class_AP`: each class's AP in percent (NaN for a class without a positive), for per-class comparisons."""
+    return multilabel_metrics(scores, targets, per_class=True)
 
 
 @torch.no_grad()

@@ -143,6 +143,18 @@ def image_feature_embeddings(
     return pca.fit_transform(fi).astype(np.float32)
 
 
+def centred_embeddings(fi: np.ndarray) -> np.ndarray:
+    """F_I minus its mean row (C x d, float32): PCA centres its samples before projecting, so comparing
+    this control with F_I tells how much of F_PCA's gain is only the centring."""
+    fi = np.asarray(fi, dtype=np.float64)
+    return (fi - fi.mean(axis=0, keepdims=True)).astype(np.float32)
+
+
+def random_embeddings(num_classes: int, dim: int, seed: int) -> np.ndarray:
+    """Node features that carry no label information (C x dim, float32): standard normal, fixed by the seed."""
+    return np.random.default_rng([seed, 7919]).standard_normal((num_classes, dim)).astype(np.float32)
+
+
 def word_embeddings(
     path_or_npz: str | os.PathLike | Mapping[str, np.ndarray], class_names: Sequence[str]
 ) -> np.ndarray:

@@ -46,9 +46,15 @@ class AsymmetricLoss(nn.Module):
 
     s = sigmoid(x);  s_neg = min(1 - s + clip, 1) if clip > 0 else 1 - s;
     L = -sum( y log(max(s, eps)) (1 - s)^gamma_pos + (1 - y) log(max(s_neg, eps)) (1 - s_neg)^gamma_neg ),
-    over entries with y != -1. The focusing weights keep their gradient, as ASL's current reference
-    (its grad toggling is commented out there); `detach_focal_weight=True` treats them as constants.
-    Autograd's global state is never touched.
+    over entries with y != -1.
+
+    As ASL's authors train (their train.py builds the loss with disable_torch_grad_focal_loss=True), the
+    focusing weights w are constants in the backward pass: only the log terms carry gradient, so
+        dL/dx = -(1 - s)^gamma_pos (1 - s)                      for a positive,
+        dL/dx = (1 - s_neg)^gamma_neg s (1 - s) / s_neg          for a negative with s_neg < 1 (else 0).
+    `detach_focal_weight=False` differentiates through w too (3-5x larger negative gradients at
+    0.1 < s < 0.8, which undoes much of the asymmetry). The weights are detached with `.detach()`;
+    autograd's global state is never touched (the reference's toggling turns grad on inside no_grad).
     """
 
     def __init__(
@@ -58,7 +64,7 @@ class AsymmetricLoss(nn.Module):
         clip: float = 0.05,
         eps: float = 1e-8,
         reduction: str = "sum",
-        detach_focal_weight: bool = False,
+        detach_focal_weight: bool = True,
     ) -> None:
         super().__init__()
         if gamma_neg < 0 or gamma_pos < 0:
@@ -108,10 +114,12 @@ class MaskedBCEWithLogits(nn.Module):
 LOSSES: dict[str, type[nn.Module]] = {"asl": AsymmetricLoss, "bce": MaskedBCEWithLogits}
 
 
-def build_loss(name: str, gamma_neg: float = 4.0, gamma_pos: float = 0.0, clip: float = 0.05) -> nn.Module:
-    """The loss named in the config; the ASL knobs are ignored by "bce"."""
+def build_loss(name: str, gamma_neg: float = 4.0, gamma_pos: float = 0.0, clip: float = 0.05,
+               focal_grad: bool = False) -> nn.Module:
+    """The loss named in the config; the ASL knobs are ignored by "bce". focal_grad=True differentiates
+    through ASL's focusing weights (not how its authors train)."""
     if name == "asl":
-        return AsymmetricLoss(gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip)
+        return AsymmetricLoss(gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip, detach_focal_weight=not focal_grad)
     if name == "bce":
         return MaskedBCEWithLogits()
     raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")

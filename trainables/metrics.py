@@ -115,13 +115,14 @@ def _precision_recall(predicted: np.ndarray, targets: np.ndarray, has_positive: 
     return {"CP": cp, "CR": cr, "CF1": _f1(cp, cr), "OP": op, "OR": orec, "OF1": _f1(op, orec)}
 
 
-def multilabel_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> dict:
+def multilabel_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float = 0.5, per_class: bool = False) -> dict:
     """mAP and the thresholded precision/recall family, in percent, for N x C probabilities.
 
     mAP = mean AP over classes with at least one positive; the others are skipped and counted in
     ``num_classes_skipped``. Prediction = (score >= threshold). Top-3 variants: a label is predicted
     only if it is among the image's 3 highest scores (ties: lower class index first) *and*
     score >= threshold; an ignored (-1) label still takes its slot among the 3, then is not counted.
+    per_class=True adds `class_AP`: the list of per-class APs in percent (NaN for a class without a positive).
 
     Raises:
         ValueError: bad shapes, NaN, scores outside [0, 1], targets not in {-1, 0, 1}, or no class
@@ -141,6 +142,8 @@ def multilabel_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float
     top_metrics = _precision_recall(above & in_top, targets, has_positive)
     result.update({f"{name}_top3": value for name, value in top_metrics.items()})
 
+    if per_class:
+        result["class_AP"] = [float(100 * value) for value in ap]
     result["num_classes_evaluated"] = int(has_positive.sum())
     result["num_classes_skipped"] = int((~has_positive).sum())
     return result

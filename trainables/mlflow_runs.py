@@ -15,7 +15,9 @@ from typing import Iterator, Mapping
 
 from trainables.metrics import FINAL_METRICS
 
-FINAL_KEYS = (*FINAL_METRICS, "n_params")  # a finished run's result (n_params is a metric: the UI charts it)
+# a finished run's result; the sizes are metrics so the UI can chart them (n_params: the paper's count, GCN
+# weights included; n_params_inference: the folded model's, backbone + C x d)
+FINAL_KEYS = (*FINAL_METRICS, "n_params", "n_params_inference")
 # per-epoch report key -> MLflow metric key (the step is the epoch)
 EPOCH_KEYS = {"pretrain_loss": "pretrain_loss", "pretrain_mAP": "pretrain_mAP", "loss": "train_loss",
               "mAP": "val_mAP", "CF1": "val_CF1", "OF1": "val_OF1"}

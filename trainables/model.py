@@ -76,10 +76,11 @@ class IMLGCN(nn.Module):
 class DirectModel(nn.Module):
     """The baseline (ASL's setting): backbone + linear head, same interface as IMLGCN."""
 
-    def __init__(self, backbone: nn.Module | None, num_classes: int, feature_dim: int | None = None) -> None:
+    def __init__(self, backbone: nn.Module | None, num_classes: int, feature_dim: int | None = None,
+                 bias: bool = True) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(_feature_dim(backbone, feature_dim), num_classes)
+        self.head = nn.Linear(_feature_dim(backbone, feature_dim), num_classes, bias=bias)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return _backbone_of(self)(images)
@@ -137,6 +138,20 @@ def build_model(backbone_name: str, num_classes: int, embedding: str, node_featu
     return IMLGCN(backbone, adjacency, node_features, hidden, feature_dim=d)
 
 
+@torch.no_grad()
+def fold(model: nn.Module) -> nn.Module:
+    """The inference form of a trained model. IML-GCN's classifiers W = GCN(H0, A_hat) (C x d) do not
+    depend on the image, so logits = f @ W^T is a bias-free linear head with weight W: backbone + C x d
+    parameters instead of backbone + the GCN's weights, with the same scores. A direct model is returned
+    as it is."""
+    if not isinstance(model, IMLGCN):
+        return model
+    weights = model.classifiers().detach()
+    folded = DirectModel(model.backbone, weights.shape[0], feature_dim=weights.shape[1], bias=False)
+    folded.head.weight.copy_(weights)
+    return folded.train(model.training)
+
+
 def model_parameter_count(model: nn.Module, backbone_name: str | None = None) -> int:
     """Trainable and frozen parameters of a built model; buffers (graph, node features, BN stats) excluded.
 
@@ -153,9 +168,11 @@ def model_parameter_count(model: nn.Module, backbone_name: str | None = None) ->
 
 def count_parameters(backbone_name: str, num_classes: int, embedding: str, in_dim: int | None = None,
                      hidden: int = 1024) -> dict[str, int]:
-    """Parameter counts as paper Table 1, without building the GCN data: {"total", "backbone", "head"}.
+    """Parameter counts as paper Table 1, without building the GCN data: {"total", "backbone", "head",
+    "inference"}. "inference" is the folded model's size (see `fold`): backbone + C x d for IML-GCN.
 
-    in_dim: word -> given (default 300); fi -> d (the backbone's feature size); fpca -> k (required).
+    in_dim: word -> given (default 300); fi, fi_centred -> d (the backbone's feature size); fpca, random
+    -> k (required).
     """
     if embedding not in EMBEDDINGS:
         raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
@@ -165,11 +182,12 @@ def count_parameters(backbone_name: str, num_classes: int, embedding: str, in_di
     else:
         if embedding == "word":
             in_dim = WORD_DIM if in_dim is None else in_dim
-        elif embedding == "fi":
+        elif embedding in ("fi", "fi_centred"):
             if in_dim not in (None, d):
-                raise ValueError(f"embedding 'fi' has in_dim = d = {d} for {backbone_name}, got {in_dim}")
+                raise ValueError(f"embedding {embedding!r} has in_dim = d = {d} for {backbone_name}, got {in_dim}")
             in_dim = d
         elif in_dim is None:
-            raise ValueError("embedding 'fpca' needs in_dim = k, the number of PCA components")
+            raise ValueError(f"embedding {embedding!r} needs in_dim = k, the number of node feature columns")
         head = in_dim * hidden + hidden * d
-    return {"total": backbone + head, "backbone": backbone, "head": head}
+    inference = backbone + (head if embedding == "none" else num_classes * d)
+    return {"total": backbone + head, "backbone": backbone, "head": head, "inference": inference}

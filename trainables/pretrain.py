@@ -33,7 +33,7 @@ def pretrain(config: TrialConfig, train_set: Dataset, val_set: Dataset, val_targ
     wrapped = runtime.wrap(model)
     optimizer = torch.optim.Adam(wrapped.parameters(), lr=config.pretrain_lr, weight_decay=config.weight_decay)
     scheduler = lr_scheduler(config, optimizer, config.pretrain_epochs, "cosine")
-    loss_fn = build_loss(config.loss, config.asl_gamma_neg, config.asl_gamma_pos, config.asl_clip)
+    loss_fn = build_loss(config.loss, config.asl_gamma_neg, config.asl_gamma_pos, config.asl_clip, config.asl_focal_grad)
     start, metrics = 0, {}
     state = restored_state(runtime, "pretrain")
     if state is not None:
@@ -81,7 +81,7 @@ def run_stage1(config: TrialConfig, splits: Splits, stage1_dir: str, runtime: Ru
     train_features = embed(model, splits.train_eval_set, runtime, config)
     val_features = embed(model, splits.val_set, runtime, config)
     stage1 = Stage1(key, model.backbone.state_dict(), model.head.state_dict(), train_features, val_features,
-                    {k: float(v) for k, v in metrics.items()})
+                    {k: float(v) for k, v in metrics.items() if not isinstance(v, list)})
     if runtime.is_main:
         save_stage1(stage1_dir, stage1)
     runtime.barrier()

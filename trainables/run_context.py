@@ -25,9 +25,10 @@ class RunContext:
     cpus_per_worker: int = 1  # resolved: CPUs and torch threads of each worker (TrialConfig.worker_cpus)
     runs_dir: str = ""  # a study's `<trial_id>.run` files: the MLflow run id of each trial
     parent_run_id: str = ""  # the study's parent run ("" for `imlgcn train`)
-    run_id: str = ""  # the MLflow run the workers log their epochs to
+    run_id: str = ""  # the MLflow run the workers log their (stage-3) epochs to
+    pretrain_run_id: str = ""  # the MLflow run of stage 1's epochs ("" = run_id)
     model_dir: str = ""  # where this run saves its final model ("" = it saves none)
-    stages: str = "all"  # all | stage1 (pretrain + embed only)
+    stages: str = "all"  # all | stage1 (pretrain + embed only) | baseline (+ the same-budget direct model)
 
     def for_run(self, run_id: str, name: str, keep_checkpoints: str = "all") -> "RunContext":
         """This context for one training: its MLflow run, and its model folder models_dir/name (none when

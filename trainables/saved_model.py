@@ -7,7 +7,8 @@ names in output order and timm's preprocessing. Loading never executes code from
 A head trained on cached features (finetune_backbone=false) is saved without its frozen backbone:
 `imlgcn.json` names the stage-1 weights file that holds it (stored once per stage-1 key), so a study
 of hundreds of such trials does not copy the backbone hundreds of times. `self_contained` writes a
-copy with the backbone inside, which is what export registers.
+copy with the backbone inside, in the folded inference form (IML-GCN's constant classifiers as a
+bias-free linear head, `model.fold`), which is what export registers and predict runs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trainables.config import TrialConfig
-from trainables.model import build_model
+from trainables.model import DirectModel, build_model, fold
 from trainables.preprocess import build_transforms, data_config
 
 WEIGHTS, META = "model.safetensors", "imlgcn.json"
@@ -40,6 +41,7 @@ def save_model(folder: str | Path, model: nn.Module, config: TrialConfig, classe
     A model built without its backbone (a head) needs `backbone_weights`: a safetensors file whose
     `backbone.*` tensors are the frozen backbone it was trained on.
     """
+    folded = isinstance(model, DirectModel) and model.head.bias is None
     if getattr(model, "backbone", True) is None and backbone_weights is None:
         raise ValueError("a head saved without its backbone needs backbone_weights (the stage-1 weights file)")
     folder = Path(folder)
@@ -54,6 +56,8 @@ def save_model(folder: str | Path, model: nn.Module, config: TrialConfig, classe
                 "metrics": {k: float(v) for k, v in (metrics or {}).items()}}
         if getattr(model, "backbone", True) is None:
             meta["backbone_weights"] = str(Path(backbone_weights).absolute())
+        if folded:
+            meta["folded"] = True  # IML-GCN's classifiers stored as a bias-free linear head
         (tmp / META).write_text(json.dumps(meta, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
@@ -80,10 +84,15 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     state = load_file(str(Path(folder) / WEIGHTS), device="cpu")
     if "backbone_weights" in meta:
         state.update(_backbone_state(meta["backbone_weights"], folder))
-    graph = {}
-    if config.embedding != "none":
-        graph = {"node_features": state["node_features"], "adjacency": state["adjacency"]}
-    model = build_model(config.backbone, len(meta["classes"]), config.embedding, hidden=config.gcn_hidden, **graph)
+    if meta.get("folded"):
+        from trainables.backbones import create_backbone
+
+        model = DirectModel(create_backbone(config.backbone), len(meta["classes"]), bias=False)
+    else:
+        graph = {}
+        if config.embedding != "none":
+            graph = {"node_features": state["node_features"], "adjacency": state["adjacency"]}
+        model = build_model(config.backbone, len(meta["classes"]), config.embedding, hidden=config.gcn_hidden, **graph)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -100,14 +109,11 @@ def _backbone_state(path: str, folder: str | Path) -> dict[str, torch.Tensor]:
 
 
 def self_contained(folder: str | Path, out: str | Path) -> Path:
-    """A copy of the model folder at `out` that holds every weight (a head-only folder gets its backbone)."""
-    meta = read_meta(folder)
-    if "backbone_weights" not in meta:
-        shutil.copytree(folder, out, dirs_exist_ok=True)
-        return Path(out)
+    """The model folder rewritten at `out` with every weight inside (a head-only folder gets its backbone)
+    and in folded form (same scores, backbone + C x d parameters)."""
     model, meta = load_model(folder)
     config = TrialConfig.from_dict(meta["config"])
-    return save_model(out, model, config, tuple(meta["classes"]), meta.get("metrics"))
+    return save_model(out, fold(model), config, tuple(meta["classes"]), meta.get("metrics"))
 
 
 @torch.no_grad()

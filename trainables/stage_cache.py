@@ -23,11 +23,14 @@ from safetensors.torch import load_file, save_file
 from trainables.config import TrialConfig
 
 STAGE1_FIELDS = (
-    "dataset", "data_dir", "synthetic_classes", "synthetic_train_images", "synthetic_val_images",
+    "dataset", "data_dir", "synthetic_classes", "synthetic_labels", "data_seed", "synthetic_train_images",
+    "synthetic_val_images",
     "image_size", "backbone", "pretrained", "pretrained_path", "augment", "precision", "loss", "asl_gamma_neg", "asl_gamma_pos", "asl_clip",
+    "asl_focal_grad",
     "pretrain_epochs", "pretrain_lr", "weight_decay", "batch_size", "num_workers", "seed",
 )
-SYNTHETIC_ONLY = ("synthetic_classes", "synthetic_train_images", "synthetic_val_images")
+SYNTHETIC_ONLY = ("synthetic_classes", "synthetic_labels", "data_seed", "synthetic_train_images",
+                  "synthetic_val_images")
 
 
 @dataclass(frozen=True)

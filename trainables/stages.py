@@ -1,29 +1,32 @@
 """The three stages end to end, as a plain function over a Runtime: no Ray here.
 
-pretrain -> embed (stage 1 + 2, stored once per key) -> stage 3 (fine-tuning, or the head alone on
-cached features). `trainable.train_loop_per_worker` runs this inside Ray Train workers; tests and
-notebooks call it directly.
+pretrain -> embed (stages 1-2, stored once per key) -> the same-budget direct model (the baseline,
+stored once per key and budget) -> stage 3 (fine-tuning, or the head alone on cached features).
+`trainable.train_loop_per_worker` runs this inside Ray Train workers; tests and notebooks call it directly.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+from trainables.baseline import baseline_config, baseline_key, load_baseline, save_baseline
 from trainables.config import TrialConfig
 from trainables.epochs import Log
 from trainables.pretrain import run_stage1
 from trainables.runtime import Runtime
 from trainables.saved_model import save_model
-from trainables.splits import load_splits
-from trainables.stage3 import finetune, train_head
-from trainables.stage_cache import stage1_weights
+from trainables.splits import Splits, load_splits
+from trainables.stage3 import Trained, finetune, train_head
+from trainables.stage_cache import Stage1, stage1_weights
 
-STAGES = ("all", "stage1")
+STAGES = ("all", "stage1", "baseline")
 
 
 def run_stages(config: TrialConfig, stage1_dir: str, runtime: Runtime, log: Log,
-               stages: str = "all", model_dir: str | None = None) -> dict[str, float]:
-    """Stage 1 (cached by key), then stage 3 unless `stages == "stage1"`. Returns final metrics.
-
-    With `model_dir`, rank 0 saves the trained model there (see saved_model) for export and predict.
+               stages: str = "all", model_dir: str | None = None) -> dict:
+    """Stage 1 (cached by key); then the baseline (cached by key and budget) unless `stages == "stage1"`;
+    then stage 3 unless `stages == "baseline"`. Returns the final metrics of the last stage run, with
+    `direct_mAP` = the baseline's mAP. With `model_dir`, rank 0 saves the trained model there.
     """
     if stages not in STAGES:
         raise ValueError(f"stages={stages!r}: use one of {', '.join(STAGES)}")
@@ -32,14 +35,42 @@ def run_stages(config: TrialConfig, stage1_dir: str, runtime: Runtime, log: Log,
     stage1 = run_stage1(config, splits, stage1_dir, runtime, log)
     if stages == "stage1":
         return stage1.metrics
-    backbone_weights = None
-    if config.finetune_backbone:
-        metrics, model = finetune(config, stage1, splits, runtime, log)
+    key = baseline_key(config)
+    direct = load_baseline(stage1_dir, key)
+    if stages == "baseline" or config.embedding == "none":  # this run is the baseline: train it as the run
+        config = baseline_config(config) if stages == "baseline" else config
+        if direct is not None and stages == "baseline":
+            log(f"[baseline] reusing {key} (same-budget direct model mAP {direct['mAP']:.2f})")
+            return {**direct, "direct_mAP": direct["mAP"]}
+        metrics, model = _stage3(config, stage1, splits, runtime, log, float("nan"))
+        if runtime.is_main and direct is None:
+            save_baseline(stage1_dir, key, metrics)
+        metrics = {**metrics, "direct_mAP": metrics["mAP"]}
     else:
-        metrics, model = train_head(config, stage1, splits.train.labels, splits.val.labels, splits.train.classes,
-                                    runtime, log)
-        backbone_weights = stage1_weights(stage1_dir, stage1.key)
+        if direct is None:  # normally the driver trained it first; here it costs one more stage-3 run
+            log(f"[baseline] training the same-budget direct model {key}")
+            quiet = dataclasses.replace(runtime, report=lambda metrics, folder: None, checkpoint_dir=None)
+            direct, _ = _stage3(baseline_config(config), stage1, splits, quiet, log, float("nan"))
+            if runtime.is_main:
+                save_baseline(stage1_dir, key, direct)
+        metrics, model = _stage3(config, stage1, splits, runtime, log, direct["mAP"])
+        metrics = {**metrics, "direct_mAP": direct["mAP"]}
     if model_dir and runtime.is_main:
-        save_model(model_dir, model, config, splits.train.classes, metrics, backbone_weights)
+        backbone_weights = None if config.finetune_backbone else stage1_weights(stage1_dir, stage1.key)
+        save_model(model_dir, model, config, splits.train.classes, _numbers(metrics), backbone_weights)
         log(f"[train] model saved to {model_dir}")
     return metrics
+
+
+def _stage3(config: TrialConfig, stage1: Stage1, splits: Splits, runtime: Runtime, log: Log,
+            direct_mAP: float) -> Trained:
+    """Stage 3 by the config's mode: fine-tune the backbone with the head, or the head alone."""
+    if config.finetune_backbone:
+        return finetune(config, stage1, splits, runtime, log, direct_mAP)
+    return train_head(config, stage1, splits.train.labels, splits.val.labels, splits.train.classes, runtime, log,
+                      direct_mAP)
+
+
+def _numbers(metrics: dict) -> dict[str, float]:
+    """The scalar metrics (per-class lists left out), e.g. for a saved model's imlgcn.json."""
+    return {k: float(v) for k, v in metrics.items() if not isinstance(v, (list, tuple))}

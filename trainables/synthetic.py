@@ -1,8 +1,16 @@
 """The embedded data set: synthetic multi-label images in MS-COCO 2014 format (real ids and names).
 
-It is the demo and the only data CI trains on, so label context must help: label sets follow the real COCO
-co-occurrence, each class is its own pattern (shape x colour x texture), and classes that a frequent
-companion predicts are drawn small, faint and often occluded while the companions stay large and clear.
+It is the demo every user sees first and the only data CI trains on, so its label structure is COCO's,
+not one designed to favour a method:
+- label sets are drawn over all 80 COCO classes from a maximum-entropy model whose label and pair
+  frequencies are COCO train2014's (`label_model`), then restricted to the chosen class set (labels
+  outside it dropped, images left empty dropped), which keeps P(j | i) of every pair in the set;
+- the default class set follows a documented rule (`DEFAULT_RULE`) that keeps COCO's strongest
+  dependency clusters and a real long tail;
+- `labels="independent"` is the control: each label drawn independently with the same frequencies,
+  so an effect of label context must vanish there;
+- an object's look depends on its class only (`synthetic_render`).
+The data seed is its own key: the training seed never changes the data.
 """
 
 from __future__ import annotations
@@ -17,160 +25,83 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from trainables import label_model
 from trainables.coco import COCO_CATEGORIES
 from trainables.labelled_images import DataError
+from trainables.synthetic_render import Look, coco_difficulty, coco_looks, render
 
-GENERATOR_VERSION = 1  # bump when the output changes, so cached sets are regenerated
-STATS_PATH = Path(__file__).parent / "resources" / "coco2014_train_label_stats.npz"
-COCO_TRAIN_IMAGES = 82081  # train2014 images with at least one annotation (the stats' denominator)
-MEAN_LABELS = 2.9  # labels per image in COCO
+GENERATOR_VERSION = 2  # bump when the output changes, so cached sets are regenerated
 ARGS_FILE = "synthetic.json"  # the generator's arguments, to tell a stale or foreign folder apart
-SHAPES = ("ellipse", "square", "ring", "triangle", "diamond", "cross", "hexagon", "ell")
-COLOURS = np.array([(0.9, 0.15, 0.1), (0.1, 0.75, 0.2), (0.15, 0.3, 0.95), (0.95, 0.85, 0.1),
-                    (0.85, 0.15, 0.8), (0.1, 0.85, 0.85), (1.0, 0.5, 0.0), (0.95, 0.95, 0.95)], np.float32)
-TEXTURES = ("solid", "hstripes", "vstripes", "checker", "dots")
-_POLYGONS = {"square": ((0, 0), (1, 0), (1, 1), (0, 1)), "triangle": ((0.5, 0), (1, 1), (0, 1)),
-             "diamond": ((0.5, 0), (1, 0.5), (0.5, 1), (0, 0.5)),
-             "hexagon": ((0.25, 0), (0.75, 0), (1, 0.5), (0.75, 1), (0.25, 1), (0, 0.5)),
-             "ell": ((0, 0), (0.4, 0), (0.4, 0.6), (1, 0.6), (1, 1), (0, 1)),
-             "cross": ((1 / 3, 0), (2 / 3, 0), (2 / 3, 1 / 3), (1, 1 / 3), (1, 2 / 3), (2 / 3, 2 / 3),
-                       (2 / 3, 1), (1 / 3, 1), (1 / 3, 2 / 3), (0, 2 / 3), (0, 1 / 3), (1 / 3, 1 / 3))}
-Look = tuple[int, int, int]  # (shape, colour, texture) indices
-ALL_LOOKS = [(s, c, t) for t in range(len(TEXTURES)) for c in range(len(COLOURS)) for s in range(len(SHAPES))]
+LABEL_STRUCTURES = ("coco", "independent")  # = config.SYNTHETIC_LABELS (the config cannot import this module)
+DEFAULT_RULE = ("person, plus every class i with at least 1,000 COCO training images that predicts a class "
+                "j other than person with P(j | i) >= 0.5, plus those classes j")
+MIN_IMAGES, MIN_CONDITIONAL = 1000, 0.5  # the two numbers of DEFAULT_RULE
+FREQUENCY_SAMPLE = 20000  # label sets drawn (fixed seed) to measure the frequencies the control copies
 
 
-def label_stats(num_classes: int) -> tuple[list[tuple[int, str, str]], np.ndarray, np.ndarray]:
-    """The `num_classes` most frequent COCO classes, in category-id order: categories, counts, co-occurrence."""
-    with np.load(STATS_PATH, allow_pickle=False) as stats:
-        names, counts, cooc = list(stats["classes"]), stats["image_counts"], stats["cooccurrence"]
-    top = set(np.argsort(-counts, kind="stable")[:num_classes].tolist())
-    cats = [c for c in COCO_CATEGORIES if names.index(c[1]) in top]
-    idx = [names.index(c[1]) for c in cats]
-    return cats, counts[idx].astype(np.float64), cooc[np.ix_(idx, idx)].astype(np.float64)
+def default_classes() -> list[str]:
+    """The default class set, by DEFAULT_RULE (27 classes: the kitchen, office, sports, traffic and
+    appliance clusters; its rarest class, microwave, has about 36 of 2,000 training images)."""
+    names, counts, cooc = label_model.coco_statistics()
+    conditional = cooc / counts[:, None]
+    person = names.index("person")
+    chosen = {person}
+    for i in range(len(names)):
+        if counts[i] >= MIN_IMAGES:
+            partners = [j for j in np.flatnonzero(conditional[i] >= MIN_CONDITIONAL) if j not in (i, person)]
+            chosen |= ({i, *partners} if partners else set())
+    return [names[i] for i in sorted(chosen)]
 
 
-def sample_label_sets(num_images: int, counts: np.ndarray, cooccurrence: np.ndarray,
-                      rng: np.random.Generator, mean_labels: float = MEAN_LABELS) -> list[list[int]]:
-    """Label sets whose pairwise co-occurrence follows the real statistics.
-
-    Sequential conditional sampler: the set size is 1 + Poisson(mean_labels - 1); the first label is drawn by
-    frequency, each next one with weight mean_{i in set} P(j | i) (real conditional probabilities).
-    """
-    num = len(counts)
-    cond = cooccurrence / np.maximum(counts, 1.0)[:, None]
-    prior = counts / counts.sum()
-    sizes = np.minimum(num, 1 + rng.poisson(mean_labels - 1.0, size=num_images))
-    sets = []
-    for size in sizes:
-        labels = [int(rng.choice(num, p=prior))]
-        total = cond[labels[0]].copy()
-        while len(labels) < size:
-            weights = total / len(labels) + 1e-6 * prior  # the tiny prior keeps isolated classes reachable
-            weights[labels] = 0.0
-            labels.append(int(rng.choice(num, p=weights / weights.sum())))
-            total += cond[labels[-1]]
-        sets.append(sorted(labels))
-    return sets
-
-
-def hardness(counts: np.ndarray, cooccurrence: np.ndarray) -> np.ndarray:
-    """Per class in [0, 1]: how well a more frequent companion predicts it (rank of P(i|j) - P(i))."""
-    cond = cooccurrence / np.maximum(counts, 1.0)[:, None]  # row j: P(i | j)
-    gain = cond - counts[None, :] / COCO_TRAIN_IMAGES
-    gain[counts[None, :] <= counts[:, None]] = -1.0  # only companions more frequent than the class
-    score = gain.max(axis=1)
-    rank = np.argsort(np.argsort(score, kind="stable"), kind="stable")
-    return np.where(score < 0, 0.0, rank / max(len(counts) - 1, 1))
-
-
-def class_looks(num_classes: int) -> list[Look]:
-    """Distinct (shape, colour, texture) per class: greedy, any two differ in 2+ attributes while possible."""
-    combos = list(ALL_LOOKS)
-    np.random.default_rng(1234).shuffle(combos)  # fixed: the same class looks the same in every seed
-    looks: list[Look] = []
-    for min_diff in (2, 1):
-        for combo in combos:
-            if len(looks) < num_classes and combo not in looks and all(
-                    sum(a != b for a, b in zip(combo, other)) >= min_diff for other in looks):
-                looks.append(combo)
-    return looks
-
-
-def _shape_mask(shape: str, w: int, h: int) -> np.ndarray:
-    mask = Image.new("L", (w, h), 0)
-    draw = ImageDraw.Draw(mask)
-    if shape in ("ellipse", "ring"):
-        ring = shape == "ring"
-        draw.ellipse((0, 0, w - 1, h - 1), fill=None if ring else 255, outline=255,
-                     width=max(2, min(w, h) // 4) if ring else 1)
+def class_set(spec: str) -> list[tuple[int, str, str]]:
+    """COCO categories (id, name, supercategory) in category-id order: "default" (DEFAULT_RULE), "all",
+    or a comma-separated list of COCO class names."""
+    by_name = {name: (cid, name, sup) for cid, name, sup in COCO_CATEGORIES}
+    if spec == "default":
+        wanted = default_classes()
+    elif spec == "all":
+        wanted = list(by_name)
     else:
-        draw.polygon([(x * (w - 1), y * (h - 1)) for x, y in _POLYGONS[shape]], fill=255)
-    return np.asarray(mask, np.float32) / 255.0
+        wanted = [name.strip() for name in spec.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in by_name]
+        if unknown or not wanted:
+            raise DataError(f"synthetic_classes={spec!r}: {unknown[0] if unknown else 'no class'} is not a COCO "
+                            "class name: use default, all, or COCO names separated by commas (e.g. person,cup)")
+    return sorted({by_name[name] for name in wanted})
 
 
-def _texture(texture: str, w: int, h: int) -> np.ndarray:
-    period = max(1, round(min(w, h) / 8))
-    y, x = np.mgrid[0:h, 0:w] // period
-    pattern = {"solid": np.ones((h, w)), "hstripes": y % 2 == 0, "vstripes": x % 2 == 0,
-               "checker": (x + y) % 2 == 0, "dots": (x % 2 == 0) & (y % 2 == 0)}[texture]
-    return np.where(pattern, 1.0, 0.3).astype(np.float32)
+def draw_label_sets(categories: list[tuple[int, str, str]], num: int, labels: str,
+                    rng: np.random.Generator) -> list[list[int]]:
+    """`num` non-empty label sets over `categories` (column indices), with COCO's structure or independent."""
+    if labels not in LABEL_STRUCTURES:
+        raise DataError(f"synthetic_labels={labels!r} is not one of {' | '.join(LABEL_STRUCTURES)}")
+    if labels == "independent":
+        frequencies = _structured_frequencies(categories)
+        return [np.flatnonzero(row).tolist() for row in label_model.independent(frequencies, num, rng)]
+    return [np.flatnonzero(row).tolist() for row in _restricted(categories, num, rng)]
 
 
-def _paint(img: np.ndarray, look: Look, box: tuple[int, int, int, int], alpha: float,
-           rng: np.random.Generator) -> None:
-    """Alpha-blend one patterned shape into img (H x W x 3 floats) in place."""
-    x, y, w, h = box
-    colour = np.clip(COLOURS[look[1]] + rng.uniform(-0.08, 0.08, 3), 0, 1).astype(np.float32)
-    a = alpha * _shape_mask(SHAPES[look[0]], w, h)[..., None]
-    fill = _texture(TEXTURES[look[2]], w, h)[..., None] * colour
-    region = img[y:y + h, x:x + w]
-    region[:] = region * (1 - a) + fill * a
+def _restricted(categories: list[tuple[int, str, str]], num: int, rng: np.random.Generator) -> np.ndarray:
+    """Label sets drawn over all 80 classes, restricted to `categories`, empty ones dropped (num x K)."""
+    names = label_model.coco_statistics()[0]
+    columns = [names.index(name) for _, name, _ in categories]
+    h, coupling = label_model.load_model()
+    kept = np.zeros((0, len(columns)), np.int8)
+    while len(kept) < num:
+        draw = label_model.sample(h, coupling, int(1.3 * (num - len(kept))) + 16, rng)[:, columns]
+        kept = np.concatenate([kept, draw[draw.sum(axis=1) > 0]])
+    return kept[:num]
 
 
-def _box(size: int, rel: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    w = int(np.clip(round(size * rel * rng.uniform(0.8, 1.2)), 4, size))
-    h = int(np.clip(round(w * rng.uniform(0.8, 1.25)), 4, size))
-    return int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1)), w, h
-
-
-def render(labels: list[int], looks: list[Look], hard: np.ndarray, size: int,
-           rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, tuple[int, int, int, int]]]]:
-    """One image (size x size x 3 uint8) and its objects (class index, bbox x, y, w, h). Clutter and occluders
-    are distractors: the classes' shapes, colours and textures in other combinations."""
-    distractors = [c for c in ALL_LOOKS if c not in looks]
-    occluders = [d for d in distractors if SHAPES[d[0]] == "square"]
-    base = rng.uniform(0.2, 0.8, 3)
-    base = 0.4 * base + 0.6 * base.mean()
-    ramp = np.linspace(-1, 1, size)[:, None] * rng.uniform(-1, 1) + np.linspace(-1, 1, size) * rng.uniform(-1, 1)
-    img = (base[None, None, :] + 0.12 * ramp[..., None]).astype(np.float32)
-    for _ in range(int(rng.integers(2, 6))):  # clutter: other combinations of the same attributes
-        look = distractors[int(rng.integers(len(distractors)))]
-        _paint(img, look, _box(size, rng.uniform(0.12, 0.4), rng), float(rng.uniform(0.3, 0.8)), rng)
-    objects = []
-    for c in labels:
-        for _ in range(1 + int(rng.random() < 0.15)):
-            rel, alpha = 0.5 - 0.34 * hard[c], (0.95 - 0.55 * hard[c]) * rng.uniform(0.85, 1.0)
-            objects.append((rel * rng.uniform(0.8, 1.2), c, alpha, rng.random() < 0.55 * hard[c]))
-    objects.sort(key=lambda o: -o[0])  # large first, so small objects are not simply painted over
-    annotations = []
-    for rel, c, alpha, occluded in objects:
-        box = _box(size, rel, rng)
-        _paint(img, looks[c], box, alpha, rng)
-        annotations.append((c, box))
-        if occluded:  # cover 30-60% of the object with a distractor
-            x, y, w, h = box
-            ow, oh = max(2, int(w * rng.uniform(0.5, 0.8))), max(2, int(h * rng.uniform(0.6, 0.8)))
-            occluder = occluders[int(rng.integers(len(occluders)))]
-            corner = (x + int(rng.integers(0, w - ow + 1)), y + int(rng.integers(0, h - oh + 1)))
-            _paint(img, occluder, (*corner, ow, oh), 0.9, rng)
-    img += rng.normal(0.0, 0.04, img.shape).astype(np.float32)
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), annotations
+def _structured_frequencies(categories: list[tuple[int, str, str]]) -> np.ndarray:
+    """Label frequencies of the COCO-structured set over `categories` (from a fixed-seed sample)."""
+    return _restricted(categories, FREQUENCY_SAMPLE, np.random.default_rng(7)).mean(axis=0)
 
 
 def _write_split(root: Path, split: str, label_sets: list[list[int]], cats: list[tuple[int, str, str]],
-                 looks: list[Look], hard: np.ndarray, size: int, seed: int, first_id: int,
+                 looks: list[Look], difficulty: np.ndarray, size: int, seed: int, first_id: int,
                  tick: Callable[[int], None]) -> None:
     """Draw and write one split: `{split}2014/*.png` and `annotations/instances_{split}2014.json`.
 
@@ -181,7 +112,7 @@ def _write_split(root: Path, split: str, label_sets: list[list[int]], cats: list
     for n, labels in enumerate(label_sets):
         image_id = first_id + n
         rng = np.random.default_rng([seed, 0 if split == "train" else 1, n])  # per image: order-free
-        pixels, objects = render(labels, looks, hard, size, rng)
+        pixels, objects = render(labels, looks, difficulty, size, rng)
         name = f"{split}2014_{image_id:07d}.png"
         Image.fromarray(pixels).save(folder / name, format="PNG", compress_level=6)
         images.append({"id": image_id, "file_name": name, "width": size, "height": size})
@@ -197,8 +128,9 @@ def _write_split(root: Path, split: str, label_sets: list[list[int]], cats: list
     (root / "annotations" / f"instances_{split}2014.json").write_text(json.dumps(doc, separators=(",", ":")))
 
 
-def generate(out_dir: str | Path, num_classes: int = 20, train_images: int = 3000, val_images: int = 1000,
-             image_size: int = 64, seed: int = 0, progress: Callable[[str], None] | None = None) -> Path:
+def generate(out_dir: str | Path, classes: str = "default", labels: str = "coco", train_images: int = 2000,
+             val_images: int = 1000, image_size: int = 64, seed: int = 0,
+             progress: Callable[[str], None] | None = None) -> Path:
     """Write the synthetic set to out_dir (COCO 2014 layout); same arguments, same bytes.
 
     Writes into a temporary sibling folder and renames it into place at the end, so a crash never leaves a
@@ -207,13 +139,13 @@ def generate(out_dir: str | Path, num_classes: int = 20, train_images: int = 300
     out = Path(out_dir).absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"synthetic data folder {out} exists and is not empty: choose a new or empty folder")
-    if not 1 <= num_classes <= 80:
-        raise DataError(f"num_classes={num_classes} for {out}: COCO has 80 classes, use 1..80")
-    cats, counts, cooc = label_stats(num_classes)
-    looks, hard = class_looks(num_classes), hardness(counts, cooc)
+    cats = class_set(classes)
+    everything = [c[0] for c in COCO_CATEGORIES]
+    index = [everything.index(cid) for cid, _, _ in cats]
+    looks, difficulty = [coco_looks()[i] for i in index], coco_difficulty()[index]
     rng = np.random.default_rng([seed, 2])
-    splits = (("train", sample_label_sets(train_images, counts, cooc, rng)),
-              ("val", sample_label_sets(val_images, counts, cooc, rng)))
+    sets = draw_label_sets(cats, train_images + val_images, labels, rng)
+    splits = (("train", sets[:train_images]), ("val", sets[train_images:]))
     total = train_images + val_images
 
     def tick(done: int) -> None:
@@ -225,9 +157,9 @@ def generate(out_dir: str | Path, num_classes: int = 20, train_images: int = 300
     try:
         os.chmod(tmp, 0o755)
         (tmp / "annotations").mkdir()
-        for first_id, (split, sets) in zip((1, train_images + 1), splits):
-            _write_split(tmp, split, sets, cats, looks, hard, image_size, seed, first_id, tick)
-        args = _args(num_classes, train_images, val_images, image_size, seed)
+        for first_id, (split, split_sets) in zip((1, train_images + 1), splits):
+            _write_split(tmp, split, split_sets, cats, looks, difficulty, image_size, seed, first_id, tick)
+        args = _args(classes, labels, train_images, val_images, image_size, seed)
         (tmp / ARGS_FILE).write_text(json.dumps(args, indent=1, sort_keys=True))
         with contextlib.suppress(OSError):
             out.rmdir()  # an empty out_dir is replaced; a filled one means another process won the race
@@ -241,22 +173,22 @@ def generate(out_dir: str | Path, num_classes: int = 20, train_images: int = 300
     return out
 
 
-def _args(num_classes: int, train_images: int, val_images: int, image_size: int, seed: int) -> dict:
-    return {"generator_version": GENERATOR_VERSION, "num_classes": num_classes, "train_images": train_images,
-            "val_images": val_images, "image_size": image_size, "seed": seed}
+def _args(classes: str, labels: str, train_images: int, val_images: int, image_size: int, seed: int) -> dict:
+    return {"generator_version": GENERATOR_VERSION, "classes": classes, "labels": labels,
+            "train_images": train_images, "val_images": val_images, "image_size": image_size, "seed": seed}
 
 
-def ensure_synthetic(data_dir: str, num_classes: int, train_images: int, val_images: int, image_size: int,
+def ensure_synthetic(data_dir: str, classes: str, labels: str, train_images: int, val_images: int, image_size: int,
                      seed: int, progress: Callable[[str], None] | None = None) -> Path:
     """The set's folder, generated on first use; data_dir "" = `$IMLGCN_CACHE` (or `~/.cache/imlgcn`) /
     synthetic / a hash of the arguments. Processes may race: the rename is atomic, the loser drops its copy."""
-    args = _args(num_classes, train_images, val_images, image_size, seed)
+    args = _args(classes, labels, train_images, val_images, image_size, seed)
     key = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:12]
     cache = Path(os.environ.get("IMLGCN_CACHE") or Path.home() / ".cache" / "imlgcn")
     out = Path(data_dir).absolute() if data_dir else cache / "synthetic" / key
     if not _holds(out, args):
         try:
-            generate(out, num_classes, train_images, val_images, image_size, seed, progress)
+            generate(out, classes, labels, train_images, val_images, image_size, seed, progress)
         except DataError:
             if not _holds(out, args):  # a racing process that finished first is fine; anything else is not
                 raise
