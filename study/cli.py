@@ -52,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_study_commands(commands)
 
+    compare = commands.add_parser("compare", help="arms (config overrides) over training seeds, paired differences")
+    compare.add_argument("--name", required=True, help="names the folder and the MLflow experiment compare-NAME")
+    _add_config_options(compare)
+    compare.add_argument("--arms", default="table3",
+                         help="a built-in arm set (table3: direct, direct-reinit, word, fi, fi-centred, fpca, fpca-p0, "
+                              "random-nodes; paper: direct, word, fi, fpca) or a YAML file; the first arm is the reference")
+    compare.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (the data seed stays)")
+    compare.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as the CPUs allow")
+    compare.add_argument("--storage", default="imlgcn_studies", help="folders of studies and comparisons")
+    compare.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
+    compare.add_argument("--address", help="join this Ray cluster instead of starting a local one")
+
     data = commands.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
     synth = data.add_parser("synth", help="write the embedded synthetic data set (COCO format)")
     synth.add_argument("--out", required=True)
@@ -213,6 +225,16 @@ def cmd_data(args: argparse.Namespace) -> dict | None:
     return class_counts_json(read_split(args.dataset, args.data_dir, args.split or get_dataset(args.dataset).train_split))
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from study.compare import run_compare
+    from study.config import load_trial_config
+
+    config = load_trial_config(args.preset or "demo", args.config, args.assignments)
+    table = run_compare(args.name, config, args.arms, args.seeds, args.storage, args.tracking_uri, args.address,
+                        args.max_concurrent, progress)
+    print(table["text"])
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from study.predict import format_predictions, predict
 
@@ -220,7 +242,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     print("\n".join(json.dumps(r) for r in results) if args.json else format_predictions(results))
 
 
-COMMANDS = {"train": cmd_train, "params": cmd_params, "data": cmd_data, "study": cmd_study, "predict": cmd_predict}
+COMMANDS = {"train": cmd_train, "params": cmd_params, "data": cmd_data, "study": cmd_study, "compare": cmd_compare,
+            "predict": cmd_predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -209,3 +209,28 @@ def test_asha_study_then_a_trial_that_keeps_failing_is_recorded_and_the_study_go
     assert len(failed) == 2 and len(runs(tmp_path, "s5", "trial")) == 3  # recorded, and the study finished
     assert not runs(tmp_path, "s5", "trial", "RUNNING")
     assert "3 finished trials" in done.stderr  # the report still came out
+
+
+def test_compare_arms_over_seeds_logs_one_run_each_and_the_table(tmp_path, tiny_data):
+    """`imlgcn compare` on Ray: every (arm, seed) is one MLflow run under the parent; the table is printed
+    and logged on the parent run with the paired differences."""
+    done = subprocess.run([EXE, "compare", "--name", "c", "--arms", "paper", "--seeds", "0", "1",
+                           "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+                           *tiny_sets(tiny_data)], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("compare paper: 4 arms x 2 training seeds") and len(lines) == 6
+    assert [line.split()[0] for line in lines[2:]] == ["direct", "word", "fi", "fpca"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("compare-c")
+    arms = client.search_runs([experiment.experiment_id], "tags.stage = 'compare'")
+    assert sorted((r.data.tags["arm"], r.data.tags["seed"]) for r in arms) == sorted(
+        (arm, seed) for arm in ("direct", "word", "fi", "fpca") for seed in ("0", "1"))
+    assert all(r.info.status == "FINISHED" and r.data.params["seed"] == r.data.tags["seed"] for r in arms)
+    direct = {r.data.tags["seed"]: r.data.metrics["mAP"] for r in arms if r.data.tags["arm"] == "direct"}
+    for run in arms:  # every run's reference is its seed's same-budget direct model
+        assert run.data.metrics["direct_mAP"] == pytest.approx(direct[run.data.tags["seed"]], abs=1e-6)
+    parent = client.search_runs([experiment.experiment_id], "tags.stage = 'compare-set'")[0]
+    assert parent.info.status == "FINISHED" and "fpca.d_mAP" in parent.data.metrics
+    logged = {f.path for f in client.list_artifacts(parent.info.run_id, "compare")}
+    assert logged == {"compare/compare.txt", "compare/compare.csv", "compare/results.json"}

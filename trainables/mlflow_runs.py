@@ -95,15 +95,18 @@ class RunLog:
             raise
 
     def trial_run(self, runs_dir: str, trial_id: str, experiment_id: str, parent_run_id: str,
-                  params: Mapping[str, object], node_id: str) -> str:
-        """The study trial's run: created with the full flat config as params, or reopened on a retry."""
+                  params: Mapping[str, object], node_id: str, tags: Mapping[str, str] | None = None,
+                  run_name: str | None = None) -> str:
+        """The Tune trial's run: created with the full flat config as params (tags: stage=trial, trial_id,
+        ray_node_id, the parent, and `tags`), or reopened on a retry."""
         run_id = trial_run_id(runs_dir, trial_id)
         if run_id is not None:
             self.client.update_run(run_id, status=RUNNING)
             self.client.set_tag(run_id, "ray_node_id", node_id)
             return run_id
-        tags = {"stage": "trial", "trial_id": trial_id, "ray_node_id": node_id, "mlflow.parentRunId": parent_run_id}
-        run_id = self.create(experiment_id, trial_id, tags, params)
+        tags = {"stage": "trial", "trial_id": trial_id, "ray_node_id": node_id, "mlflow.parentRunId": parent_run_id,
+                **(tags or {})}
+        run_id = self.create(experiment_id, run_name or trial_id, tags, params)
         os.makedirs(runs_dir, exist_ok=True)
         marker = os.path.join(runs_dir, f"{trial_id}.run")
         tmp = f"{marker}.{os.getpid()}.tmp"

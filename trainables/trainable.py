@@ -91,20 +91,39 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
 
 def imlgcn_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
-    """The Tune function trainable: one study trial = stage 3 on top of the shared stage 1, logged to its
-    own MLflow run (one per trial id, reopened on a retry)."""
+    """The Tune function trainable of a study: one trial = stage 3 on top of the shared stage 1, logged to
+    its own MLflow run (one per trial id, reopened on a retry)."""
+    final = _run_trial(TrialConfig.from_dict(config), RunContext.from_dict(context))
+    from ray import tune
+
+    tune.report(final)  # the last result: what Optuna (and ASHA) see
+
+
+def compare_trial(config: dict[str, Any], context: dict[str, Any], base: dict[str, Any],
+                  arms: dict[str, dict[str, Any]]) -> None:
+    """The Tune function trainable of `imlgcn compare`: {"arm": name, "seed": s} -> the base config with
+    the arm's overrides and that training seed, trained and logged like a study trial (tags arm, seed)."""
+    from ray import tune
+
+    trial_config = TrialConfig.from_dict({**base, **arms[config["arm"]], "seed": config["seed"]})
+    tags = {"stage": "compare", "arm": config["arm"], "seed": str(config["seed"])}
+    tune.report(_run_trial(trial_config, RunContext.from_dict(context), tags, f"{config['arm']}-seed{config['seed']}"))
+
+
+def _run_trial(trial_config: TrialConfig, study: RunContext, tags: dict[str, str] | None = None,
+               run_name: str | None = None) -> dict:
+    """Train one trial in this Tune trial process (head only, on cached features) or on Ray Train workers,
+    log it to its MLflow run, and return its last result (final metrics, direct_mAP, per-class APs)."""
     import ray
     from ray import tune
 
     began = time.time()
     for name in ("ray.train", "ray.tune"):  # the driver prints one line per trial instead
         logging.getLogger(name).setLevel(logging.WARNING)
-    trial_config = TrialConfig.from_dict(config)
-    study = RunContext.from_dict(context)
     trial_id = tune.get_context().get_trial_id()
     runs = RunLog(study.tracking_uri)
     run_id = runs.trial_run(study.runs_dir, trial_id, study.experiment_id, study.parent_run_id,
-                            trial_config.to_dict(), ray.get_runtime_context().get_node_id())
+                            trial_config.to_dict(), ray.get_runtime_context().get_node_id(), tags, run_name)
     run = study.for_run(run_id, trial_id, trial_config.keep_checkpoints)
     with runs.failing(run_id):
         if runs_in_process(trial_config):
@@ -125,8 +144,7 @@ def imlgcn_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
         final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
                  "wall_time_s": round(time.time() - began, 2)}
         runs.finish(run_id, final, step=trial_config.epochs)
-    # the last result: what Optuna (and ASHA) see; the per-class APs serve `imlgcn compare`
-    tune.report({**final, "epoch": trial_config.epochs, "class_AP": metrics.get("class_AP", [])})
+    return {**final, "epoch": trial_config.epochs, "class_AP": list(metrics.get("class_AP", []))}
 
 
 def _node_ip() -> str:
