@@ -1,19 +1,29 @@
-"""Search spaces by name: plain functions `space(trial, num_classes) -> dict` for Ray's OptunaSearch."""
+"""Search spaces by name. Each is two define-by-run functions (module-level, so Ray can pickle them):
+`head(trial, num_classes)` suggests what screening on cached features can judge (node features, graph,
+PCA size, the head's learning rate); `finetune(trial)` what only fine-tuning can judge (the backbone's
+learning rate). Every suggested name is a TrialConfig field."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import optuna
 
 from search_spaces import paper, small
 
-Space = Callable[[optuna.Trial, int], dict[str, Any]]
 
-SPACES: dict[str, Space] = {"paper": paper.space, "small": small.space}
+@dataclass(frozen=True)
+class SearchSpace:
+    head: Callable[[optuna.Trial, int], dict[str, Any]]
+    finetune: Callable[[optuna.Trial], dict[str, Any]]
 
 
-def get_space(name: str) -> Space:
+SPACES: dict[str, SearchSpace] = {"paper": SearchSpace(paper.space, paper.finetune_space),
+                                  "small": SearchSpace(small.space, small.finetune_space)}
+
+
+def get_space(name: str) -> SearchSpace:
     """The space called `name`; an unknown name fails with the list of known ones."""
     try:
         return SPACES[name]

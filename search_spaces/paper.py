@@ -1,4 +1,5 @@
-"""The paper's search space: node embedding, graph threshold/re-weighting, PCA size and both learning rates.
+"""The paper's search space: node embedding, graph threshold/re-weighting, PCA size and both learning rates
+(the backbone's in `finetune_space`: screening on cached features cannot judge it).
 
 A define-by-run Optuna space (module-level so Ray can pickle it); `pca_dim` exists only for fpca,
 so trials of the other embeddings do not spend samples on a parameter they ignore.
@@ -20,6 +21,11 @@ def space(trial: optuna.Trial, num_classes: int) -> dict[str, Any]:
     trial.suggest_float("p", 0.05, 0.95)
     if embedding == "fpca":
         trial.suggest_int("pca_dim", min(2, num_classes), num_classes, log=True)
-    trial.suggest_float("backbone_lr", 1e-5, 1e-3, log=True)
     trial.suggest_float("gcn_lr", 1e-4, 3e-2, log=True)
+    return {}
+
+
+def finetune_space(trial: optuna.Trial) -> dict[str, Any]:
+    """What only fine-tuning can judge: the backbone's learning rate."""
+    trial.suggest_float("backbone_lr", 1e-5, 1e-3, log=True)
     return {}

@@ -21,3 +21,8 @@ def space(trial: optuna.Trial, num_classes: int) -> dict[str, Any]:
         trial.suggest_int("pca_dim", min(2, num_classes), num_classes, log=True)
     trial.suggest_float("gcn_lr", 1e-4, 3e-2, log=True)
     return {}
+
+
+def finetune_space(trial: optuna.Trial) -> dict[str, Any]:
+    """Nothing more: the backbone keeps the base config's learning rate."""
+    return {}

@@ -15,7 +15,8 @@ from trainables.config import EMBEDDINGS, ConfigError, TrialConfig
 from trainables.datasets import DATASETS, get_dataset
 
 DEFAULTS = TrialConfig()
-DEFAULT_STUDY_SAMPLES = 8
+DEFAULT_STUDY_SAMPLES = 8  # fine-tuning trials of a study (level 2)
+DEFAULT_SCREENED = 500  # head configurations screened on cached features first (level 1)
 
 
 def progress(text: str) -> None:
@@ -32,6 +33,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imlgcn", description="IML-GCN training and studies on Ray.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let MLflow, Optuna, Ray and the Ray workers print their own lines too")
+    parser.set_defaults(verbose=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="pretrain -> embed -> train on Ray Train workers")
@@ -89,7 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     predict.add_argument("--batch-size", type=int, default=16)
     predict.add_argument("--tracking-uri", help="MLflow store holding the model (default sqlite:///mlflow.db)")
+    for sub in _leaf_parsers(parser):  # `imlgcn study run ... --verbose` works too
+        sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every (sub)command's own parser."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += _leaf_parsers(child) or [child]
+    return found
 
 
 def _add_study_commands(commands) -> None:
@@ -101,13 +117,19 @@ def _add_study_commands(commands) -> None:
     run.add_argument("--space", default="paper", help="search space in search_spaces/ (paper, small)")
     run.add_argument("--objective", choices=("multi", "map"), default="multi",
                      help="multi: maximise mAP and minimise n_params (Pareto); map: mAP alone with ASHA")
-    run.add_argument("--num-samples", type=int, default=DEFAULT_STUDY_SAMPLES)
+    run.add_argument("--num-samples", type=int, default=DEFAULT_STUDY_SAMPLES,
+                     help="fine-tuning trials (level 2): the screened configurations promoted, plus Optuna's backbone lr")
+    run.add_argument("--screen", type=int, default=DEFAULT_SCREENED,
+                     help="head configurations screened on cached features first (level 1); 0 = fine-tune only")
+    run.add_argument("--eta", type=int, default=3,
+                     help="level 2's early stopping keeps the top 1/eta at each rung (MOASHA); 0 = off")
     run.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as the CPUs allow")
     resume = study.add_parser("resume", help="continue a study whose driver died")
     resume.add_argument("name")
     extend = study.add_parser("extend", help="add trials to a finished study")
     extend.add_argument("name")
-    extend.add_argument("--num-samples", type=int, required=True)
+    extend.add_argument("--num-samples", type=int, required=True, help="more fine-tuning trials")
+    extend.add_argument("--screen", type=int, default=0, help="screen this many more configurations first")
     listing = study.add_parser("list", help="the studies in a storage folder")
     export = study.add_parser("export", help="register trained models in the MLflow model registry")
     export.add_argument("name")
@@ -145,13 +167,14 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
 
         config = load_trial_config(args.preset or "study-demo", args.config, args.assignments)
         record = lifecycle.create_study(args.name, config, args.space, args.objective, args.num_samples,
-                                        args.max_concurrent, args.storage, args.tracking_uri, progress, args.address)
-        lifecycle.run_trials(record, "tune", args.num_samples, args.address, progress)
+                                        args.max_concurrent, args.storage, args.tracking_uri, progress, args.address,
+                                        args.screen, args.eta)
+        lifecycle.run_trials(record, args.address, progress)
     elif args.study_command == "resume":
         record = lifecycle.resume_study(args.name, args.storage, args.address, progress, args.tracking_uri)
     elif args.study_command == "extend":
         record = lifecycle.extend_study(args.name, args.storage, args.num_samples, args.address, progress,
-                                        args.tracking_uri)
+                                        args.tracking_uri, args.screen)
     else:
         record = load_record(args.storage, args.name)
     return _report(args, record)
@@ -171,6 +194,10 @@ def _report(args: argparse.Namespace, record) -> None:
     out = getattr(args, "out", None) or str(record.report_dir)
     files = write_report(_study_uri(args, record), record.name, out)
     progress(f"report: {files['csv']}, {files['png']}, {files['html']} ({files['trials']} finished trials)")
+    rho, pairs = files["agreement"]
+    if files["screened"]:
+        progress(f"screening predicted fine-tuning with Spearman's rank correlation {rho:.2f} over the {pairs} "
+                 "promoted configurations that ran all their epochs")
     print(format_front(files["front"]))
     return None
 
@@ -249,7 +276,10 @@ COMMANDS = {"train": cmd_train, "params": cmd_params, "data": cmd_data, "study":
 def main(argv: Sequence[str] | None = None) -> int:
     import os
 
+    from study.console import configure
+
     args = build_parser().parse_args(argv)
+    configure(args.verbose)  # before MLflow, Optuna or Ray is imported
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # its URLs may carry credentials
     from study.record import StudyError, StudyInterrupted
     from trainables.labelled_images import DataError

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from study.arms import SHARED_KEYS, load_arms
+from study.console import verbose
 from study.mlflow_store import experiment_id, resolve_tracking_uri
 from study.paired import compare_table, format_table, frequency_groups
 from study.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_data
@@ -62,7 +63,7 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)
     check_ray_address(address)
-    config, classes = prepare_data(config, progress)
+    config, classes, index = prepare_data(config, progress, Path(storage).absolute() / "stage1")
     configs = arm_configs(config, arms, len(classes))
     for arm, arm_config in configs.items():
         if arm_config.embedding == "word":
@@ -87,8 +88,8 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
         raise
     context = RunContext(tracking_uri=uri, experiment_id=exp, stage1_dir=str(Path(storage).absolute() / "stage1"),
                          train_storage=str(folder / "train"), models_dir=str(folder / "models"),
-                         runs_dir=str(folder / "mlflow_runs"), parent_run_id=parent)
-    progress(start_ray(address))
+                         runs_dir=str(folder / "mlflow_runs"), parent_run_id=parent, split_index=index)
+    progress(start_ray(address, worker_logs=verbose()))
     status = KILLED
     try:
         check_gpus(config.use_gpu, config.num_workers)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from study.console import verbose
 from study.mlflow_store import experiment_id, resolve_tracking_uri
 from study.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_data, redact
 from study.record import StudyError, StudyInterrupted, StudyRecord, driver_lock, load_record, study_folder
@@ -25,7 +26,7 @@ Progress = Callable[[str], None]
 
 def create_study(name: str, config: TrialConfig, space: str, objective: str, num_samples: int,
                  max_concurrent: int, storage: str, tracking_uri: str | None, progress: Progress,
-                 address: str | None = None) -> StudyRecord:
+                 address: str | None = None, screen: int = 0, eta: int = 3) -> StudyRecord:
     """Check everything, then write the study record and open its MLflow parent run."""
     from search_spaces import get_space
 
@@ -33,8 +34,9 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, num
         get_space(space)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    if num_samples < 1:
-        raise ConfigError(f"--num-samples {num_samples} must be at least 1")
+    if num_samples < 1 or screen < 0 or eta < 0 or eta == 1:
+        raise ConfigError(f"--num-samples {num_samples} must be at least 1, --screen {screen} not negative and "
+                          f"--eta {eta} 0 (no early stopping) or at least 2")
     folder = study_folder(check_writable(storage), name)
     try:
         folder.mkdir()  # atomic: of two drivers starting the same name at once, one gets it
@@ -43,19 +45,22 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, num
                           f"continue it with `imlgcn study resume {name}` or add trials with "
                           f"`imlgcn study extend {name} --num-samples K`") from None
     try:
-        return _new_record(name, config, space, objective, num_samples, max_concurrent, storage, tracking_uri,
-                           address, progress)
+        record = _new_record(name, config, space, objective, max_concurrent, storage, tracking_uri, address,
+                             progress, eta)
+        plan_runs(record, screen, num_samples)
+        record.save()
+        return record
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing half-written: the name is free again
         raise
 
 
-def _new_record(name: str, config: TrialConfig, space: str, objective: str, num_samples: int, max_concurrent: int,
-                storage: str, tracking_uri: str | None, address: str | None, progress: Progress) -> StudyRecord:
+def _new_record(name: str, config: TrialConfig, space: str, objective: str, max_concurrent: int, storage: str,
+                tracking_uri: str | None, address: str | None, progress: Progress, eta: int) -> StudyRecord:
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)
     check_ray_address(address)
-    config, classes = prepare_data(config, progress)
+    config, classes, index = prepare_data(config, progress, Path(storage).absolute() / "stage1")
     if config.use_gpu:  # needs Ray up: start it now (run_trials keeps it) so no record is written for nothing
         from study.ray_session import check_gpus, start_ray, stop_ray
 
@@ -69,33 +74,42 @@ def _new_record(name: str, config: TrialConfig, space: str, objective: str, num_
     exp = experiment_id(runs.client, name, uri)
     parent = runs.create(exp, name, {"stage": "study", "space": space, "objective": objective})
     record = StudyRecord(name=name, storage=str(Path(storage).absolute()), base_config=config.to_dict(),
-                         space=space, objective=objective, num_samples=num_samples, max_concurrent=max_concurrent,
-                         num_classes=len(classes), tracking_uri=uri, experiment_id=exp, parent_run_id=parent)
-    record.save()
+                         space=space, objective=objective, num_samples=0, max_concurrent=max_concurrent,
+                         num_classes=len(classes), tracking_uri=uri, experiment_id=exp, parent_run_id=parent,
+                         split_index=index, eta=eta)
     return record
 
 
-def run_trials(record: StudyRecord, run_name: str, num_samples: int, address: str | None,
-               progress: Progress, restore: bool = False, tracking_uri: str | None = None) -> None:
-    """Stage 1 once, then the Tune run `run_name` (restored when asked and possible), under the driver lock.
-    A `tracking_uri` other than the record's is a moved MLflow store (see move_tracking_uri)."""
+def plan_runs(record: StudyRecord, screen: int, finetune: int) -> None:
+    """Append the Tune runs of a `study run` or `extend` to the record: screening (if asked), then
+    fine-tuning. Runs are named `screen`, `finetune` and, for extends, `screen-N`, `finetune-N`."""
+    suffix = "" if not record.tune_runs else f"-{1 + sum(r['level'] == 'finetune' for r in record.tune_runs.values())}"
+    if screen:
+        record.tune_runs[f"screen{suffix}"] = {"level": "screen", "trials": screen, "done": False}
+        record.screen += screen
+    record.tune_runs[f"finetune{suffix}"] = {"level": "finetune", "trials": finetune, "done": False}
+    record.num_samples += finetune
+    record.status = "running"
+
+
+def run_trials(record: StudyRecord, address: str | None, progress: Progress, tracking_uri: str | None = None) -> None:
+    """The references once, then every Tune run of the record not done yet, in order (each restored when
+    it saved state before), under the driver lock. A `tracking_uri` other than the record's is a moved
+    MLflow store (see move_tracking_uri)."""
     with driver_lock(record):
         move_tracking_uri(record, tracking_uri, progress)
-        _run_trials(record, run_name, num_samples, address, progress, restore)
+        _run_trials(record, address, progress)
 
 
-def _run_trials(record: StudyRecord, run_name: str, num_samples: int, address: str | None,
-                progress: Progress, restore: bool) -> None:
-    from study.ray_session import check_gpus, cluster_gpus, start_ray, stop_ray, worker_slots
+def _run_trials(record: StudyRecord, address: str | None, progress: Progress) -> None:
+    from study.ray_session import check_gpus, cluster_cpus, cluster_gpus, start_ray, stop_ray, worker_slots
     from study.references import ensure_references
-    from study.tuner import new_tuner, restored_tuner
-    from trainables.trainable import runs_in_process
 
     check_tracking_uri(record.tracking_uri)
     check_ray_address(address)
     config = TrialConfig(**record.base_config)
     RunLog(record.tracking_uri).client.update_run(record.parent_run_id, status=RUNNING)
-    progress(start_ray(address))
+    progress(start_ray(address, worker_logs=verbose()))
     try:
         check_gpus(config.use_gpu, config.num_workers)
         slots = worker_slots(config.cpus_per_worker or 1)  # whole workers the nodes can hold at once
@@ -104,28 +118,78 @@ def _run_trials(record: StudyRecord, run_name: str, num_samples: int, address: s
             if config.use_gpu:
                 record.max_concurrent = min(record.max_concurrent, max(1, cluster_gpus() // config.num_workers))
         cpus = config.worker_cpus(slots, record.max_concurrent)
-        if not runs_in_process(config):
-            progress(f"each trial trains on {config.num_workers} Ray Train worker(s) x {cpus} CPU"
-                     f"{' + 1 GPU' if config.use_gpu else ''}")
-        ensure_references(record, config, config.worker_cpus(slots), progress)
-        tuner = restored_tuner(record, run_name, cpus) if restore else None
-        if tuner is None:
-            record.tune_runs[run_name] = num_samples
-            record.save()
-            tuner = new_tuner(record, run_name, num_samples, cpus)
-        progress(f"study {record.name}: {num_samples} trials, up to {record.max_concurrent} at once")
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the Pareto table
-            results = tuner.fit()
-        ended = results.num_terminated + results.num_errors
-        if ended < num_samples:  # Tune returns normally after Ctrl+C: the study is not finished
-            raise StudyInterrupted(f"study {record.name!r} stopped after {ended} of {num_samples} trials: "
-                                   f"continue it with `imlgcn study resume {record.name}`")
+        # the references train alone, before any trial: on every CPU the workers can use
+        ensure_references(record, config, max(1, cluster_cpus() // config.num_workers), progress)
+        for run_name, run in record.tune_runs.items():
+            if not run["done"]:
+                _run_level(record, run_name, run, config, cpus, worker_slots(1), progress)
         record.status = "finished"
         record.save()
         _prune(record, progress)
     finally:
         close_leftovers(record)
         stop_ray()
+
+
+def _run_level(record: StudyRecord, run_name: str, run: dict, config: TrialConfig, cpus: int, cpu_slots: int,
+               progress: Progress) -> None:
+    """One Tune run: screening (1 CPU per trial, as many as there are CPUs) or fine-tuning (Ray Train
+    workers, record.max_concurrent at once, starting from the configurations promoted from screening)."""
+    from study.tuner import new_tuner, restored_tuner
+
+    level = run["level"]
+    tuner = restored_tuner(record, run_name, level, 1 if level == "screen" else cpus)
+    if tuner is None:
+        if level == "finetune" and "points" not in run and record.screen:
+            run["points"] = promote(record, run["trials"])
+            progress(f"study {record.name}: promoting {len(run['points'])} screened configurations to fine-tuning")
+        record.save()
+        at_once = cpu_slots if level == "screen" else record.max_concurrent
+        tuner = new_tuner(record, run_name, level, run["trials"], 1 if level == "screen" else cpus, at_once,
+                          run.get("points"))
+    what = "configurations screened on cached features" if level == "screen" else "fine-tuning trials"
+    progress(f"study {record.name}: {run['trials']} {what}, up to "
+             f"{cpu_slots if level == 'screen' else record.max_concurrent} at once"
+             + ("" if level == "screen" or not cpus else
+                f" (each on {config.num_workers} Ray Train worker(s) x {cpus} CPU{' + 1 GPU' if config.use_gpu else ''})"))
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the Pareto table
+        results = tuner.fit()
+    ended = results.num_terminated + results.num_errors
+    if ended < run["trials"]:  # Tune returns normally after Ctrl+C: the study is not finished
+        raise StudyInterrupted(f"study {record.name!r} stopped after {ended} of {run['trials']} trials of "
+                               f"{run_name}: continue it with `imlgcn study resume {record.name}`")
+    run["done"] = True
+    record.save()
+
+
+def promote(record: StudyRecord, k: int) -> list[dict]:
+    """The head configurations to fine-tune: k of the screened ones not fine-tuned yet, by non-dominated
+    sorting on (mAP, n_params) with the last front cut by crowding distance (a spread across sizes); by
+    mAP alone for objective=map. Read from the screening level's Optuna study (exact parameter values)."""
+    import numpy as np
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    from study.pareto import select_promoted
+    from study.tuner import optuna_study_name
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(record.optuna_journal))
+    screened = optuna.load_study(study_name=optuna_study_name(record, "screen"), storage=storage).get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    taken = [p for run in record.tune_runs.values() for p in run.get("points", [])]
+    candidates, seen = [], []
+    for trial in screened:
+        if trial.params not in taken and trial.params not in seen:
+            candidates.append(trial)
+            seen.append(trial.params)
+    if not candidates:
+        return []
+    m_ap = np.array([t.values[0] for t in candidates])
+    if record.objective == "multi":
+        chosen = select_promoted(m_ap, np.array([t.values[1] for t in candidates]), k)
+    else:
+        chosen = np.argsort(-m_ap, kind="stable")[:k]
+    return [dict(candidates[i].params) for i in chosen]
 
 
 def _prune(record: StudyRecord, progress: Progress) -> None:
@@ -150,10 +214,15 @@ def close_leftovers(record: StudyRecord) -> None:
             runs.close(run.info.run_id, KILLED)
     runs.close(record.parent_run_id, FINISHED if record.status == "finished" else KILLED)
     if record.status == "finished" and Path(record.optuna_journal).exists():  # resumed trials still tell theirs
+        from study.tuner import LEVELS, optuna_study_name
+
         storage = optuna.storages.JournalStorage(JournalFileBackend(record.optuna_journal))
-        study = optuna.load_study(study_name=record.name, storage=storage)
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        names = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
+        for name in (optuna_study_name(record, level) for level in LEVELS):
+            if name in names:
+                study = optuna.load_study(study_name=name, storage=storage)
+                for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                    storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
 
 
 def move_tracking_uri(record: StudyRecord, tracking_uri: str | None, progress: Progress) -> None:
@@ -185,20 +254,19 @@ def resume_study(name: str, storage: str, address: str | None, progress: Progres
     record = load_record(storage, name)
     if record.status == "finished":
         raise ConfigError(f"study {name!r} is finished: add trials with `imlgcn study extend {name} --num-samples K`")
-    run_name, asked = list(record.tune_runs.items())[-1] if record.tune_runs else ("tune", record.num_samples)
-    run_trials(record, run_name, asked, address, progress, restore=True, tracking_uri=tracking_uri)
+    run_trials(record, address, progress, tracking_uri=tracking_uri)
     return record
 
 
 def extend_study(name: str, storage: str, num_samples: int, address: str | None, progress: Progress,
-                 tracking_uri: str | None = None) -> StudyRecord:
+                 tracking_uri: str | None = None, screen: int = 0) -> StudyRecord:
+    """More trials: screen `screen` more configurations (if asked), then fine-tune `num_samples` promoted
+    from everything screened and not fine-tuned yet (sampled by Optuna when the study never screened)."""
     record = load_record(storage, name)
     if record.status != "finished":
         raise ConfigError(f"study {name!r} did not finish: run `imlgcn study resume {name}` first")
-    if num_samples < 1:
-        raise ConfigError(f"--num-samples {num_samples} must be at least 1")
-    record.num_samples += num_samples
-    record.status = "running"
-    run_name = f"extend-{len(record.tune_runs)}"
-    run_trials(record, run_name, num_samples, address, progress, tracking_uri=tracking_uri)
+    if num_samples < 1 or screen < 0:
+        raise ConfigError(f"--num-samples {num_samples} must be at least 1 and --screen {screen} not negative")
+    plan_runs(record, screen, num_samples)
+    run_trials(record, address, progress, tracking_uri=tracking_uri)
     return record

@@ -63,3 +63,75 @@ def _objectives(values: pd.DataFrame | np.ndarray, maximize: str,
             raise ValueError(f"pareto_front: array of shape {array.shape}: pass shape (n, 2) as "
                              f"[{maximize}, {minimize}] or a DataFrame with those columns")
     return array[:, 0], array[:, 1]
+
+
+def non_dominated_ranks(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Non-dominated sorting (maximise `high`, minimise `low`): 0 for the front, 1 for the front of the
+    rest, ... NaN rows get the last rank. O(n^2) comparisons, vectorised (a few thousand rows is fine)."""
+    high, low = np.asarray(high, np.float64), np.asarray(low, np.float64)
+    valid = ~(np.isnan(high) | np.isnan(low))
+    dominated_by = ((high[None, :] >= high[:, None]) & (low[None, :] <= low[:, None])
+                    & ((high[None, :] > high[:, None]) | (low[None, :] < low[:, None])))  # [i, j]: j dominates i
+    dominated_by &= valid[None, :] & valid[:, None]
+    ranks = np.full(len(high), -1)
+    remaining = valid.copy()
+    rank = 0
+    while remaining.any():
+        front = remaining & ~(dominated_by & remaining[None, :]).any(axis=1)
+        ranks[front] = rank
+        remaining &= ~front
+        rank += 1
+    ranks[~valid] = rank
+    return ranks
+
+
+def crowding_distance(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance within one front: the ends get inf, the others the sum over both
+    objectives of the gap between their neighbours, each objective scaled by its range."""
+    points = np.column_stack([np.asarray(high, np.float64), np.asarray(low, np.float64)])
+    n = len(points)
+    distance = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for column in points.T:
+        order = np.argsort(column, kind="stable")
+        span = column[order[-1]] - column[order[0]]
+        distance[order[[0, -1]]] = np.inf
+        if span > 0:
+            distance[order[1:-1]] += (column[order[2:]] - column[order[:-2]]) / span
+    return distance
+
+
+def select_promoted(high: np.ndarray, low: np.ndarray, k: int) -> np.ndarray:
+    """Indices of k rows to promote: whole fronts in order of non-dominated rank, the last front cut by
+    crowding distance, so the chosen spread across sizes instead of crowding one end (NSGA-II's rule)."""
+    high, low = np.asarray(high, np.float64), np.asarray(low, np.float64)
+    ranks = non_dominated_ranks(high, low)
+    chosen: list[int] = []
+    for rank in range(ranks.max() + 1 if len(ranks) else 0):
+        members = np.flatnonzero(ranks == rank)
+        if len(chosen) + len(members) <= k:
+            chosen.extend(members.tolist())
+        else:
+            crowd = crowding_distance(high[members], low[members])
+            order = np.lexsort((members, -crowd))  # most isolated first, ties by row
+            chosen.extend(members[order[:k - len(chosen)]].tolist())
+        if len(chosen) >= k:
+            break
+    return np.array(chosen, dtype=int)
+
+
+def hypervolume(high: np.ndarray, low: np.ndarray, ref_high: float, ref_low: float) -> float:
+    """Area dominated by the points and bounded by the reference point (maximise high, minimise low):
+    with the front sorted by `low`, the sum of (high_i - high_{i-1}) * (ref_low - low_i), high_0 = ref_high.
+    Points that do not beat the reference in both objectives add nothing."""
+    high, low = np.asarray(high, np.float64), np.asarray(low, np.float64)
+    keep = ~(np.isnan(high) | np.isnan(low)) & (high > ref_high) & (low < ref_low)
+    high, low = high[keep], low[keep]
+    front = pareto_front(np.column_stack([high, low]))
+    order = np.argsort(low[front], kind="stable")
+    volume, previous = 0.0, ref_high
+    for h, w in zip(high[front][order], low[front][order]):
+        volume += (h - previous) * (ref_low - w)
+        previous = h
+    return float(volume)

@@ -83,9 +83,14 @@ def preflight(tracking_uri: str, address: str | None, storage: str | Path) -> No
     check_ray_address(address)
 
 
-def prepare_data(config: TrialConfig, progress: Callable[[str], None]) -> tuple[TrialConfig, tuple[str, ...]]:
+def prepare_data(config: TrialConfig, progress: Callable[[str], None],
+                 index_root: str | Path | None = None) -> tuple[TrialConfig, tuple[str, ...], str]:
     """Resolve data_dir (generating the synthetic set on first use) and the weights, then read both splits
-    and open every image, so broken data fails here in seconds, before Ray and before any MLflow run."""
+    and open every image, so broken data fails here in seconds, before Ray and before any MLflow run.
+
+    Returns the resolved config, the class names and, with `index_root`, the split index written there
+    (trials read it instead of the annotation files: see trainables.split_index).
+    """
     from trainables.datasets import get_dataset, read_split
     from trainables.gcn_inputs import word_vectors_path
     from trainables.images import verify_images
@@ -119,7 +124,12 @@ def prepare_data(config: TrialConfig, progress: Callable[[str], None]) -> tuple[
     progress(f"checking {sum(len(s) for s in splits)} images in {config.data_dir}")
     for split in splits:
         verify_images(split.paths)
-    return config, classes
+    index = ""
+    if index_root is not None:
+        from trainables.split_index import index_path, write_index
+
+        index = str(write_index(index_path(index_root, config), *splits))
+    return config, classes, index
 
 
 def check_weights(config: TrialConfig) -> Path:

@@ -22,11 +22,16 @@ TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEM
 # torch worker slowed it 4x (2 threads) when another process held one of the 2 cores here.
 # MLflow prints "View run ... at: URL" when a run ends, with any credentials the tracking URI holds:
 # off in every process we start (our own lines print the URI redacted).
-WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+              "MLFLOW_LOGGING_LEVEL": "INFO"}  # the driver's setting (see study.console) is passed on
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None) -> str:
-    """Start a local loopback Ray (address None) or join `address`; returns a one-line description."""
+def start_ray(address: str | None = None, num_cpus: int | None = None, worker_logs: bool = True) -> str:
+    """Start a local loopback Ray (address None) or join `address`; returns a one-line description.
+
+    worker_logs=False keeps the Ray processes' own lines off the console (a study's default: its trials
+    report through the driver); errors still come back as exceptions with their cause.
+    """
     import ray
 
     for key, value in TRAIN_ENV.items():
@@ -39,7 +44,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> str:
         # A driver on a loopback test cluster must say which node it is on: Ray would guess 127.0.0.1,
         # which matches no node there. On a real cluster Ray finds this machine's address itself.
         node_ip = {"_node_ip_address": host} if host.startswith("127.") else {}
-        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env, **node_ip)
+        ray.init(address=address, logging_level=_level(), runtime_env=runtime_env, log_to_driver=worker_logs,
+                 **node_ip)
         return f"joined Ray cluster at {address}"
     # Ray Train's PlacementGroupCleaner (it frees a trial's worker placement group if its controller dies)
     # asks the state API for the controller; without an address it reads the cluster file that the last
@@ -49,8 +55,15 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     runtime_env["env_vars"]["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{dashboard_port}"
     ray.init(address="local", _node_ip_address=LOOPBACK_NODE_IP, num_cpus=num_cpus, runtime_env=runtime_env,
              include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
-             logging_level=logging.WARNING)
+             logging_level=_level(), log_to_driver=worker_logs)
     return f"started a local Ray on {LOOPBACK_NODE_IP} (loopback only)"
+
+
+def _level() -> int:
+    """Ray's own log level: warnings with --verbose, errors only otherwise (no token-auth notice at start)."""
+    from study.console import verbose
+
+    return logging.WARNING if verbose() else logging.ERROR
 
 
 def _free_port() -> int:

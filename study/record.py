@@ -37,13 +37,18 @@ class StudyRecord:
     base_config: dict  # the flat TrialConfig every trial starts from
     space: str
     objective: str  # multi (mAP up, n_params down) | map (mAP only, ASHA)
-    num_samples: int  # trials asked so far (run + extends)
+    num_samples: int  # fine-tuning trials asked so far (run + extends)
     max_concurrent: int
     num_classes: int
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    tune_runs: dict[str, int] = field(default_factory=dict)  # Tune run name -> trials it asks, in order
+    split_index: str = ""  # the data set's split index, written when the study was created
+    screen: int = 0  # configurations screened on cached features so far (level 1)
+    eta: int = 3  # level 2's early stopping: keep the top 1/eta at each rung (0 = off)
+    # Tune runs in the order they run: name -> {"level": screen | finetune, "trials": n, "done": bool,
+    # "points": the promoted configurations a finetune run starts from}
+    tune_runs: dict[str, dict] = field(default_factory=dict)
     status: str = "running"  # running | finished
 
     @property
@@ -88,7 +93,8 @@ class StudyRecord:
         return RunContext(tracking_uri=self.tracking_uri, experiment_id=self.experiment_id,
                           stage1_dir=str(self.stage1_dir), train_storage=str(self.train_dir),
                           models_dir=str(self.models_dir), cpus_per_worker=cpus_per_worker,
-                          runs_dir=str(self.runs_dir), parent_run_id=self.parent_run_id)
+                          runs_dir=str(self.runs_dir), parent_run_id=self.parent_run_id,
+                          split_index=self.split_index)
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -107,7 +113,10 @@ def load_record(storage: str | Path, name: str) -> StudyRecord:
     if not path.is_file():
         raise StudyError(f"no study named {name!r} in {Path(storage).absolute()}: "
                          "see `imlgcn study list --storage DIR`, or start it with `imlgcn study run`")
-    return StudyRecord(**json.loads(path.read_text()))
+    values = json.loads(path.read_text())
+    values["tune_runs"] = {name: run if isinstance(run, dict) else {"level": "finetune", "trials": run, "done": False}
+                           for name, run in values.get("tune_runs", {}).items()}  # records of one-level studies
+    return StudyRecord(**values)
 
 
 def list_records(storage: str | Path) -> list[StudyRecord]:

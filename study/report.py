@@ -22,32 +22,59 @@ from study.record import StudyError
 from study.report_plots import write_html, write_png
 from trainables.mlflow_runs import FINAL_KEYS
 
-METRICS = (*FINAL_KEYS, "wall_time_s")
+METRICS = (*FINAL_KEYS, "direct_mAP", "wall_time_s")
 FLOAT_PARAMS = ("tau", "p", "backbone_lr", "gcn_lr")
 TEXT_PARAMS = ("embedding", "backbone")
-COLUMNS = ("trial_id", "run_id", *METRICS, "embedding", "tau", "p", "pca_dim", "backbone", "backbone_lr",
-           "gcn_lr", "pareto")
+HEAD_PARAMS = ("embedding", "tau", "p", "pca_dim", "gcn_lr")  # what screening judges: matches a trial to its screening
+COLUMNS = ("trial_id", "run_id", "level", "stopped_early", *METRICS, "embedding", "tau", "p", "pca_dim", "backbone",
+           "backbone_lr", "gcn_lr", "head_key", "pareto")
 
 
 def trial_table(client: MlflowClient, study: str) -> pd.DataFrame:
-    """One row per finished trial (the latest run when a trial id finished twice), with the `pareto` flag."""
+    """One row per finished trial (the latest run when a trial id finished twice), with the `pareto` flag.
+
+    `level` is screen (head on cached features) or finetune; the front is the fine-tuned one: trials of
+    level finetune that ran all their epochs (a scheduler's early stop is no full result).
+    """
     runs = _latest_per_trial(_finished_runs(client, study, "trial"))
     rows = []
     for run in runs:
-        params, metrics = run.data.params, run.data.metrics
-        row: dict[str, Any] = {"trial_id": _trial_id(run), "run_id": run.info.run_id}
+        params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+        row: dict[str, Any] = {"trial_id": _trial_id(run), "run_id": run.info.run_id,
+                               "level": tags.get("level", "finetune"),
+                               "stopped_early": tags.get("stopped_early") == "true"}
         row.update({key: metrics.get(key, np.nan) for key in METRICS})
         row.update({key: params.get(key, "") for key in TEXT_PARAMS})
         row.update({key: params.get(key) for key in (*FLOAT_PARAMS, "pca_dim")})
+        row["head_key"] = "|".join(params.get(k, "") if k != "pca_dim" or params.get("embedding") == "fpca" else ""
+                                   for k in HEAD_PARAMS)
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(COLUMNS[:-1]))
     for key in (*METRICS, *FLOAT_PARAMS):
         table[key] = pd.to_numeric(table[key], errors="coerce").astype(float)
-    for key in ("n_params", "pca_dim"):
+    for key in ("n_params", "n_params_inference", "pca_dim"):
         table[key] = pd.to_numeric(table[key], errors="coerce").round().astype("Int64")
+    table["stopped_early"] = table["stopped_early"].astype(bool)
     table = table.sort_values("trial_id", kind="stable").reset_index(drop=True)
-    table["pareto"] = pareto_front(table)
+    eligible = ((table["level"] == "finetune") & ~table["stopped_early"]).to_numpy()
+    table["pareto"] = False
+    if eligible.any():
+        table.loc[eligible, "pareto"] = pareto_front(table[eligible])
     return table
+
+
+def screening_agreement(trials: pd.DataFrame) -> tuple[float, int]:
+    """How well screening predicted fine-tuning: Spearman's rank correlation between the screened mAP and
+    the fine-tuned mAP of the promoted configurations that ran all their epochs, and how many there are."""
+    from scipy.stats import spearmanr
+
+    screened = trials[trials["level"] == "screen"].drop_duplicates("head_key").set_index("head_key")["mAP"]
+    tuned = trials[(trials["level"] == "finetune") & ~trials["stopped_early"]]
+    pairs = [(screened[key], m_ap) for key, m_ap in zip(tuned["head_key"], tuned["mAP"]) if key in screened.index]
+    if len(pairs) < 3:
+        return float("nan"), len(pairs)
+    rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
+    return float(rho), len(pairs)
 
 
 def baseline_table(client: MlflowClient, study: str) -> pd.DataFrame:
@@ -80,7 +107,9 @@ def write_report(tracking_uri: str, study: str, out_dir: str | Path) -> dict[str
     write_html(trials, front, baselines, paths["html"], title=study)
     for path in paths.values():
         client.log_artifact(parent, str(path), artifact_path="report")
-    return {**{key: str(path) for key, path in paths.items()}, "front": front, "trials": len(trials)}
+    rho, pairs = screening_agreement(trials)
+    return {**{key: str(path) for key, path in paths.items()}, "front": front, "trials": len(trials),
+            "screened": int((trials["level"] == "screen").sum()), "agreement": (rho, pairs)}
 
 
 def format_front(front: pd.DataFrame) -> str:

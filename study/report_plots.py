@@ -21,8 +21,11 @@ def write_png(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame
     """mAP vs params (M) scatter; a Figure without pyplot renders with Agg and touches no global backend."""
     figure = Figure(figsize=(7.5, 4.8), dpi=120)
     ax = figure.add_subplot()
-    rest = trials[~trials["pareto"]]
-    ax.scatter(_millions(rest), rest["mAP"], s=18, color="0.65", label=f"trials ({len(trials)})")
+    screened = trials[trials["level"] == "screen"]
+    if len(screened):
+        ax.scatter(_millions(screened), screened["mAP"], s=8, color="0.85", label=f"screened ({len(screened)})")
+    rest = trials[~trials["pareto"] & (trials["level"] != "screen")]
+    ax.scatter(_millions(rest), rest["mAP"], s=18, color="0.55", label=f"fine-tuned ({len(rest) + len(front)})")
     ax.step(_millions(front), front["mAP"], where="post", color="tab:blue", linewidth=1.5)
     ax.scatter(_millions(front), front["mAP"], s=30, color="tab:blue", zorder=3,
                label=f"Pareto front ({len(front)})")
@@ -43,10 +46,16 @@ def write_png(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame
 
 def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, path: Path, title: str) -> None:
     """The same picture, interactive; plotly.js is embedded so the file opens offline."""
-    rest = trials[~trials["pareto"]]
+    screened = trials[trials["level"] == "screen"]
+    rest = trials[~trials["pareto"] & (trials["level"] != "screen")]
     figure = go.Figure()
-    figure.add_trace(go.Scatter(x=_millions(rest), y=rest["mAP"], mode="markers", name="trials",
-                                marker={"color": "#aaaaaa", "size": 7}, customdata=_hover_data(rest),
+    if len(screened):
+        figure.add_trace(go.Scatter(x=_millions(screened), y=screened["mAP"], mode="markers",
+                                    name="screened (head on cached features)", opacity=0.35,
+                                    marker={"color": "#bbbbbb", "size": 5}, customdata=_hover_data(screened),
+                                    hovertemplate=HOVER))
+    figure.add_trace(go.Scatter(x=_millions(rest), y=rest["mAP"], mode="markers", name="fine-tuned",
+                                marker={"color": "#777777", "size": 7}, customdata=_hover_data(rest),
                                 hovertemplate=HOVER))
     figure.add_trace(go.Scatter(x=_millions(front), y=front["mAP"], mode="lines+markers", name="Pareto front",
                                 line={"shape": "hv", "color": "#1f77b4"}, marker={"size": 9},

@@ -30,7 +30,7 @@ def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None
     began = time.time()
     uri = resolve_tracking_uri(tracking_uri)
     preflight(uri, address, storage)
-    config, classes = prepare_data(config, progress)
+    config, classes, index = prepare_data(config, progress, Path(storage).absolute() / "stage1")
     progress(start_ray(address))
     try:
         check_gpus(config.use_gpu, config.num_workers)
@@ -38,7 +38,8 @@ def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None
         runs = RunLog(uri)
         context = RunContext(tracking_uri=uri, experiment_id=experiment_id(runs.client, experiment, uri),
                              stage1_dir=str(root / "stage1"), train_storage=str(root),
-                             models_dir=str(root / "models"), cpus_per_worker=config.worker_cpus(cluster_cpus()))
+                             models_dir=str(root / "models"), cpus_per_worker=config.worker_cpus(cluster_cpus()),
+                             split_index=index)
         return _tracked_fit(config, classes, context, runs, experiment, began, progress)
     finally:
         stop_ray()

@@ -1,58 +1,126 @@
-"""Ray Tune + OptunaSearch wiring of a study: build the Tuner for a new Tune run, or restore one.
+"""Ray Tune + OptunaSearch wiring of a study's two levels: build a Tuner for a new Tune run, or restore one.
 
-The Optuna study lives in a journal file in the study folder, so its history survives a killed
-driver and `extend` starts a new Tune run whose sampler sees every earlier result. Multi-objective
-(maximise mAP, minimise n_params) passes metric/mode to the searcher only: set in TuneConfig they
-would silently make it single-objective. `objective=map` searches mAP alone with ASHA.
+Level `screen` judges head configurations on cached features (long-lived actors, one CPU each); level
+`finetune` trains the promoted ones with the backbone on Ray Train workers, with multi-objective early
+stopping (MOASHA). Each level has its own Optuna study in the study's journal (`NAME:screen`,
+`NAME:finetune`), so fine-tuned results never mix with screening's cheaper ones in one sampler, and the
+journal survives a killed driver. Multi-objective (maximise mAP, minimise n_params) passes metric/mode
+to the searcher only: set in TuneConfig they would silently make it single-objective.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from dataclasses import replace
 from typing import Any, Callable
 
 from study.callbacks import TrialProgress
 from study.record import StudyRecord
 from trainables.config import TrialConfig
-from trainables.trainable import imlgcn_trial, trial_resources
+from trainables.trainable import imlgcn_trial, screen_trial, trial_resources
 
 # Tune saves its experiment state at most every 10 s by default ("auto"). A driver killed in that gap
 # restores without the trials created since, generates new ones, and the study ends with more
 # finished trials than asked (seen in tests/test_cluster.py). Our states are small: save every second.
 EXPERIMENT_CHECKPOINT_S = "1"
 TRIAL_MAX_FAILURES = 2
+LEVELS = ("screen", "finetune")
 
 
-def constrained_space(trial, space: Callable, num_classes: int, constants: dict[str, Any]) -> dict[str, Any]:
-    """Define-by-run: the space's suggestions plus every other config key as a constant."""
-    values = space(trial, num_classes) or {}
+def constrained_space(trial, head: Callable, finetune: Callable | None, num_classes: int,
+                      constants: dict[str, Any]) -> dict[str, Any]:
+    """Define-by-run: the space's suggestions (the head's, plus the fine-tuning ones at that level) and
+    every other config key as a constant."""
+    values = dict(head(trial, num_classes) or {})
+    if finetune is not None:
+        values.update(finetune(trial) or {})
     chosen = set(trial.params) | set(values)
     return {**{k: v for k, v in constants.items() if k not in chosen}, **values}
 
 
-def trainable(record: StudyRecord, cpus_per_worker: int):
-    """The wrapped trial function; built identically for run, resume and extend."""
+def level_config(record: StudyRecord, level: str) -> dict[str, Any]:
+    """The constants of a level's trials: screening trains the head alone and saves no model."""
+    if level == "screen":
+        return {**record.base_config, "finetune_backbone": False, "keep_checkpoints": "none"}
+    return dict(record.base_config)
+
+
+def optuna_study_name(record: StudyRecord, level: str) -> str:
+    return f"{record.name}:{level}"
+
+
+def trainable(record: StudyRecord, level: str, cpus_per_worker: int):
+    """The wrapped trial function of a level; built identically for run, resume and extend."""
     from ray import tune
 
-    context = record.context(cpus_per_worker)
-    fn = tune.with_parameters(imlgcn_trial, context=context.to_dict())
-    return tune.with_resources(fn, trial_resources(TrialConfig(**record.base_config), context))
+    from trainables.baseline import baseline_config, baseline_key
+
+    constants = TrialConfig(**level_config(record, level))
+    context = replace(record.context(cpus_per_worker), level=level,
+                      baseline_key=baseline_key(baseline_config(constants)))
+    fn = tune.with_parameters(screen_trial if level == "screen" else imlgcn_trial, context=context.to_dict())
+    return tune.with_resources(fn, trial_resources(constants, context))
 
 
-def searcher(record: StudyRecord):
+def searcher(record: StudyRecord, level: str, points: list[dict] | None = None):
+    """OptunaSearch over the level's space; level 2 starts from the promoted `points` (their head values
+    fixed, the backbone's learning rate sampled) and tells scheduler-stopped trials as PRUNED."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
     from ray.tune.search.optuna import OptunaSearch
 
     from search_spaces import get_space
+    from study.console import quiet_libraries
 
-    space = functools.partial(constrained_space, space=get_space(record.space), num_classes=record.num_classes,
-                              constants=record.base_config)
+    quiet_libraries()
+    chosen = get_space(record.space)
+    space = functools.partial(constrained_space, head=chosen.head,
+                              finetune=chosen.finetune if level == "finetune" else None,
+                              num_classes=record.num_classes, constants=level_config(record, level))
     storage = optuna.storages.JournalStorage(JournalFileBackend(record.optuna_journal))
     metric, mode = (["mAP", "n_params"], ["max", "min"]) if record.objective == "multi" else ("mAP", "max")
-    return OptunaSearch(space, metric=metric, mode=mode, study_name=record.name, storage=storage,
-                        seed=record.base_config["seed"])
+    common = dict(metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
+                  seed=record.base_config["seed"], points_to_evaluate=points or None)
+    if level == "screen":
+        return OptunaSearch(space, **common)
+    from study.moasha import PruningOptunaSearch
+
+    return PruningOptunaSearch(space, epochs=int(record.base_config["epochs"]), **common)
+
+
+def scheduler(record: StudyRecord, level: str):
+    """None at level 1 (a screened head trains in under a second); at level 2 ASHA for objective=map and
+    MOASHA for the multi-objective study (eta = 0 turns early stopping off)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    epochs = int(record.base_config["epochs"])
+    if level == "screen" or not record.eta or epochs < 2:
+        return None
+    if record.objective == "map":
+        return ASHAScheduler(time_attr="epoch", metric="mAP", mode="max", max_t=epochs, grace_period=1,
+                             reduction_factor=record.eta)
+    from study.moasha import MOASHA
+
+    return MOASHA(max_t=epochs, grace_period=1, eta=record.eta)
+
+
+def searched_names(record: StudyRecord, level: str) -> tuple[str, ...]:
+    """The config keys the level's space suggests (every branch), in the order it suggests them."""
+    import optuna
+
+    from search_spaces import get_space
+
+    chosen = get_space(record.space)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    names: list[str] = []
+    for _ in range(30):
+        trial = study.ask()
+        chosen.head(trial, record.num_classes)
+        if level == "finetune":
+            chosen.finetune(trial)
+        names += [k for k in trial.params if k not in names]
+    return tuple(names)
 
 
 def trial_dirname(trial) -> str:
@@ -60,33 +128,33 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def new_tuner(record: StudyRecord, run_name: str, num_samples: int, cpus_per_worker: int):
+def new_tuner(record: StudyRecord, run_name: str, level: str, num_samples: int, cpus_per_worker: int,
+              max_concurrent: int, points: list[dict] | None = None):
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_CHECKPOINT_S)
-    config = TrialConfig(**record.base_config)
-    scheduler, metric, mode = None, None, None
-    if record.objective == "map":
-        metric, mode = "mAP", "max"
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=config.epochs, grace_period=1)
     return tune.Tuner(
-        trainable(record, cpus_per_worker),
-        tune_config=tune.TuneConfig(search_alg=searcher(record), scheduler=scheduler, metric=metric, mode=mode,
-                                    num_samples=num_samples, max_concurrent_trials=record.max_concurrent,
-                                    trial_dirname_creator=trial_dirname, reuse_actors=True),
+        trainable(record, level, cpus_per_worker),
+        tune_config=tune.TuneConfig(search_alg=searcher(record, level, points), scheduler=scheduler(record, level),
+                                    num_samples=num_samples, max_concurrent_trials=max_concurrent,
+                                    trial_dirname_creator=trial_dirname,
+                                    # level 1: long-lived actors keep the shared inputs loaded; level 2: a
+                                    # stopped trial's actor dies, and with it its Train run and workers
+                                    reuse_actors=level == "screen"),
         run_config=tune.RunConfig(name=run_name, storage_path=str(record.tune_dir), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=TRIAL_MAX_FAILURES),
                                   callbacks=[TrialProgress.create(num_samples, record.tracking_uri,
-                                                                  str(record.runs_dir))]),
+                                                                  str(record.runs_dir), level,
+                                                                  searched_names(record, level))]),
     )
 
 
-def restored_tuner(record: StudyRecord, run_name: str, cpus_per_worker: int):
+def restored_tuner(record: StudyRecord, run_name: str, level: str, cpus_per_worker: int):
+    """The Tune run `run_name` restored with its searcher state, or None when it never saved any."""
     from ray import tune
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_CHECKPOINT_S)
     path = str(record.tune_dir / run_name)
     if not tune.Tuner.can_restore(path):
         return None
-    return tune.Tuner.restore(path, trainable=trainable(record, cpus_per_worker), resume_errored=True)
+    return tune.Tuner.restore(path, trainable=trainable(record, level, cpus_per_worker), resume_errored=True)

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 HEAD_IP, NODE_IP = "127.0.0.2", "127.0.0.3"
 TRIALS = 6
+SCREENED = 20
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -148,14 +149,15 @@ def mlflow_server(tmp_path_factory):
     server.stop()
 
 
-def _trial_runs(uri: str, name: str, status: str | None = None) -> list:
+def _trial_runs(uri: str, name: str, status: str | None = None, level: str | None = None) -> list:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         return []
-    found = client.search_runs([experiment.experiment_id], "tags.stage = 'trial'")
+    query = "tags.stage = 'trial'" + (f" and tags.level = '{level}'" if level else "")
+    found = client.search_runs([experiment.experiment_id], query, max_results=5000)
     return [r for r in found if status is None or r.info.status == status]
 
 
@@ -168,8 +170,9 @@ def test_study_on_two_nodes_survives_faults(tmp_path, tiny_data, ray_cluster, ml
             "pretrain_epochs=1", "epochs=8", "gcn_hidden=16", "batch_size=16", "finetune_backbone=false"]
     imlgcn = [str(BIN / "imlgcn"), "study"]
     log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen([*imlgcn, "run", "--name", "c1", "--space", "small", "--num-samples", str(TRIALS),
-                               "--max-concurrent", "2", *common, *tiny], cwd=tmp_path, env=auth_env, stdout=log,
+    driver = subprocess.Popen([*imlgcn, "run", "--name", "c1", "--space", "small", "--screen", str(SCREENED),
+                               "--num-samples", str(TRIALS), "--max-concurrent", "2", *common, *tiny], cwd=tmp_path,
+                              env=auth_env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
     outputs = []
     try:
@@ -187,8 +190,9 @@ def test_study_on_two_nodes_survives_faults(tmp_path, tiny_data, ray_cluster, ml
         assert driver.poll() is None, "the study crashed while the MLflow server was down"
         mlflow_server.start()
 
-        _wait(lambda: len(_trial_runs(mlflow_server.uri, "c1", "FINISHED")) >= 3, 600, "three finished trials")
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver dies; the cluster and the server stay up
+        _wait(lambda: len(_trial_runs(mlflow_server.uri, "c1", "FINISHED", "finetune")) >= 3, 600,
+              "three finished fine-tuning trials")
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver dies during level 2; the cluster and the server stay up
         driver.wait(timeout=60)
         resumed = subprocess.run([*imlgcn, "resume", "c1", *common], cwd=tmp_path, env=auth_env,
                                  capture_output=True, text=True, timeout=900)
@@ -200,7 +204,9 @@ def test_study_on_two_nodes_survives_faults(tmp_path, tiny_data, ray_cluster, ml
         log.close()
     outputs.append((tmp_path / "driver.log").read_text())
 
-    runs = _trial_runs(mlflow_server.uri, "c1")
+    screened = _trial_runs(mlflow_server.uri, "c1", None, "screen")
+    assert len({r.data.tags["trial_id"] for r in screened}) == len(screened) == SCREENED  # level 1, each once
+    runs = _trial_runs(mlflow_server.uri, "c1", None, "finetune")
     finished = [r for r in runs if r.info.status == "FINISHED"]
     trial_ids = [r.data.tags["trial_id"] for r in finished]
     assert len(trial_ids) == TRIALS and len(set(trial_ids)) == TRIALS  # every trial exactly once
@@ -229,14 +235,14 @@ def test_fine_tuning_trials_use_whole_nodes_without_deadlock(tmp_path, tiny_data
     tiny = ["--set", "dataset=coco", f"data_dir={tiny_data}", "backbone=test_resnet", "image_size=32",
             "pretrain_epochs=1", "epochs=2", "gcn_hidden=16", "batch_size=16", "finetune_backbone=true",
             "cpus_per_worker=1"]
-    done = subprocess.run([str(BIN / "imlgcn"), "study", "run", "--name", "ft", "--space", "small", "--num-samples",
-                           str(FINETUNE_TRIALS), "--storage", str(shared), "--tracking-uri", mlflow_server.uri,
+    done = subprocess.run([str(BIN / "imlgcn"), "--verbose", "study", "run", "--name", "ft", "--space", "small", "--screen", "0",
+                           "--num-samples", str(FINETUNE_TRIALS), "--storage", str(shared), "--tracking-uri", mlflow_server.uri,
                            "--address", ray_cluster, *tiny], cwd=tmp_path, env=auth_env, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     finished = _trial_runs(mlflow_server.uri, "ft", "FINISHED")
     assert len(finished) == FINETUNE_TRIALS and not _trial_runs(mlflow_server.uri, "ft", "RUNNING")
-    assert "up to 2 at once" in done.stderr  # one whole-CPU worker per node
+    assert "4 fine-tuning trials, up to 2 at once" in done.stderr  # one whole-CPU worker per node
     workers = set(re.findall(r"Ray Train worker\(s\), rank 0 on node (127\.0\.0\.\d)", done.stderr))
     assert workers == {HEAD_IP, NODE_IP}, done.stderr[-3000:]  # fine-tuning workers trained on both nodes
     for run in finished:

@@ -83,3 +83,47 @@ def test_agrees_with_brute_force(seed: int) -> None:
     if seed % 3 == 0:
         points[rng.random((n, 2)) < 0.1] = np.nan
     np.testing.assert_array_equal(pareto_front(points), _brute(points))
+
+
+def test_non_dominated_ranks_and_crowding_by_hand():
+    from study.pareto import crowding_distance, non_dominated_ranks
+
+    #          A     B     C     D     E
+    high = [60.0, 62.0, 58.0, 61.0, 55.0]
+    low = [10.0, 20.0, 15.0, 25.0, 30.0]
+    # front: A (smallest), B (best mAP); then C (dominated by A), D (by B); E last
+    assert non_dominated_ranks(high, low).tolist() == [0, 0, 1, 1, 2]
+    # three points on a line: the ends get inf, the middle (5 - 1) / 4 + (30 - 10) / 20 = 2.0
+    np.testing.assert_allclose(crowding_distance([1.0, 3.0, 5.0], [10.0, 20.0, 30.0]), [np.inf, 2.0, np.inf])
+
+
+def test_select_promoted_takes_whole_fronts_then_the_spread_of_the_next():
+    from study.pareto import select_promoted
+
+    high = [60.0, 62.0, 58.0, 61.0, 55.0, 59.0]
+    low = [10.0, 20.0, 15.0, 25.0, 30.0, 22.0]
+    # rank 0: rows 0, 1; rank 1: rows 2, 3, 5 (5 = (59, 22): dominated by 1? 62 >= 59 and 20 <= 22: yes)
+    assert sorted(select_promoted(high, low, 2).tolist()) == [0, 1]
+    chosen = select_promoted(high, low, 4)  # the 2 ends of rank 1 (inf crowding) before its middle
+    assert sorted(chosen.tolist()) == [0, 1, 2, 3]
+
+
+def test_hypervolume_by_hand():
+    from study.pareto import hypervolume
+
+    # reference (mAP 50, 40 params); points (60, 10) and (70, 30): 10 * 30 + 10 * 10 = 400
+    assert hypervolume([60.0, 70.0, 55.0], [10.0, 30.0, 35.0], 50.0, 40.0) == pytest.approx(400.0)
+    assert hypervolume([45.0], [10.0], 50.0, 40.0) == 0.0  # worse than the reference: nothing
+
+
+def test_moasha_keeps_the_top_third_by_pareto_rank_at_a_rung():
+    from study.moasha import keeps, rungs
+
+    assert rungs(9) == [1, 3] and rungs(3) == [1] and rungs(1) == []
+    # the first trial at a rung always continues; then only the top ceil(n / 3)
+    assert keeps([(50.0, 10.0)], 0, eta=3)
+    points = [(50.0, 10.0), (40.0, 10.0)]  # same size, worse mAP: dominated
+    assert not keeps(points, 1, eta=3) and keeps(points, 0, eta=3)
+    points = [(50.0, 10.0), (40.0, 10.0), (60.0, 20.0), (45.0, 5.0)]  # front: (50,10), (60,20), (45,5)
+    # ceil(4/3) = 2 continue: the front's two ends, (45, 5) and (60, 20) (infinite crowding), in row order
+    assert [keeps(points, i, eta=3) for i in range(4)] == [False, False, True, True]

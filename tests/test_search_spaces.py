@@ -41,7 +41,7 @@ def test_space_study_names_are_fields(name: str, num_classes: int) -> None:
     seen: set[str] = set()
 
     def objective(trial: optuna.Trial) -> float:
-        returned = space(trial, num_classes)
+        returned = {**(space.head(trial, num_classes) or {}), **(space.finetune(trial) or {})}
         config = _check_point(trial.params, returned, num_classes)
         if config.embedding == "fpca":
             assert 2 <= config.pca_dim <= num_classes
@@ -58,7 +58,7 @@ def test_space_study_names_are_fields(name: str, num_classes: int) -> None:
 @pytest.mark.parametrize("name, embedding", [(n, e) for n in sorted(SPACES) for e in EMBEDDINGS[n]])
 def test_space_fixed_trial_each_branch(name: str, embedding: str) -> None:
     trial = optuna.trial.FixedTrial({**FIXED, "embedding": embedding})
-    returned = get_space(name)(trial, 20)
+    returned = {**(get_space(name).head(trial, 20) or {}), **(get_space(name).finetune(trial) or {})}
     params = trial.params
     _check_point(params, returned, 20)
     assert ("pca_dim" in params) == (embedding == "fpca")
@@ -69,7 +69,7 @@ def test_space_fixed_trial_each_branch(name: str, embedding: str) -> None:
 def test_space_with_partial_pickles() -> None:
     """The driver hands Ray `functools.partial(space, num_classes=C)`; Ray pickles it."""
     for space in SPACES.values():
-        bound = pickle.loads(pickle.dumps(functools.partial(space, num_classes=5)))
+        bound = pickle.loads(pickle.dumps(functools.partial(space.head, num_classes=5)))
         trial = optuna.trial.FixedTrial({**FIXED, "embedding": "fpca", "pca_dim": 5})
         bound(trial)
         assert trial.params["pca_dim"] == 5
@@ -77,7 +77,7 @@ def test_space_with_partial_pickles() -> None:
 
 def test_one_class_data_set_still_valid() -> None:
     trial = optuna.trial.FixedTrial({**FIXED, "embedding": "fpca", "pca_dim": 1})
-    returned = get_space("paper")(trial, 1)
+    returned = get_space("paper").head(trial, 1)
     assert _check_point(trial.params, returned, 1).pca_dim == 1
 
 
@@ -85,4 +85,13 @@ def test_bad_inputs_name_the_fix() -> None:
     with pytest.raises(ValueError, match="paper, small"):
         get_space("nope")
     with pytest.raises(ValueError, match="num_classes=0"):
-        get_space("paper")(optuna.trial.FixedTrial({**FIXED, "embedding": "fi"}), 0)
+        get_space("paper").head(optuna.trial.FixedTrial({**FIXED, "embedding": "fi"}), 0)
+
+
+def test_screening_cannot_judge_the_backbone_learning_rate() -> None:
+    """The head part never suggests backbone_lr; the paper space's fine-tuning part does."""
+    trial = optuna.trial.FixedTrial({**FIXED, "embedding": "fi"})
+    get_space("paper").head(trial, 20)
+    assert "backbone_lr" not in trial.params
+    get_space("paper").finetune(trial)
+    assert trial.params["backbone_lr"] == FIXED["backbone_lr"]

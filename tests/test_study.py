@@ -1,5 +1,6 @@
 """Studies end to end: real Ray Tune + OptunaSearch, real Ray Train, real SQLite MLflow, tiny data."""
 
+import json
 import os
 import shutil
 import signal
@@ -33,10 +34,12 @@ def imlgcn(tmp_path, *args, timeout=900, check=True, db="mlflow.db") -> subproce
     return done
 
 
-def runs(tmp_path, name: str, stage: str, status: str | None = "FINISHED", db: str = "mlflow.db") -> list:
+def runs(tmp_path, name: str, stage: str, status: str | None = "FINISHED", db: str = "mlflow.db",
+         level: str | None = None) -> list:
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/{db}")
     experiment = client.get_experiment_by_name(name)
-    found = client.search_runs([experiment.experiment_id], f"tags.stage = '{stage}'")
+    query = f"tags.stage = '{stage}'" + (f" and tags.level = '{level}'" if level else "")
+    found = client.search_runs([experiment.experiment_id], query, max_results=5000)
     return [r for r in found if status is None or r.info.status == status]
 
 
@@ -46,19 +49,30 @@ PAPER_COCO_ON_CPU = ["pretrained=false", "use_gpu=false", "pca_dim=0", "loader_w
 def test_study_run_report_and_extend(tmp_path, tiny_data):
     """The paper-coco preset on a tiny COCO-format folder (small backbone), then extend, export and predict."""
     done = imlgcn(tmp_path, "study", "run", "--name", "s1", "--preset", "paper-coco", "--space", "small",
-                  "--num-samples", "3", *tiny_sets(tiny_data), *PAPER_COCO_ON_CPU)
-    trials = runs(tmp_path, "s1", "trial")
+                  "--screen", "12", "--num-samples", "3", *tiny_sets(tiny_data), *PAPER_COCO_ON_CPU)
+    screened = runs(tmp_path, "s1", "trial", level="screen")
+    assert len(screened) == 12 and len({r.data.tags["trial_id"] for r in screened}) == 12
+    assert "promoting 3 screened configurations" in done.stderr
+    trials = runs(tmp_path, "s1", "trial", level="finetune")
     assert len(trials) == 3 and len({r.data.tags["trial_id"] for r in trials}) == 3
+    head = ("embedding", "tau", "p", "gcn_lr")  # every fine-tuned configuration was screened first
+    assert {tuple(r.data.params[k] for k in head) for r in trials} <= {tuple(r.data.params[k] for k in head)
+                                                                       for r in screened}
     for run in trials:
         assert {"mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "n_params", "wall_time_s"} <= set(run.data.metrics)
         assert {"tau", "p", "embedding", "gcn_lr"} <= set(run.data.params) and run.data.tags["ray_node_id"]
     assert len(runs(tmp_path, "s1", "pretrain")) == 1 and len(runs(tmp_path, "s1", "study")) == 1
+    baseline = runs(tmp_path, "s1", "baseline")
+    assert len(baseline) == 1 and all(r.data.metrics["direct_mAP"] == pytest.approx(baseline[0].data.metrics["mAP"])
+                                      for r in trials)  # every trial's reference is the same-budget baseline
     assert not runs(tmp_path, "s1", "trial", "RUNNING")
-    csv = pd.read_csv(tmp_path / "studies" / "s1" / "report" / "trials.csv")
+    csv = pd.read_csv(tmp_path / "studies" / "s1" / "report" / "trials.csv", dtype={"trial_id": str})
+    complete = [r for r in trials if r.data.tags.get("stopped_early") != "true"]
     values = pd.DataFrame([{"mAP": r.data.metrics["mAP"], "n_params": r.data.metrics["n_params"],
-                            "trial_id": r.data.tags["trial_id"]} for r in trials]).sort_values("trial_id")
-    expected = dict(zip(values.trial_id, pareto_front(values)))
-    assert dict(zip(csv.trial_id, csv.pareto)) == expected
+                            "trial_id": r.data.tags["trial_id"]} for r in complete]).sort_values("trial_id")
+    expected = dict(zip(values.trial_id, pareto_front(values)))  # the front is the fine-tuned one
+    assert {t: p for t, p in zip(csv.trial_id, csv.pareto) if p} == {t: p for t, p in expected.items() if p}
+    assert len(csv) == 15 and not csv[csv.level == "screen"].pareto.any()
     assert (tmp_path / "studies" / "s1" / "report" / "pareto.png").stat().st_size > 0
     assert "mAP" in done.stdout  # the front printed as a table
 
@@ -68,10 +82,11 @@ def test_study_run_report_and_extend(tmp_path, tiny_data):
 
     # The MLflow store moves (a server at a new address over the same store): extend --tracking-uri follows it.
     shutil.move(tmp_path / "mlflow.db", tmp_path / "moved.db")
-    done = imlgcn(tmp_path, "study", "extend", "s1", "--num-samples", "2", db="moved.db")
+    done = imlgcn(tmp_path, "study", "extend", "s1", "--num-samples", "2", "--screen", "4", db="moved.db")
     assert "MLflow store moved" in done.stderr and "already done" in done.stderr  # stage 1 reused
-    trials = runs(tmp_path, "s1", "trial", db="moved.db")
+    trials = runs(tmp_path, "s1", "trial", db="moved.db", level="finetune")
     assert len(trials) == 5 and len({r.data.tags["trial_id"] for r in trials}) == 5  # new trials logged there
+    assert len(runs(tmp_path, "s1", "trial", db="moved.db", level="screen")) == 16
     assert len(runs(tmp_path, "s1", "pretrain", None, db="moved.db")) == 1
     assert not (tmp_path / "mlflow.db").exists()  # nothing went to the old address
     listing = subprocess.run([EXE, "study", "list", "--storage", str(tmp_path / "studies")],
@@ -114,7 +129,7 @@ def _export_front_and_predict(tmp_path, tiny_data, db):
 
 
 def test_a_killed_train_worker_resumes_its_trial_from_the_checkpoint(tmp_path, tiny_data):
-    args = [EXE, "study", "run", "--name", "s4", "--space", "small", "--num-samples", "1",
+    args = [EXE, "--verbose", "study", "run", "--name", "s4", "--space", "small", "--screen", "0", "--num-samples", "1",
             "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
             *tiny_sets(tiny_data, fast=False), "epochs=20"]
     driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -193,18 +208,19 @@ def test_asha_study_then_a_trial_that_keeps_failing_is_recorded_and_the_study_go
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
-    imlgcn(tmp_path, "study", "run", "--name", "s5", "--space", "small", "--num-samples", "3", "--objective", "map",
-           *tiny_sets(str(data)), "epochs=3")
+    imlgcn(tmp_path, "study", "run", "--name", "s5", "--space", "small", "--screen", "0", "--num-samples", "3",
+           "--objective", "map", *tiny_sets(str(data)), "epochs=3")
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     for run in runs(tmp_path, "s5", "trial", None):  # ASHA-stopped trials end FINISHED too
         assert run.info.status == "FINISHED" and run.data.tags["stopped_early"] in ("true", "false")
         epochs = len(client.get_metric_history(run.info.run_id, "val_mAP"))
         assert (epochs < 3) == (run.data.tags["stopped_early"] == "true")
-    # Break the annotations after stage 1 is cached: every later trial fails when it reads them.
-    (data / "annotations" / "instances_train2014.json").write_text("{broken")
+    # Break the split index after stage 1 is cached: every later trial fails when it reads it.
+    index = json.loads((tmp_path / "studies" / "s5" / "study.json").read_text())["split_index"]
+    Path(index).write_bytes(b"broken")
     done = imlgcn(tmp_path, "study", "extend", "s5", "--num-samples", "2")
     assert done.stderr.count("failed after its retries") == 2
-    assert "instances_train2014.json is not valid JSON" in done.stderr  # the cause, in the trial's line
+    assert "split index" in done.stderr and "cannot be read" in done.stderr  # the cause, in the trial's line
     failed = runs(tmp_path, "s5", "trial", "FAILED")
     assert len(failed) == 2 and len(runs(tmp_path, "s5", "trial")) == 3  # recorded, and the study finished
     assert not runs(tmp_path, "s5", "trial", "RUNNING")
@@ -234,3 +250,39 @@ def test_compare_arms_over_seeds_logs_one_run_each_and_the_table(tmp_path, tiny_
     assert parent.info.status == "FINISHED" and "fpca.d_mAP" in parent.data.metrics
     logged = {f.path for f in client.list_artifacts(parent.info.run_id, "compare")}
     assert logged == {"compare/compare.txt", "compare/compare.csv", "compare/results.json"}
+
+
+def test_a_driver_killed_while_screening_resumes_to_exactly_the_asked_trials(tmp_path, tiny_data):
+    """SIGKILL the driver during level 1; `study resume` finishes both levels with one run per trial."""
+    asked = 150
+    args = [EXE, "study", "run", "--name", "s6", "--space", "small", "--screen", str(asked), "--num-samples", "2",
+            "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+            *tiny_sets(tiny_data)]
+    driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and driver.poll() is None and _count(tmp_path, "screen") < 30:
+            time.sleep(0.5)
+        assert driver.poll() is None and _count(tmp_path, "screen") < asked, "screening ended before the kill"
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=60)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    imlgcn(tmp_path, "study", "resume", "s6")
+    screened = runs(tmp_path, "s6", "trial", None, level="screen")
+    assert len(screened) == asked and len({r.data.tags["trial_id"] for r in screened}) == asked
+    assert all(r.info.status == "FINISHED" for r in screened)
+    tuned = runs(tmp_path, "s6", "trial", None, level="finetune")
+    assert len(tuned) == 2 and all(r.info.status == "FINISHED" for r in tuned)
+
+
+def _count(tmp_path, level: str) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{tmp_path / 'mlflow.db'}?mode=ro", uri=True, timeout=1) as db:
+            return int(db.execute("select count(*) from tags where key = 'level' and value = ?", (level,)).fetchone()[0])
+    except sqlite3.Error:  # not created yet, or locked for a moment
+        return 0

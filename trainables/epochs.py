@@ -65,11 +65,13 @@ def lr_scheduler(config: TrialConfig, optimizer: torch.optim.Optimizer, epochs: 
 
 
 def report_epoch(runtime: Runtime, metrics: dict, state: dict | None) -> None:
-    """Report one epoch; rank 0 attaches `state` (model, optimizer, epoch) as the checkpoint."""
+    """Report one epoch; rank 0 attaches `state` (model, optimizer, epoch) as the checkpoint. The folder
+    passes to the reporter, which deletes it once persisted (a Ray Train worker uploads it in the
+    background while training goes on)."""
     if runtime.is_main and state is not None:
-        with tempfile.TemporaryDirectory() as folder:
-            torch.save(state, os.path.join(folder, "state.pt"))
-            runtime.report(metrics, folder)
+        folder = tempfile.mkdtemp(prefix="imlgcn-checkpoint-")
+        torch.save(state, os.path.join(folder, "state.pt"))
+        runtime.report(metrics, folder)
     else:
         runtime.report(metrics, None)
 

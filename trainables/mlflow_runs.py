@@ -94,6 +94,25 @@ class RunLog:
             self.close(run_id, FAILED)
             raise
 
+    def record_trial(self, runs_dir: str, trial_id: str, experiment_id: str, parent_run_id: str,
+                     params: Mapping[str, object], metrics: Mapping[str, float], tags: Mapping[str, str],
+                     started_ms: int) -> str:
+        """A finished trial's whole run in one batch (create, params + metrics, close): for trials that log
+        nothing per epoch. A trial run again after a driver restart reuses its recorded run."""
+        from mlflow.entities import Metric, Param
+
+        run_id = trial_run_id(runs_dir, trial_id)
+        if run_id is not None:
+            return run_id
+        tags = {"stage": "trial", "trial_id": trial_id, "mlflow.parentRunId": parent_run_id, **tags}
+        run_id = self.client.create_run(experiment_id, start_time=started_ms, tags=tags, run_name=trial_id).info.run_id
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
+                              metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        self.client.set_terminated(run_id, FINISHED, end_time=now)
+        _write_marker(runs_dir, trial_id, run_id)
+        return run_id
+
     def trial_run(self, runs_dir: str, trial_id: str, experiment_id: str, parent_run_id: str,
                   params: Mapping[str, object], node_id: str, tags: Mapping[str, str] | None = None,
                   run_name: str | None = None) -> str:
@@ -107,10 +126,15 @@ class RunLog:
         tags = {"stage": "trial", "trial_id": trial_id, "ray_node_id": node_id, "mlflow.parentRunId": parent_run_id,
                 **(tags or {})}
         run_id = self.create(experiment_id, run_name or trial_id, tags, params)
-        os.makedirs(runs_dir, exist_ok=True)
-        marker = os.path.join(runs_dir, f"{trial_id}.run")
-        tmp = f"{marker}.{os.getpid()}.tmp"
-        with open(tmp, "w") as handle:
-            handle.write(run_id)
-        os.replace(tmp, marker)
+        _write_marker(runs_dir, trial_id, run_id)
         return run_id
+
+
+def _write_marker(runs_dir: str, trial_id: str, run_id: str) -> None:
+    """Record `<runs_dir>/<trial_id>.run` atomically (see trial_run_id)."""
+    os.makedirs(runs_dir, exist_ok=True)
+    marker = os.path.join(runs_dir, f"{trial_id}.run")
+    tmp = f"{marker}.{os.getpid()}.tmp"
+    with open(tmp, "w") as handle:
+        handle.write(run_id)
+    os.replace(tmp, marker)

@@ -29,6 +29,10 @@ class RunContext:
     pretrain_run_id: str = ""  # the MLflow run of stage 1's epochs ("" = run_id)
     model_dir: str = ""  # where this run saves its final model ("" = it saves none)
     stages: str = "all"  # all | stage1 (pretrain + embed only) | baseline (+ the same-budget direct model)
+    split_index: str = ""  # the driver's split index (.npz) of the data set; "" = read the annotation files
+    level: str = ""  # a study trial's level: screen | finetune (MLflow tag `level`)
+    baseline_key: str = ""  # the study's reference (trainables.baseline), whatever the trial's searched lrs
+    started_at: float = 0.0  # time.time() when the trial started its TorchTrainer: the workers time their start
 
     def for_run(self, run_id: str, name: str, keep_checkpoints: str = "all") -> "RunContext":
         """This context for one training: its MLflow run, and its model folder models_dir/name (none when

@@ -6,6 +6,9 @@ The stage functions take a Runtime instead of calling Ray, so they run unchanged
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,15 +21,19 @@ Report = Callable[[dict, "str | None"], None]
 
 
 def _no_report(metrics: dict, checkpoint_dir: str | None) -> None:
-    """Default reporter outside Ray: the caller reads the returned metrics instead."""
+    """Default reporter outside Ray: the caller reads the returned metrics instead; the checkpoint folder
+    it owns is deleted."""
+    if checkpoint_dir:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 @dataclass
 class Runtime:
     """One process of a (possibly data-parallel) run.
 
-    `report(metrics, checkpoint_dir)` hands per-epoch results (and rank 0's checkpoint folder) to
-    whoever drives the run; `checkpoint_dir` is the folder of a restored checkpoint, if any.
+    `report(metrics, checkpoint_dir)` hands per-epoch results (and rank 0's checkpoint folder, which the
+    reporter then owns and deletes) to whoever drives the run; `checkpoint_dir` is the folder of a
+    restored checkpoint, if any.
     """
 
     rank: int = 0
@@ -37,6 +44,16 @@ class Runtime:
     wrap_model: Callable[[nn.Module], nn.Module] | None = None
     autocast_dtype: torch.dtype | None = None  # mixed precision (bf16 / fp16); None = fp32
     channels_last: bool = False  # NHWC images and weights (GPU only)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (data, model, epochs, ...)
+
+    @contextlib.contextmanager
+    def timed(self, phase: str):
+        """Add the block's wall time to timings[phase]: where a run's time goes, measured, not guessed."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - began
 
     def configure(self, precision: str, channels_last: bool) -> None:
         """Set mixed precision and memory format from the config, for this runtime's device."""

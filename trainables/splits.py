@@ -9,6 +9,7 @@ from trainables.datasets import get_dataset, read_split
 from trainables.images import ImageDataset
 from trainables.labelled_images import LabelledImages
 from trainables.preprocess import build_transforms, data_config
+from trainables.split_index import read_index
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,15 @@ class Splits:
     val_set: ImageDataset
 
 
-def load_splits(config: TrialConfig) -> Splits:
-    """Read the training and evaluated split of the configured data set (data_dir resolved by the driver)."""
-    dataset = get_dataset(config.dataset)
-    train = read_split(config.dataset, config.data_dir, dataset.train_split)
-    val = read_split(config.dataset, config.data_dir, dataset.eval_split)
+def load_splits(config: TrialConfig, index: str = "") -> Splits:
+    """The training and evaluated split of the configured data set: from the driver's split index when
+    given (see split_index), else read from the data set's files (data_dir resolved by the driver)."""
+    if index:
+        train, val = read_index(index)
+    else:
+        dataset = get_dataset(config.dataset)
+        train = read_split(config.dataset, config.data_dir, dataset.train_split)
+        val = read_split(config.dataset, config.data_dir, dataset.eval_split)
     preprocess = data_config(config.backbone, config.image_size)
     fit, plain = build_transforms(preprocess, True, config.augment), build_transforms(preprocess, False)
     return Splits(train, val, ImageDataset(train, fit), ImageDataset(train, plain), ImageDataset(val, plain))

@@ -51,9 +51,11 @@ def finetune(config: TrialConfig, stage1: Stage1, splits: Splits, runtime: Runti
     """Train backbone + head jointly for config.epochs on the images (augmented training transform),
     after head_warmup_epochs of the head alone on the cached features."""
     torch.manual_seed(config.seed)
-    model = stage3_model(config, stage1, splits.train.labels, splits.train.classes).to(runtime.device)
+    with runtime.timed("model"):
+        model = stage3_model(config, stage1, splits.train.labels, splits.train.classes).to(runtime.device)
     if config.head_warmup_epochs and restored_state(runtime, "train") is None:
-        warm_up_head(config, model, stage1, splits.train.labels, runtime, log)
+        with runtime.timed("warmup"):
+            warm_up_head(config, model, stage1, splits.train.labels, runtime, log)
     wrapped = runtime.wrap(model)
     head = [p for name, p in model.named_parameters() if not name.startswith("backbone.")]
     optimizer = torch.optim.Adam([{"params": head, "lr": config.gcn_lr},
@@ -145,14 +147,17 @@ def _fit(config: TrialConfig, model: nn.Module, optimizer: torch.optim.Optimizer
         log(f"[train] resumed after epoch {start}")
     for epoch in range(start, config.epochs):
         began = time.perf_counter()
-        loss = run_epoch(epoch)
-        metrics = {**evaluate(), **sizes}
+        with runtime.timed("train"):
+            loss = run_epoch(epoch)
+        with runtime.timed("evaluate"):
+            metrics = {**evaluate(), **sizes}
         scheduler.step()
         log(f"[train] epoch {epoch + 1}/{config.epochs}  loss {loss:.4f}  val mAP {metrics['mAP']:.2f}  "
             f"({time.perf_counter() - began:.1f} s)")
         state = {"stage": "train", "epoch": epoch + 1, "metrics": metrics, "model": model.state_dict(),
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-        report_epoch(runtime, {"epoch": epoch + 1, "loss": loss, **metrics, **direct}, state)
+        with runtime.timed("report"):
+            report_epoch(runtime, {"epoch": epoch + 1, "loss": loss, **metrics, **direct}, state)
     if not metrics:  # epochs = 0: the stage-1 direct model is the result
         metrics = {**evaluate(), **sizes}
         runtime.report({"epoch": 0, **metrics, **direct}, None)

@@ -23,18 +23,36 @@ STAGES = ("all", "stage1", "baseline")
 
 
 def run_stages(config: TrialConfig, stage1_dir: str, runtime: Runtime, log: Log,
-               stages: str = "all", model_dir: str | None = None) -> dict:
+               stages: str = "all", model_dir: str | None = None, split_index: str = "",
+               reference: str = "") -> dict:
     """Stage 1 (cached by key); then the baseline (cached by key and budget) unless `stages == "stage1"`;
     then stage 3 unless `stages == "baseline"`. Returns the final metrics of the last stage run, with
-    `direct_mAP` = the baseline's mAP. With `model_dir`, rank 0 saves the trained model there.
+    `direct_mAP` = the baseline's mAP. With `model_dir`, rank 0 saves the trained model there; with
+    `split_index`, the splits come from the driver's index instead of the annotation files.
+
+    `reference` names a stored baseline to compare with instead of this config's own (a study's trials
+    search learning rates, but all compare with the one baseline of the study's base config). With
+    stages="baseline" the head-only baseline (finetune_backbone=false) is stored too: screening's reference.
     """
     if stages not in STAGES:
         raise ValueError(f"stages={stages!r}: use one of {', '.join(STAGES)}")
     runtime.configure(config.precision, config.channels_last)
-    splits = load_splits(config)
-    stage1 = run_stage1(config, splits, stage1_dir, runtime, log)
+    with runtime.timed("data"):
+        splits = load_splits(config, split_index)
+    with runtime.timed("stage1"):
+        stage1 = run_stage1(config, splits, stage1_dir, runtime, log)
     if stages == "stage1":
         return stage1.metrics
+    if stages == "baseline" and config.finetune_backbone:
+        _head_only_baseline(config, stage1, splits, stage1_dir, runtime, log)
+    if reference and stages == "all":
+        direct = load_baseline(stage1_dir, reference)
+        if direct is None:
+            raise FileNotFoundError(f"the study's baseline {reference} is missing from {stage1_dir}: "
+                                    "run `imlgcn study resume` to train it again")
+        metrics, model = _stage3(config, stage1, splits, runtime, log, direct["mAP"])
+        return _finish(config, stage1, splits, stage1_dir, runtime, log, model_dir,
+                       {**metrics, "direct_mAP": direct["mAP"]}, model)
     key = baseline_key(config)
     direct = load_baseline(stage1_dir, key)
     if stages == "baseline" or config.embedding == "none":  # this run is the baseline: train it as the run
@@ -55,11 +73,30 @@ def run_stages(config: TrialConfig, stage1_dir: str, runtime: Runtime, log: Log,
                 save_baseline(stage1_dir, key, direct)
         metrics, model = _stage3(config, stage1, splits, runtime, log, direct["mAP"])
         metrics = {**metrics, "direct_mAP": direct["mAP"]}
+    return _finish(config, stage1, splits, stage1_dir, runtime, log, model_dir, metrics, model)
+
+
+def _finish(config: TrialConfig, stage1: Stage1, splits: Splits, stage1_dir: str, runtime: Runtime, log: Log,
+            model_dir: str | None, metrics: dict, model) -> dict:
+    """Rank 0 saves the model (a head-only one refers to the stored stage-1 backbone); returns `metrics`."""
     if model_dir and runtime.is_main:
         backbone_weights = None if config.finetune_backbone else stage1_weights(stage1_dir, stage1.key)
-        save_model(model_dir, model, config, splits.train.classes, _numbers(metrics), backbone_weights)
+        with runtime.timed("save_model"):
+            save_model(model_dir, model, config, splits.train.classes, _numbers(metrics), backbone_weights)
         log(f"[train] model saved to {model_dir}")
     return metrics
+
+
+def _head_only_baseline(config: TrialConfig, stage1: Stage1, splits: Splits, stage1_dir: str, runtime: Runtime,
+                        log: Log) -> None:
+    """Store the head-only (cached features) baseline of `config`'s budget, if missing: seconds of work."""
+    head_only = baseline_config(dataclasses.replace(config, finetune_backbone=False))
+    key = baseline_key(head_only)
+    if load_baseline(stage1_dir, key) is None:
+        quiet = dataclasses.replace(runtime, report=lambda metrics, folder: None, checkpoint_dir=None)
+        metrics, _ = _stage3(head_only, stage1, splits, quiet, log, float("nan"))
+        if runtime.is_main:
+            save_baseline(stage1_dir, key, metrics)
 
 
 def _stage3(config: TrialConfig, stage1: Stage1, splits: Splits, runtime: Runtime, log: Log,

@@ -16,11 +16,14 @@ trains in its own process asks for the CPUs it uses.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 from trainables.config import TrialConfig
@@ -69,6 +72,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import numpy as np
     import torch
 
+    entered = time.time()
     config = TrialConfig(**loop_config["trial"])
     context = RunContext.from_dict(loop_config["context"])
     logging.getLogger().setLevel(logging.WARNING)  # our epoch lines are the progress, not Train's INFO logs
@@ -87,16 +91,60 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         f"{torch.get_num_threads()} torch thread(s), device {runtime.device}")
     from trainables.stages import run_stages
 
-    run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None)
+    if context.started_at:  # TorchTrainer, placement group, worker processes and their imports
+        runtime.timings["startup"] = entered - context.started_at
+    try:
+        run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None,
+                   context.split_index, context.baseline_key)
+    finally:
+        if runtime.is_main and context.run_id:  # where the run's time went, as MLflow metrics phase_*_s
+            runs.log_metrics(context.run_id, {f"phase_{k}_s": v for k, v in runtime.timings.items()}, step=0)
 
 
 def imlgcn_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
-    """The Tune function trainable of a study: one trial = stage 3 on top of the shared stage 1, logged to
-    its own MLflow run (one per trial id, reopened on a retry)."""
-    final = _run_trial(TrialConfig.from_dict(config), RunContext.from_dict(context))
+    """The Tune function trainable of a study's fine-tuning level: one trial = stage 3 on top of the shared
+    stage 1, logged to its own MLflow run (one per trial id, reopened on a retry)."""
+    study = RunContext.from_dict(context)
+    final = _run_trial(TrialConfig.from_dict(config), study, {"level": study.level} if study.level else None)
     from ray import tune
 
-    tune.report(final)  # the last result: what Optuna (and ASHA) see
+    tune.report(final)  # the last result: what Optuna (and the schedulers) see
+
+
+def screen_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
+    """The Tune function trainable of a study's screening level: the head alone on the cached stage-1
+    features (see trainables.screening), everything shared loaded once per process, one MLflow write."""
+    import ray
+    import torch
+    from ray import tune
+
+    from trainables.baseline import baseline_config, baseline_key, load_baseline, save_baseline
+    from trainables.screening import screen, screening_data
+    from trainables.stage_cache import stage1_key
+
+    started = time.time()
+    trial_config = TrialConfig.from_dict(config)
+    study = RunContext.from_dict(context)
+    torch.set_num_threads(study.cpus_per_worker)
+    data = screening_data(study.stage1_dir, stage1_key(trial_config), study.split_index)
+    key = study.baseline_key or baseline_key(trial_config)
+    direct = load_baseline(study.stage1_dir, key)
+    if direct is None:  # a head-only baseline trains in a second, as every screened head
+        direct = screen(baseline_config(trial_config), data)
+        save_baseline(study.stage1_dir, key, direct)
+    metrics = screen(trial_config, data)
+    final = {**final_metrics(metrics), "direct_mAP": float(direct["mAP"]), "wall_time_s": round(time.time() - started, 3)}
+    trial_id = tune.get_context().get_trial_id()
+    tags = {"level": "screen", "ray_node_id": ray.get_runtime_context().get_node_id()}
+    _run_log(study.tracking_uri).record_trial(study.runs_dir, trial_id, study.experiment_id, study.parent_run_id,
+                                              trial_config.to_dict(), final, tags, int(started * 1000))
+    tune.report({**final, "epoch": trial_config.epochs})
+
+
+@functools.lru_cache(maxsize=4)
+def _run_log(tracking_uri: str) -> RunLog:
+    """One MLflow client per store and process (a screening actor records hundreds of trials)."""
+    return RunLog(tracking_uri)
 
 
 def compare_trial(config: dict[str, Any], context: dict[str, Any], base: dict[str, Any],
@@ -134,12 +182,13 @@ def _run_trial(trial_config: TrialConfig, study: RunContext, tags: dict[str, str
             torch.set_num_threads(run.cpus_per_worker)
             runtime = tune_runtime(on_report=lambda report: runs.log_epoch(run_id, report))
             metrics = run_stages(trial_config, run.stage1_dir, runtime, lambda text: None,
-                                 model_dir=run.model_dir or None)
+                                 model_dir=run.model_dir or None, split_index=run.split_index,
+                                 reference=run.baseline_key)
         else:
             from ray.tune.integration.ray_train import TuneReportCallback
 
-            trainer = torch_trainer(trial_config, run, f"train-{trial_id}", max_failures=1,
-                                    callbacks=(TuneReportCallback(),))
+            trainer = torch_trainer(trial_config, replace(run, started_at=time.time()), f"train-{trial_id}",
+                                    max_failures=1, callbacks=(TuneReportCallback(),))
             metrics = trainer.fit().metrics
         final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
                  "wall_time_s": round(time.time() - began, 2)}
@@ -175,7 +224,9 @@ def worker_runtime(on_report: Callable[[dict], None] | None = None) -> Runtime:
     def report(metrics: dict, folder: str | None) -> None:
         if on_report is not None and context.get_world_rank() == 0:
             on_report(metrics)
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None)
+        # the upload runs in the background and deletes the folder once done: training goes on meanwhile
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None,
+                         checkpoint_upload_mode=ray.train.CheckpointUploadMode.ASYNC)
 
     return Runtime(rank=context.get_world_rank(), world_size=context.get_world_size(),
                    device=ray.train.torch.get_device(), report=report,
@@ -190,5 +241,7 @@ def tune_runtime(on_report: Callable[[dict], None]) -> Runtime:
     def report(metrics: dict, folder: str | None) -> None:
         on_report(metrics)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
     return Runtime(report=report, checkpoint_dir=_restored_dir(tune.get_checkpoint(), "imlgcn-trial-"))

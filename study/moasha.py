@@ -1,0 +1,95 @@
+"""Multi-objective early stopping for fine-tuning trials: a rung scheduler in the style of MOASHA
+(Schmucker et al., Syne Tune), as a Ray Tune scheduler, and the Optuna searcher that reports its stops.
+
+Rungs sit at epochs r_min * eta^i below max_t. When a trial reaches a rung, its (mAP, n_params) joins
+the points recorded there; all of them are ranked by non-dominated sorting (then by crowding distance,
+most isolated first), and the trial continues only if it is within the top ceil(n / eta): the
+asynchronous successive-halving rule with Pareto ranks instead of one score. A trial stopped this way
+is told to Optuna as PRUNED (not COMPLETE with partial values, which would mislead the sampler); its
+MLflow run ends FINISHED with stopped_early=true (see callbacks).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from optuna.trial import TrialState
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from study.pareto import crowding_distance, non_dominated_ranks
+
+
+def rungs(max_t: int, grace_period: int = 1, eta: int = 3) -> list[int]:
+    """Milestones below max_t: grace_period, grace_period * eta, ... (max_t itself is the end, not a rung)."""
+    out, t = [], grace_period
+    while t < max_t:
+        out.append(t)
+        t *= eta
+    return out
+
+
+def keeps(points: list[tuple[float, float]], index: int, eta: int) -> bool:
+    """Whether point `index` of the (mAP, n_params) points recorded at a rung is in the top ceil(n / eta)
+    by (non-dominated rank, -crowding distance within its front)."""
+    high = np.array([p[0] for p in points], dtype=np.float64)
+    low = np.array([p[1] for p in points], dtype=np.float64)
+    ranks = non_dominated_ranks(high, low)
+    crowd = np.zeros(len(points))
+    for rank in np.unique(ranks):
+        members = np.flatnonzero(ranks == rank)
+        crowd[members] = crowding_distance(high[members], low[members])
+    order = np.lexsort((np.arange(len(points)), -crowd, ranks))
+    position = int(np.flatnonzero(order == index)[0])
+    return position < math.ceil(len(points) / eta)
+
+
+class MOASHA(FIFOScheduler):
+    """Asynchronous successive halving with non-dominated sorting of (mAP, n_params) at each rung."""
+
+    def __init__(self, max_t: int, grace_period: int = 1, eta: int = 3, time_attr: str = "epoch",
+                 metrics: tuple[str, str] = ("mAP", "n_params")) -> None:
+        super().__init__()
+        self.eta, self.time_attr, self.metrics = eta, time_attr, metrics
+        self.milestones = rungs(max_t, grace_period, eta)
+        self.recorded: dict[int, list[tuple[float, float]]] = {m: [] for m in self.milestones}
+        self.decided: dict[str, set[int]] = {}
+        self.stopped: list[str] = []
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        t = int(result.get(self.time_attr, 0))
+        done = self.decided.setdefault(trial.trial_id, set())
+        for milestone in self.milestones:
+            if t >= milestone and milestone not in done:
+                done.add(milestone)
+                if self.metrics[0] not in result or self.metrics[1] not in result:
+                    continue
+                points = self.recorded[milestone]
+                points.append((float(result[self.metrics[0]]), float(result[self.metrics[1]])))
+                if not keeps(points, len(points) - 1, self.eta):
+                    self.stopped.append(trial.trial_id)
+                    return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def debug_string(self) -> str:
+        return f"MOASHA: rungs {self.milestones}, eta {self.eta}"
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """Ray's OptunaSearch, except that a trial which ended before `epochs` without an error (a scheduler
+    stopped it) is told to Optuna as PRUNED."""
+
+    def __init__(self, *args, epochs: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._epochs = epochs
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        stopped = bool(result) and not error and int(result.get("epoch", self._epochs)) < self._epochs
+        if stopped and trial_id in self._ot_trials:
+            if trial_id not in self._completed_trials:
+                self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
+                self._completed_trials.add(trial_id)
+            return
+        super().on_trial_complete(trial_id, result, error)
