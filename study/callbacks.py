@@ -13,7 +13,7 @@ import sys
 import time
 
 from study.console import verbose
-from trainables.mlflow_runs import FINAL_KEYS, RUNNING, RunLog, trial_run_id
+from trainables.mlflow_runs import FINAL_KEYS, FINISHED, RUNNING, RunLog, trial_run_id
 
 STATUS_EVERY_S = 15.0
 
@@ -138,8 +138,8 @@ def close_stopped_run(tracking_uri: str, runs_dir: str, trial_id: str, result: d
     if run_id is None or "mAP" not in result:
         return stopped
     runs = RunLog(tracking_uri)
-    if runs.status(run_id) != RUNNING:
-        return stopped
+    if runs.status(run_id) == FINISHED or (runs.status(run_id) != RUNNING and not stopped):
+        return stopped  # closed by the trial itself (a stop can also end it with an error: that run is ours)
     values = {k: float(result[k]) for k in (*FINAL_KEYS, "direct_mAP") if k in result}
     values["wall_time_s"] = float(result.get("time_total_s", 0.0))
     epoch = int(result.get("epoch", 0))

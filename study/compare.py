@@ -75,6 +75,7 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
             except ValueError as error:
                 raise ConfigError(f"arm {arm!r}: {error}") from None
     try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
         folder.mkdir()
     except FileExistsError:
         raise ConfigError(f"comparison {name!r} already exists in {folder.parent}: choose another --name") from None

@@ -30,11 +30,12 @@ def kept_model_dirs(record: StudyRecord) -> dict[str, Path]:
 
 def prune_models(record: StudyRecord, trials: pd.DataFrame, progress: Callable[[str], None]) -> None:
     """Apply keep_checkpoints once the study finished: front keeps the Pareto trials' models only, all
-    keeps every model. The per-epoch Train checkpoints (model + optimizer, only needed to resume a
-    running trial or stage 1) are deleted unless keep_checkpoints=all: with TResNet-M they are ~0.35 GB a trial."""
+    keeps every model. The per-epoch checkpoints (model + optimizer, only needed to resume a running
+    trial or stage 1), Train's and Tune's (trials that train in their Tune process), are deleted unless
+    keep_checkpoints=all: with TResNet-M they are ~0.35 GB a trial."""
     keep = record.base_config.get("keep_checkpoints", "front")
     if keep != "all":
-        for folder in sorted(record.train_dir.glob("*/checkpoint_*")):
+        for folder in [*record.train_dir.glob("*/checkpoint_*"), *record.tune_dir.glob("*/trial_*/checkpoint_*")]:
             if folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)
     if keep != "front":
@@ -61,16 +62,24 @@ def chosen_trials(trials: pd.DataFrame, trial_id: str | None, front: bool, study
     raise StudyError("study export needs --trial ID or --front")
 
 
-def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, front: bool) -> list[dict]:
-    """Register the chosen trials' models as versions of `imlgcn-<study>`; one already registered is reused."""
+def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, front: bool,
+                  progress: Callable[[str], None] = lambda text: None) -> list[dict]:
+    """Register the chosen trials' models as versions of `imlgcn-<study>`, smallest first; one already
+    registered is reused. Each model is an MLflow logged model of its trial's run (the runs table's Models
+    column), folded and self-contained; the aliases `best` (highest mAP) and `smallest` point at the front's
+    ends."""
+    from mlflow.entities import LoggedModelOutput
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from study.report import trial_table
 
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)  # the registry looks logged models up through the global client
     client = MlflowClient(tracking_uri=tracking_uri)
     trials = trial_table(client, record.name)
-    rows = chosen_trials(trials, trial_id, front, record.name)
+    rows = chosen_trials(trials, trial_id, front, record.name).sort_values(["n_params", "trial_id"])
     kept = kept_model_dirs(record)
     missing = [t for t in rows["trial_id"].astype(str) if t not in kept]
     if missing:
@@ -84,18 +93,33 @@ def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, 
         client.create_registered_model(name, description=f"IML-GCN models of study {record.name}")
     registered = {v.tags.get("trial_id"): v for v in client.search_model_versions(f"name = '{name}'")}
     exported = []
-    for row in rows.itertuples():
+    for n, row in enumerate(rows.itertuples(), 1):
         tid = str(row.trial_id)
         version = registered.get(tid)
         if version is None:
+            progress(f"exporting trial {tid} ({n}/{len(rows)}): folding, logging and registering its model")
             meta = read_meta(kept[tid])
-            with tempfile.TemporaryDirectory() as folder:  # a head-only model gets its backbone: self-contained
-                client.log_artifacts(row.run_id, str(self_contained(kept[tid], Path(folder) / "model")), "model")
-            source = f"{client.get_run(row.run_id).info.artifact_uri}/model"
             tags = {"trial_id": tid, "mAP": f"{row.mAP:.2f}", "n_params": str(int(row.n_params)),
+                    "n_params_inference": str(int(row.n_params_inference)) if row.n_params_inference is not pd.NA else "",
                     "backbone": meta["config"]["backbone"], "embedding": meta["config"]["embedding"],
-                    "num_classes": str(len(meta["classes"])), "input_size": "x".join(map(str, meta["preprocess"]["input_size"]))}
-            version = client.create_model_version(name, source=source, run_id=row.run_id, tags=tags)
+                    "num_classes": str(len(meta["classes"])),
+                    "input_size": "x".join(map(str, meta["preprocess"]["input_size"]))}
+            model = client.create_logged_model(record.experiment_id, name=f"imlgcn-{tid}", source_run_id=row.run_id,
+                                               tags=tags)
+            with tempfile.TemporaryDirectory() as folder:  # folded, and a head-only model gets its backbone
+                client.log_model_artifacts(model.model_id, str(self_contained(kept[tid], Path(folder) / "model")))
+            client.finalize_logged_model(model.model_id, "READY")
+            client.log_outputs(row.run_id, [LoggedModelOutput(model.model_id, step=0)])
+            version = client.create_model_version(name, source=f"models:/{model.model_id}", run_id=row.run_id,
+                                                  tags=tags, model_id=model.model_id)
+        else:
+            progress(f"trial {tid} ({n}/{len(rows)}) is already version {version.version} of {name}")
         exported.append({"model": f"models:/{name}/{version.version}", "trial_id": tid,
-                         "mAP": round(float(row.mAP), 2), "n_params": int(row.n_params)})
-    return exported
+                         "mAP": round(float(row.mAP), 2), "n_params": int(row.n_params), "version": str(version.version)})
+    if front and exported:
+        best = max(exported, key=lambda e: (e["mAP"], -e["n_params"]))
+        smallest = min(exported, key=lambda e: (e["n_params"], -e["mAP"]))
+        for alias, chosen in (("best", best), ("smallest", smallest)):
+            client.set_registered_model_alias(name, alias, chosen["version"])
+            progress(f"alias models:/{name}@{alias} -> version {chosen['version']} (trial {chosen['trial_id']})")
+    return [{k: v for k, v in e.items() if k != "version"} for e in exported]

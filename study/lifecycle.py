@@ -37,13 +37,14 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, num
     if num_samples < 1 or screen < 0 or eta < 0 or eta == 1:
         raise ConfigError(f"--num-samples {num_samples} must be at least 1, --screen {screen} not negative and "
                           f"--eta {eta} 0 (no early stopping) or at least 2")
-    folder = study_folder(check_writable(storage), name)
+    root = check_writable(storage)
+    folder = study_folder(root, name)
+    created_root = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
     try:
         folder.mkdir()  # atomic: of two drivers starting the same name at once, one gets it
     except FileExistsError:
-        raise ConfigError(f"study {name!r} already exists in {Path(storage).absolute()}: "
-                          f"continue it with `imlgcn study resume {name}` or add trials with "
-                          f"`imlgcn study extend {name} --num-samples K`") from None
+        raise ConfigError(_exists_message(storage, name)) from None
     try:
         record = _new_record(name, config, space, objective, max_concurrent, storage, tracking_uri, address,
                              progress, eta)
@@ -52,7 +53,24 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, num
         return record
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing half-written: the name is free again
+        if created_root:
+            with contextlib.suppress(OSError):
+                root.rmdir()  # and no empty storage folder (only if nothing else is in it)
         raise
+
+
+def _exists_message(storage: str, name: str) -> str:
+    """What to do with a name that is taken: resume a study that did not finish, extend one that did."""
+    try:
+        record = load_record(storage, name)
+    except StudyError:  # being created right now by another driver, or not a study's folder
+        return (f"study {name!r} already exists in {Path(storage).absolute()} (being created, or not a study): "
+                "choose another --name")
+    if record.status == "finished":
+        return (f"study {name!r} already exists in {Path(storage).absolute()} and finished: add trials with "
+                f"`imlgcn study extend {name} --num-samples K`, or choose another --name")
+    return (f"study {name!r} already exists in {Path(storage).absolute()} and did not finish: continue it with "
+            f"`imlgcn study resume {name}`, or choose another --name")
 
 
 def _new_record(name: str, config: TrialConfig, space: str, objective: str, max_concurrent: int, storage: str,

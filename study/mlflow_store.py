@@ -31,4 +31,6 @@ def experiment_id(client, name: str, uri: str) -> str:
     artifacts = None
     if uri.startswith("sqlite:///"):
         artifacts = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
-    return client.create_experiment(name, artifact_location=artifacts)
+    # "custom model development": the MLflow UI opens the experiment on its runs table, not on GenAI's overview
+    return client.create_experiment(name, artifact_location=artifacts,
+                                    tags={"mlflow.experimentKind": "custom_model_development"})

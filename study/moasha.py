@@ -5,8 +5,8 @@ Rungs sit at epochs r_min * eta^i below max_t. When a trial reaches a rung, its 
 the points recorded there; all of them are ranked by non-dominated sorting (then by crowding distance,
 most isolated first), and the trial continues only if it is within the top ceil(n / eta): the
 asynchronous successive-halving rule with Pareto ranks instead of one score. A trial stopped this way
-is told to Optuna as PRUNED (not COMPLETE with partial values, which would mislead the sampler); its
-MLflow run ends FINISHED with stopped_early=true (see callbacks).
+is told to Optuna as PRUNED (not COMPLETE with partial values, which would mislead the sampler: see
+study.search); its MLflow run ends FINISHED with stopped_early=true (see study.callbacks).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ import math
 from typing import Any
 
 import numpy as np
-from optuna.trial import TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from study.pareto import crowding_distance, non_dominated_ranks
 
@@ -75,21 +73,3 @@ class MOASHA(FIFOScheduler):
 
     def debug_string(self) -> str:
         return f"MOASHA: rungs {self.milestones}, eta {self.eta}"
-
-
-class PruningOptunaSearch(OptunaSearch):
-    """Ray's OptunaSearch, except that a trial which ended before `epochs` without an error (a scheduler
-    stopped it) is told to Optuna as PRUNED."""
-
-    def __init__(self, *args, epochs: int, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._epochs = epochs
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        stopped = bool(result) and not error and int(result.get("epoch", self._epochs)) < self._epochs
-        if stopped and trial_id in self._ot_trials:
-            if trial_id not in self._completed_trials:
-                self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
-                self._completed_trials.add(trial_id)
-            return
-        super().on_trial_complete(trial_id, result, error)

@@ -12,6 +12,7 @@ from typing import Any
 
 from trainables.config import ConfigError
 from trainables.images import verify_images
+from trainables.labelled_images import DataError
 
 
 def resolve_model(uri: str, tracking_uri: str | None) -> Path:
@@ -31,7 +32,11 @@ def resolve_model(uri: str, tracking_uri: str | None) -> Path:
     from study.preflight import redact
     from study.mlflow_store import resolve_tracking_uri
 
-    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    store = resolve_tracking_uri(tracking_uri)
+    if store.startswith("sqlite:///") and not Path(store[len("sqlite:///"):]).is_file():  # do not create one
+        raise ConfigError(f"--model {uri}: there is no MLflow store at {store[len('sqlite:///'):]}: pass the "
+                          "--tracking-uri that holds the model")
+    mlflow.set_tracking_uri(store)
     try:
         path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
                                                         dst_path=tempfile.mkdtemp(prefix="imlgcn-model-")))
@@ -62,7 +67,11 @@ def predict(model_uri: str, images: list[str], threshold: float, device: str | N
     missing = [p for p in images if not Path(p).is_file()]
     if missing:
         raise ConfigError(f"image {missing[0]} does not exist ({len(missing)} of {len(images)} missing)")
-    verify_images(images)
+    try:
+        verify_images(images)
+    except DataError as error:  # the reader's wording speaks of data sets; here it is the user's file
+        bad = str(error).split(" cannot be read", 1)[0].removeprefix("image ")
+        raise ConfigError(f"{bad} is not an image this tool can read: pass JPEG, PNG or other image files") from None
     folder = resolve_model(model_uri, tracking_uri)
     try:
         model, meta = load_model(folder, device)

@@ -64,11 +64,14 @@ def check_ray_address(address: str | None, timeout: float = TIMEOUT_S) -> None:
 
 
 def check_writable(folder: str | Path, what: str = "--storage") -> Path:
-    """Create `folder` if needed and write a temporary file in it; returns its absolute path."""
+    """Write a temporary file in `folder`, or in its nearest existing parent when it does not exist yet
+    (nothing is created: a command that fails later leaves no empty folder behind); returns its absolute path."""
     path = Path(folder).expanduser().absolute()
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".imlgcn-write-test-"):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a directory")
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".imlgcn-write-test-"):
             pass
     except OSError as error:
         raise ConfigError(f"{what} {path} is not writable ({error.strerror or type(error).__name__}): "

@@ -19,14 +19,16 @@ from mlflow.entities import Run
 from study.pareto import pareto_front
 from study.preflight import redact
 from study.record import StudyError
-from study.report_plots import write_html, write_png
-from trainables.mlflow_runs import FINAL_KEYS
+from study.report_plots import write_png
+from trainables.mlflow_runs import FINAL_KEYS, RunLog
+
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 
 METRICS = (*FINAL_KEYS, "direct_mAP", "wall_time_s")
 FLOAT_PARAMS = ("tau", "p", "backbone_lr", "gcn_lr")
 TEXT_PARAMS = ("embedding", "backbone")
 HEAD_PARAMS = ("embedding", "tau", "p", "pca_dim", "gcn_lr")  # what screening judges: matches a trial to its screening
-COLUMNS = ("trial_id", "run_id", "level", "stopped_early", *METRICS, "embedding", "tau", "p", "pca_dim", "backbone",
+COLUMNS = ("trial_id", "run_id", "level", "pareto_tag", "stopped_early", *METRICS, "embedding", "tau", "p", "pca_dim", "backbone",
            "backbone_lr", "gcn_lr", "head_key", "pareto")
 
 
@@ -41,7 +43,7 @@ def trial_table(client: MlflowClient, study: str) -> pd.DataFrame:
     for run in runs:
         params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
         row: dict[str, Any] = {"trial_id": _trial_id(run), "run_id": run.info.run_id,
-                               "level": tags.get("level", "finetune"),
+                               "level": tags.get("level", "finetune"), "pareto_tag": tags.get("pareto"),
                                "stopped_early": tags.get("stopped_early") == "true"}
         row.update({key: metrics.get(key, np.nan) for key in METRICS})
         row.update({key: params.get(key, "") for key in TEXT_PARAMS})
@@ -55,12 +57,27 @@ def trial_table(client: MlflowClient, study: str) -> pd.DataFrame:
     for key in ("n_params", "n_params_inference", "pca_dim"):
         table[key] = pd.to_numeric(table[key], errors="coerce").round().astype("Int64")
     table["stopped_early"] = table["stopped_early"].astype(bool)
+    searched = searched_params(runs)
+    for key in searched:  # any other varying key gets its column too (text: as MLflow stores it)
+        if key not in table.columns:
+            table[key] = [run.data.params.get(key, "") for run in runs]
     table = table.sort_values("trial_id", kind="stable").reset_index(drop=True)
+    table.attrs["searched"] = searched
     eligible = ((table["level"] == "finetune") & ~table["stopped_early"]).to_numpy()
     table["pareto"] = False
     if eligible.any():
         table.loc[eligible, "pareto"] = pareto_front(table[eligible])
     return table
+
+
+def searched_params(runs: list[Run]) -> list[str]:
+    """The config keys that differ between the fine-tuned trials (what the study searched), in a stable
+    order: the head's first (as screening judges them), then the rest alphabetically."""
+    tuned = [r for r in runs if r.data.tags.get("level", "finetune") == "finetune"] or runs
+    keys = {k for r in tuned for k in r.data.params}
+    varying = {k for k in keys if len({r.data.params.get(k) for r in tuned}) > 1}
+    varying |= {k for k in HEAD_PARAMS if k in keys}
+    return [k for k in (*HEAD_PARAMS, "backbone_lr") if k in varying] + sorted(varying - {*HEAD_PARAMS, "backbone_lr"})
 
 
 def screening_agreement(trials: pd.DataFrame) -> tuple[float, int]:
@@ -79,51 +96,79 @@ def screening_agreement(trials: pd.DataFrame) -> tuple[float, int]:
 
 def baseline_table(client: MlflowClient, study: str) -> pd.DataFrame:
     """The finished same-budget direct models (backbone + linear head trained as long as the trials):
-    the baselines the front must beat."""
+    the baselines the front must beat; `level` says which trials each one is the reference of."""
     rows = [{"run_id": run.info.run_id, "backbone": run.data.params.get("backbone", ""),
+             "level": run.data.tags.get("level", "finetune"),
              "mAP": run.data.metrics.get("mAP", np.nan), "n_params": run.data.metrics.get("n_params", np.nan)}
             for run in _finished_runs(client, study, "baseline")]
-    table = pd.DataFrame(rows, columns=["run_id", "backbone", "mAP", "n_params"])
+    table = pd.DataFrame(rows, columns=["run_id", "backbone", "level", "mAP", "n_params"])
     table["mAP"] = table["mAP"].astype(float)
     table["n_params"] = pd.to_numeric(table["n_params"]).round().astype("Int64")
     return table
 
 
+def reference(baselines: pd.DataFrame) -> pd.Series | None:
+    """The baseline the fine-tuned front is compared with (the fine-tuning level's)."""
+    tuned = baselines[baselines["level"] == "finetune"]
+    return tuned.iloc[-1] if len(tuned) else None
+
+
 def write_report(tracking_uri: str, study: str, out_dir: str | Path) -> dict[str, Any]:
-    """Write trials.csv, pareto.png and pareto.html to `out_dir` and log them on the study's parent run."""
+    """Write trials.csv, front.txt, pareto.png and pareto.html to `out_dir`, log them on the study's parent
+    run with its summary metrics, and keep every trial run's `pareto` tag current."""
+    from study.front_table import format_front
+    from study.report_html import write_html
+
     client = MlflowClient(tracking_uri=tracking_uri)
     trials = trial_table(client, study)
     if trials.empty:
         raise StudyError(f"study {study!r} has no finished trials yet: resume the study (`imlgcn study resume "
                          f"{study}`) or wait for a trial to finish, then report")
+    searched = trials.attrs.get("searched", [])
     parent = _parent_run_id(client, study)
     baselines = baseline_table(client, study)
+    base = reference(baselines)
     front = trials[trials["pareto"]].sort_values(["n_params", "trial_id"]).reset_index(drop=True)
+    finetuned = int((trials["level"] == "finetune").sum())
+    screened = int((trials["level"] == "screen").sum())
+    text = format_front(front, base, searched, finetuned, screened)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / "trials.csv", "png": out / "pareto.png", "html": out / "pareto.html"}
+    paths = {"csv": out / "trials.csv", "txt": out / "front.txt", "png": out / "pareto.png", "html": out / "pareto.html"}
     trials.to_csv(paths["csv"], index=False)
+    paths["txt"].write_text(text + "\n")
     write_png(trials, front, baselines, paths["png"], title=study)
-    write_html(trials, front, baselines, paths["html"], title=study)
+    experiment = _experiment_id(client, study)
+    write_html(trials, front, baselines, searched, paths["html"], study, text.splitlines()[0],
+               run_link=lambda run_id: run_url(tracking_uri, experiment, run_id))
     for path in paths.values():
         client.log_artifact(parent, str(path), artifact_path="report")
     rho, pairs = screening_agreement(trials)
+    _tag_front(client, trials)
+    failed = len(client.search_runs([experiment], "tags.stage = 'trial' and attributes.status = 'FAILED'",
+                                    max_results=50000))
+    summary = {"front_size": len(front), "trials_finished": finetuned, "trials_failed": failed,
+               "trials_screened": screened, "best_mAP": float(front["mAP"].max()) if len(front) else float("nan"),
+               "baseline_mAP": float(base["mAP"]) if base is not None else float("nan"),
+               "screening_rank_correlation": rho}
+    RunLog(tracking_uri).log_metrics(parent, {k: v for k, v in summary.items() if v == v}, step=0)
     return {**{key: str(path) for key, path in paths.items()}, "front": front, "trials": len(trials),
-            "screened": int((trials["level"] == "screen").sum()), "agreement": (rho, pairs)}
+            "screened": screened, "agreement": (rho, pairs), "text": text}
 
 
-def format_front(front: pd.DataFrame) -> str:
-    """The front as a plain-text table for the CLI (pca_dim shown only for fpca trials)."""
-    if front.empty:
-        return "(no trial on the Pareto front)"
-    pca = [str(int(k)) if e == "fpca" and not pd.isna(k) else "-" for e, k in zip(front["embedding"], front["pca_dim"])]
-    table = pd.DataFrame({
-        "trial_id": front["trial_id"].astype(str), "embedding": front["embedding"].astype(str),
-        "tau": [f"{v:.3f}" for v in front["tau"]], "p": [f"{v:.3f}" for v in front["p"]], "pca_dim": pca,
-        "mAP": [f"{v:.2f}" for v in front["mAP"]],
-        "params_M": [f"{v / 1e6:.2f}" for v in front["n_params"].astype(float)],
-    })
-    return table.to_string(index=False)
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI: on the tracking server, or on `mlflow ui`'s default address for a
+    SQLite store (see the command the study prints at its end)."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else UI_ADDRESS
+    return f"{redact(base)}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _tag_front(client: MlflowClient, trials: pd.DataFrame) -> None:
+    """Set the `pareto` tag (true / false) of every trial run whose membership changed."""
+    for run_id, on_front, old in zip(trials["run_id"], trials["pareto"], trials["pareto_tag"]):
+        value = "true" if on_front else "false"
+        if old != value:
+            client.set_tag(run_id, "pareto", value)
 
 
 def _experiment_id(client: MlflowClient, study: str) -> str:

@@ -68,7 +68,6 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None):
     fixed, the backbone's learning rate sampled) and tells scheduler-stopped trials as PRUNED."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
-    from ray.tune.search.optuna import OptunaSearch
 
     from search_spaces import get_space
     from study.console import quiet_libraries
@@ -80,13 +79,12 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None):
                               num_classes=record.num_classes, constants=level_config(record, level))
     storage = optuna.storages.JournalStorage(JournalFileBackend(record.optuna_journal))
     metric, mode = (["mAP", "n_params"], ["max", "min"]) if record.objective == "multi" else ("mAP", "max")
-    common = dict(metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
-                  seed=record.base_config["seed"], points_to_evaluate=points or None)
-    if level == "screen":
-        return OptunaSearch(space, **common)
-    from study.moasha import PruningOptunaSearch
+    from study.search import StudySearch
 
-    return PruningOptunaSearch(space, epochs=int(record.base_config["epochs"]), **common)
+    return StudySearch(space, metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
+                       seed=record.base_config["seed"], points_to_evaluate=points or None,
+                       epochs=int(record.base_config["epochs"]), tracking_uri=record.tracking_uri,
+                       metric_names=metric if isinstance(metric, list) else [metric])
 
 
 def scheduler(record: StudyRecord, level: str):

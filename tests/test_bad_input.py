@@ -82,7 +82,7 @@ def test_a_study_name_being_created_is_refused(capsys, monkeypatch, tmp_path, ti
     monkeypatch.chdir(tmp_path)
     (tmp_path / "studies" / "bad").mkdir(parents=True)  # as if another driver had just claimed it
     code, lines, _ = run(capsys, *_study(tmp_path, tiny_data))
-    assert code == 2 and "study 'bad' already exists" in lines[-1] and "study resume bad" in lines[-1]
+    assert code == 2 and "study 'bad' already exists" in lines[-1] and "choose another --name" in lines[-1]
     assert (tmp_path / "studies" / "bad").is_dir()  # the other driver's folder is left alone
 
 

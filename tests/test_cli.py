@@ -185,3 +185,45 @@ def test_gpu_preset_on_a_machine_without_gpu_says_so(capsys, monkeypatch, tmp_pa
     assert code == 2 and "use_gpu=true but the Ray cluster has no GPU" in err
     assert not (tmp_path / "studies" / "g").exists() and not (tmp_path / "mlflow.db").exists()
     assert not ray.is_initialized()
+
+
+def test_config_keys_are_listed_and_a_misspelt_key_gets_its_close_match(capsys):
+    from dataclasses import fields
+
+    from trainables.config import TrialConfig
+
+    code, out, _ = run(capsys, "config")
+    assert code == 0 and all(f"  {f.name} = " in out for f in fields(TrialConfig))
+    assert "tau = 0.1 (float)  Eq. 3 threshold on P(j | i)" in out  # default and meaning, from the source
+    code, _, err = run(capsys, "train", "--set", "pca_dims=3")
+    assert code == 2 and "unknown config key 'pca_dims': did you mean pca_dim?" in err and "imlgcn config" in err
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["study", "run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # help text wraps anywhere
+    assert "(default: 8)" in out and "(default: 500)" in out and "(default: imlgcn_studies)" in out
+
+
+def test_study_list_has_a_header_and_says_when_it_is_empty(capsys, tmp_path):
+    code, out, _ = run(capsys, "study", "list", "--storage", str(tmp_path / "none"))
+    assert code == 0 and out.startswith("no studies in ") and "imlgcn study run" in out
+
+
+def test_predict_does_not_create_a_store_and_names_a_non_image(capsys, monkeypatch, tmp_path, tiny_data):
+    monkeypatch.chdir(tmp_path)
+    image = next((Path(tiny_data) / "val2014").iterdir())
+    code, _, err = run(capsys, "predict", "--model", "models:/missing/1", str(image))
+    assert code == 2 and "there is no MLflow store at" in err and not (tmp_path / "mlflow.db").exists()
+    (tmp_path / "notes.txt").write_text("not an image")
+    code, _, err = run(capsys, "predict", "--model", "models:/missing/1", str(tmp_path / "notes.txt"))
+    assert code == 2 and "notes.txt is not an image this tool can read" in err and "annotations" not in err
+
+
+def test_a_failed_command_leaves_no_empty_folders(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = run(capsys, "train", "--set", "dataset=coco", f"data_dir={tmp_path / 'nowhere'}")
+    assert code == 2
+    code, _, _ = run(capsys, "study", "run", "--name", "x", "--set", "dataset=coco", f"data_dir={tmp_path / 'nowhere'}")
+    assert code == 2 and sorted(p.name for p in tmp_path.iterdir()) == []  # no imlgcn_runs/, imlgcn_studies/

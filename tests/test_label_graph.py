@@ -165,3 +165,12 @@ def test_real_coco_graph_rows():
     linked = (a - np.diag(np.diag(a))).sum(axis=1) > 0
     np.testing.assert_allclose(a.sum(axis=1)[linked], 1.0)
     assert np.isfinite(normalize_adjacency(a)).all()
+
+
+def test_p_zero_control_makes_the_normalised_graph_the_identity():
+    """The control arm fpca-p0: with p = 0 every label keeps only itself, so A_hat = I and the GCN
+    sees no label context (whatever tau and the co-occurrence are)."""
+    m = np.array([[0, 5, 1], [5, 0, 2], [1, 2, 0]])
+    n = np.array([10, 8, 4])
+    for tau in (0.0, 0.1, 0.9):
+        np.testing.assert_allclose(normalize_adjacency(correlation_matrix(m, n, tau, p=0.0)), np.eye(3))

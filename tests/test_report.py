@@ -11,7 +11,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from study.pareto import pareto_front
-from study.report import baseline_table, format_front, trial_table, write_report
+from study.front_table import DOMINATED, dominated_by, format_front
+from study.report import baseline_table, trial_table, write_report
 from trainables.config import TrialConfig
 
 STUDY = "demo-study"
@@ -56,8 +57,8 @@ def store(tmp_path_factory) -> dict:
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment(STUDY, artifact_location=(tmp_path / "artifacts").as_uri())
     parent = client.create_run(experiment, tags={"stage": "study"}).info.run_id
-    for backbone, m_ap, n_params in (("resnet18", 57.0, 11.2e6), ("resnet50", 66.0, 23.6e6)):
-        _log_run(client, experiment, {"stage": "baseline", "mlflow.parentRunId": parent},
+    for backbone, m_ap, n_params, level in (("resnet18", 57.0, 11.2e6, "finetune"), ("resnet50", 66.0, 23.6e6, "screen")):
+        _log_run(client, experiment, {"stage": "baseline", "level": level, "mlflow.parentRunId": parent},
                  {"backbone": backbone, "embedding": "none"}, {"mAP": m_ap, "n_params": n_params})
     # Finished earlier than its retry below: it must be dropped even though it would dominate everything.
     _trial(client, experiment, parent, "t3", ("fi", 0.1, 0.1, 0, 99.0, 1e6), end_time=1000)
@@ -97,17 +98,27 @@ def test_front_is_sorted_by_params(store) -> None:
 
 def test_files_exist_and_are_valid(store) -> None:
     result = store["result"]
-    for key in ("csv", "png", "html"):
+    for key in ("csv", "txt", "png", "html"):
         assert Path(result[key]).stat().st_size > 0
     assert Path(result["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = Path(result["html"]).read_text(encoding="utf-8")
-    assert all(f'"{trial_id}"' in html for trial_id in TRIALS)
+    assert all(f"trial {trial_id} (finetune)" in html for trial_id in TRIALS)  # every trial in the hover
+    assert all(f'/runs/{run_id}" target="_blank">' in html for run_id in pd.read_csv(result["csv"])["run_id"])
     assert '<script src="http' not in html and len(html) > 1_000_000  # plotly.js embedded: opens offline
 
 
 def test_artifacts_logged_on_parent_run(store) -> None:
     listed = store["client"].list_artifacts(store["parent"], "report")
-    assert sorted(Path(a.path).name for a in listed) == ["pareto.html", "pareto.png", "trials.csv"]
+    assert sorted(Path(a.path).name for a in listed) == ["front.txt", "pareto.html", "pareto.png", "trials.csv"]
+    parent = store["client"].get_run(store["parent"]).data.metrics  # the summary on the parent run
+    assert parent["front_size"] == len(FRONT) and parent["baseline_mAP"] == 57.0 and parent["best_mAP"] == 70.0
+    assert parent["trials_finished"] == len(TRIALS) and parent["trials_failed"] == 1
+
+
+def test_pareto_tags_follow_the_report(store) -> None:
+    table = pd.read_csv(store["result"]["csv"])
+    for run_id, on_front in zip(table["run_id"], table["pareto"]):
+        assert store["client"].get_run(run_id).data.tags["pareto"] == ("true" if on_front else "false")
 
 
 def test_tables_are_typed(store) -> None:
@@ -123,13 +134,22 @@ def test_tables_are_typed(store) -> None:
     assert sorted(baselines["n_params"]) == [11_200_000, 23_600_000]
 
 
-def test_format_front(store) -> None:
-    text = format_front(store["result"]["front"])
-    lines = text.splitlines()
-    assert lines[0].split() == ["trial_id", "embedding", "tau", "p", "pca_dim", "mAP", "params_M"]
-    assert lines[1].split() == ["t0", "fi", "0.100", "0.200", "-", "60.00", "11.20"]
-    assert lines[2].split()[4] == "5"
-    assert len(lines) == 1 + len(FRONT)
+def test_format_front_leads_with_the_answer(store) -> None:
+    lines = store["result"]["text"].splitlines()
+    assert lines[0] == ("Pareto front: 5 of 8 fine-tuned trials; none dominated by the same-budget direct model")
+    assert lines[1].split()[:2] == ["trial", "embedding"] and "vs" in lines[1]
+    assert lines[2].split()[:2] == ["direct", "(baseline)"] and "11,200,000" in lines[2]  # exact counts
+    t0 = lines[3].split()
+    assert t0[:6] == ["t0", "fi", "0.100", "0.200", "-", "2.00e-03"] and "+3.00" in t0 and "+0" in t0
+    assert len(lines) == 3 + len(FRONT)
+    stronger = pd.Series({"mAP": 61.0, "n_params": 11.2e6, "backbone": "x"})  # beats t0 at the same size
+    text = format_front(store["result"]["front"], stronger, ["embedding", "tau"], 8)
+    assert "1 of them dominated" in text.splitlines()[0] and DOMINATED in text.splitlines()[3]
+
+
+def test_dominance_by_hand() -> None:
+    assert dominated_by(60.0, 11.0, 61.0, 11.0) and dominated_by(60.0, 12.0, 60.0, 11.0)
+    assert not dominated_by(60.0, 11.0, 60.0, 11.0) and not dominated_by(62.0, 12.0, 61.0, 11.0)
 
 
 def test_unknown_study_names_the_fix(store, tmp_path) -> None:

@@ -78,7 +78,7 @@ def test_study_run_report_and_extend(tmp_path, tiny_data):
 
     again = subprocess.run([EXE, "study", "run", "--name", "s1", "--storage", str(tmp_path / "studies")],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and "study resume s1" in again.stderr and "study extend s1" in again.stderr
+    assert again.returncode == 2 and "study extend s1" in again.stderr and "resume" not in again.stderr  # it finished
 
     # The MLflow store moves (a server at a new address over the same store): extend --tracking-uri follows it.
     shutil.move(tmp_path / "mlflow.db", tmp_path / "moved.db")
@@ -89,10 +89,38 @@ def test_study_run_report_and_extend(tmp_path, tiny_data):
     assert len(runs(tmp_path, "s1", "trial", db="moved.db", level="screen")) == 16
     assert len(runs(tmp_path, "s1", "pretrain", None, db="moved.db")) == 1
     assert not (tmp_path / "mlflow.db").exists()  # nothing went to the old address
+    _ids_point_at_each_other(tmp_path, "moved.db")
     listing = subprocess.run([EXE, "study", "list", "--storage", str(tmp_path / "studies")],
                              capture_output=True, text=True, timeout=120).stdout
-    assert listing.startswith("s1\tfinished\t5 trials")
+    assert listing.splitlines()[0].split("\t")[:3] == ["study", "status", "trials"]
+    assert listing.splitlines()[1].startswith("s1\tfinished\t5 fine-tuned, 16 screened")
     _export_front_and_predict(tmp_path, tiny_data, db="moved.db")
+
+
+def _ids_point_at_each_other(tmp_path, db: str) -> None:
+    """Optuna (read with its own load_study), Tune and MLflow ids link both ways; the pareto tags match
+    the report."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "studies" / "s1" / "optuna.journal")))
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/{db}")
+    for level, count in (("screen", 16), ("finetune", 5)):
+        study = optuna.load_study(study_name=f"s1:{level}", storage=storage)
+        assert study.metric_names == ["mAP", "n_params"]  # Optuna Dashboard shows names, not "Objective 0"
+        ended = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+        assert len(ended) == count
+        for trial in ended:
+            run = client.get_run(trial.user_attrs["mlflow_run_id"])
+            assert run.data.tags["trial_id"] == trial.user_attrs["tune_trial_id"]
+            assert run.data.tags["optuna_trial"] == str(trial.number) and run.data.tags["optuna_study"] == f"s1:{level}"
+    csv = pd.read_csv(tmp_path / "studies" / "s1" / "report" / "trials.csv", dtype={"trial_id": str})
+    for run_id, on_front in zip(csv.run_id, csv.pareto):
+        assert client.get_run(run_id).data.tags["pareto"] == ("true" if on_front else "false")
+    experiment = client.get_experiment_by_name("s1")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
+    parent = runs(tmp_path, "s1", "study", db=db)[0]
+    assert parent.data.metrics["trials_finished"] == 5 and parent.data.metrics["trials_screened"] == 16
 
 
 def _export_front_and_predict(tmp_path, tiny_data, db):
@@ -111,6 +139,15 @@ def _export_front_and_predict(tmp_path, tiny_data, db):
     assert {row["trial_id"] for row in exported} == front and len({row["model"] for row in exported}) == len(front)
     again = [json.loads(line) for line in imlgcn(tmp_path, "study", "export", "s1", "--front", db=db).stdout.splitlines()]
     assert again == exported  # exporting twice registers nothing new
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/{db}")
+    assert [e["n_params"] for e in exported] == sorted(e["n_params"] for e in exported)  # versions smallest first
+    best = client.get_model_version_by_alias("imlgcn-s1", "best")
+    smallest = client.get_model_version_by_alias("imlgcn-s1", "smallest")
+    assert best.tags["mAP"] == f"{max(e['mAP'] for e in exported):.2f}"
+    assert int(smallest.tags["n_params"]) == min(e["n_params"] for e in exported)
+    for row in exported:  # each exported model is a logged model of its trial's run (the UI's Models column)
+        run = next(r for r in runs(tmp_path, "s1", "trial", db=db) if r.data.tags["trial_id"] == row["trial_id"])
+        assert [o.model_id for o in run.outputs.model_outputs]
     val = read_split("coco", tiny_data, "val")
     chosen = exported[0]
     predicted = subprocess.run([EXE, "predict", "--model", chosen["model"], "--json", "--threshold", "0",

@@ -84,15 +84,20 @@ class RunLog:
     @contextlib.contextmanager
     def failing(self, run_id: str) -> Iterator[None]:
         """Close the run FAILED on an error and KILLED on Ctrl+C, then re-raise. Other exits (Tune stopping
-        a trial raises SystemExit in it) leave the run open for the driver to close."""
+        a trial raises SystemExit in it) leave the run open for the driver to close; a run the driver has
+        closed already (a scheduler's stop, which can also end the trial with an error) is left as it is."""
         try:
             yield
         except KeyboardInterrupt:
-            self.close(run_id, KILLED)
+            self._close_open(run_id, KILLED)
             raise
         except Exception:
-            self.close(run_id, FAILED)
+            self._close_open(run_id, FAILED)
             raise
+
+    def _close_open(self, run_id: str, status: str) -> None:
+        if self.status(run_id) == RUNNING:
+            self.close(run_id, status)
 
     def record_trial(self, runs_dir: str, trial_id: str, experiment_id: str, parent_run_id: str,
                      params: Mapping[str, object], metrics: Mapping[str, float], tags: Mapping[str, str],

@@ -136,9 +136,10 @@ def screen_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
     final = {**final_metrics(metrics), "direct_mAP": float(direct["mAP"]), "wall_time_s": round(time.time() - started, 3)}
     trial_id = tune.get_context().get_trial_id()
     tags = {"level": "screen", "ray_node_id": ray.get_runtime_context().get_node_id()}
-    _run_log(study.tracking_uri).record_trial(study.runs_dir, trial_id, study.experiment_id, study.parent_run_id,
-                                              trial_config.to_dict(), final, tags, int(started * 1000))
-    tune.report({**final, "epoch": trial_config.epochs})
+    run_id = _run_log(study.tracking_uri).record_trial(study.runs_dir, trial_id, study.experiment_id,
+                                                       study.parent_run_id, trial_config.to_dict(), final, tags,
+                                                       int(started * 1000))
+    tune.report({**final, "epoch": trial_config.epochs, "mlflow_run_id": run_id})
 
 
 @functools.lru_cache(maxsize=4)
@@ -193,7 +194,7 @@ def _run_trial(trial_config: TrialConfig, study: RunContext, tags: dict[str, str
         final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
                  "wall_time_s": round(time.time() - began, 2)}
         runs.finish(run_id, final, step=trial_config.epochs)
-    return {**final, "epoch": trial_config.epochs, "class_AP": list(metrics.get("class_AP", []))}
+    return {**final, "epoch": trial_config.epochs, "class_AP": list(metrics.get("class_AP", [])), "mlflow_run_id": run_id}
 
 
 def _node_ip() -> str:

@@ -1,0 +1,137 @@
+"""The interactive report: one offline HTML page with the answer first, then the picture, then every trial.
+
+- the front's title and table (baseline row, exact sizes, searched parameters, differences to the baseline);
+- a plotly chart of mAP against parameters (screened configurations faint, the fine-tuned front as a
+  step line, the baselines as stars), whose hover shows every searched parameter of a trial;
+- a table of all trials, sortable by clicking a column header, each trial id a link to its MLflow run.
+plotly.js is embedded, so the file opens without a network.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from study.front_table import front_rows
+from study.report_plots import _millions
+
+SORTER = """
+<script>
+function sortTable(header) {
+  const table = header.closest("table"), body = table.tBodies[0];
+  const column = Array.from(header.parentNode.children).indexOf(header);
+  const ascending = header.dataset.order !== "asc";
+  header.dataset.order = ascending ? "asc" : "desc";
+  const key = row => { const text = row.children[column].innerText.replace(/,/g, "");
+                       const number = parseFloat(text); return isNaN(number) ? text : number; };
+  Array.from(body.rows).sort((a, b) => { const x = key(a), y = key(b);
+      return (x > y ? 1 : x < y ? -1 : 0) * (ascending ? 1 : -1); }).forEach(row => body.appendChild(row));
+}
+</script>"""
+STYLE = """<style>
+body { font-family: sans-serif; margin: 1.5em; } table { border-collapse: collapse; font-size: 13px; }
+td, th { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }
+th { cursor: pointer; background: #f3f3f3; position: sticky; top: 0; } td:first-child, th:first-child { text-align: left; }
+tr.front td { font-weight: bold; } tr.screen td { color: #888; }
+</style>"""
+
+
+def _hover(table: pd.DataFrame, searched: list[str]) -> list[str]:
+    """One hover text per trial: its id, level, every searched parameter, mAP and exact size."""
+    texts = []
+    for row in table.to_dict("records"):
+        lines = [f"trial {row['trial_id']} ({row['level']})"]
+        lines += [f"{k} {_fmt(k, row.get(k))}" for k in searched
+                  if not (k == "pca_dim" and row.get("embedding") != "fpca")]
+        lines += [f"mAP {row['mAP']:.2f}", f"n_params {int(row['n_params']):,}"]
+        texts.append("<br>".join(lines))
+    return texts
+
+
+def _fmt(key: str, value) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value) or value == "":
+        return "-"
+    if key.endswith("_lr"):
+        return f"{float(value):.2e}"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str],
+           title: str) -> go.Figure:
+    """mAP against parameters (millions) with every searched parameter in the hover."""
+    fig = go.Figure()
+    screened = trials[trials["level"] == "screen"]
+    rest = trials[~trials["pareto"] & (trials["level"] != "screen")]
+    hover = "%{text}<extra></extra>"
+    if len(screened):
+        fig.add_trace(go.Scatter(x=_millions(screened), y=screened["mAP"], mode="markers", opacity=0.35,
+                                 name="screened (head on cached features)", marker={"color": "#bbbbbb", "size": 5},
+                                 text=_hover(screened, searched), hovertemplate=hover))
+    fig.add_trace(go.Scatter(x=_millions(rest), y=rest["mAP"], mode="markers", name="fine-tuned",
+                             marker={"color": "#777777", "size": 7}, text=_hover(rest, searched), hovertemplate=hover))
+    fig.add_trace(go.Scatter(x=_millions(front), y=front["mAP"], mode="lines+markers", name="Pareto front",
+                             line={"shape": "hv", "color": "#1f77b4"}, marker={"size": 9},
+                             text=_hover(front, searched), hovertemplate=hover))
+    for level, symbol, opacity in (("finetune", "star", 1.0), ("screen", "star-open", 0.5)):
+        chosen = baselines[baselines["level"] == level]
+        if len(chosen):
+            fig.add_trace(go.Scatter(
+                x=[float(v) / 1e6 for v in chosen["n_params"]], y=chosen["mAP"], mode="markers", opacity=opacity,
+                name="direct model, same budget" + (" (screening)" if level == "screen" else ""),
+                marker={"symbol": symbol, "size": 14, "color": "#d62728"}, text=chosen["backbone"],
+                hovertemplate="direct model %{text}<br>mAP %{y:.2f}<br>params %{x:.3f} M<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="parameters (millions)", yaxis_title="mAP (%)",
+                      template="plotly_white", height=520)
+    return fig
+
+
+def _table(frame: pd.DataFrame, table_id: str, row_class: Callable[[dict], str] | None = None,
+           links: dict[str, str] | None = None) -> str:
+    head = "".join(f'<th onclick="sortTable(this)">{html.escape(str(c))}</th>' for c in frame.columns)
+    rows = []
+    for record in frame.to_dict("records"):
+        cells = []
+        for column, value in record.items():
+            text = html.escape("" if value is None or value is pd.NA else str(value))
+            if links and column == "trial" and str(value) in links:
+                text = f'<a href="{html.escape(links[str(value)])}" target="_blank">{text}</a>'
+            cells.append(f"<td>{text}</td>")
+        css = f' class="{row_class(record)}"' if row_class else ""
+        rows.append(f"<tr{css}>{''.join(cells)}</tr>")
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str], path: Path,
+               study: str, headline: str, run_link: Callable[[str], str]) -> None:
+    """The whole page (see the module docstring)."""
+    base = baselines[baselines["level"] == "finetune"]
+    base_row = base.iloc[-1] if len(base) else None
+    all_rows = pd.DataFrame({
+        "trial": trials["trial_id"].astype(str), "level": trials["level"],
+        **{k: [_fmt(k, v) if not (k == "pca_dim" and e != "fpca") else "-" for v, e in zip(trials[k], trials["embedding"])]
+           for k in searched if k in trials},
+        "mAP": [f"{v:.2f}" for v in trials["mAP"]],
+        "mAP vs direct": [f"{m - d:+.2f}" if d == d else "" for m, d in zip(trials["mAP"], trials["direct_mAP"])],
+        "n_params": [f"{int(v):,}" for v in trials["n_params"]],
+        "n_params_inference": [f"{int(v):,}" if v is not pd.NA else "-" for v in trials["n_params_inference"]],
+        "pareto": trials["pareto"].map({True: "yes", False: ""}),
+        "stopped early": trials["stopped_early"].map({True: "yes", False: ""}),
+    })
+    links = {str(t): run_link(r) for t, r in zip(trials["trial_id"], trials["run_id"])}
+    chart = figure(trials, front, baselines, searched, f"{study}: mAP vs model size").to_html(
+        full_html=False, include_plotlyjs=True, div_id="pareto-plot")
+    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(study)}: study report</title>
+{STYLE}{SORTER}</head><body>
+<h1>{html.escape(study)}</h1>
+<h2>{html.escape(headline)}</h2>
+{_table(front_rows(front, base_row, searched), "front-table", links=links)}
+{chart}
+<h2>All {len(trials)} trials (click a column to sort; a trial id opens its MLflow run)</h2>
+{_table(all_rows, "trials-table", row_class=lambda r: "front" if r["pareto"] else ("screen" if r["level"] == "screen" else ""),
+        links=links)}
+</body></html>"""
+    path.write_text(page, encoding="utf-8")

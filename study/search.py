@@ -1,0 +1,51 @@
+"""The study's searcher: Ray's OptunaSearch, plus what makes its trials findable and its stops honest.
+
+- The Optuna study names its objectives (mAP, n_params), so Optuna Dashboard does not show
+  "Objective 0 / Objective 1".
+- Every Optuna trial carries the Tune trial id and the MLflow run id (user attributes), and every MLflow
+  run the Optuna study and trial number (tags optuna_study, optuna_trial): each of the three tools
+  points at the others.
+- A trial that ended before its last epoch without an error (a scheduler stopped it) is told to Optuna as
+  PRUNED, not as COMPLETE with partial values, which would mislead the sampler.
+"""
+
+from __future__ import annotations
+
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from trainables.mlflow_runs import RunLog
+
+
+class StudySearch(OptunaSearch):
+    def __init__(self, *args, epochs: int, tracking_uri: str, metric_names: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._epochs, self._tracking_uri, self._metric_names = epochs, tracking_uri, metric_names
+
+    def _setup_study(self, mode):
+        super()._setup_study(mode)
+        if self._ot_study.metric_names is None:
+            self._ot_study.set_metric_names(self._metric_names)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            self._link(trial_id, result or {})
+        stopped = bool(result) and not error and int(result.get("epoch", self._epochs)) < self._epochs
+        if stopped and trial_id in self._ot_trials:
+            if trial_id not in self._completed_trials:
+                self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
+                self._completed_trials.add(trial_id)
+            return
+        super().on_trial_complete(trial_id, result, error)
+
+    def _link(self, trial_id: str, result: dict) -> None:
+        """Optuna trial <-> Tune trial <-> MLflow run."""
+        ot_trial = self._ot_trials[trial_id]
+        ot_trial.set_user_attr("tune_trial_id", trial_id)
+        run_id = result.get("mlflow_run_id")
+        if run_id:
+            ot_trial.set_user_attr("mlflow_run_id", run_id)
+            from mlflow.entities import RunTag
+
+            RunLog(self._tracking_uri).client.log_batch(run_id, tags=[
+                RunTag("optuna_study", self._study_name), RunTag("optuna_trial", str(ot_trial.number))])

@@ -1,0 +1,36 @@
+"""The HTML report as a person sees it: rendered by a real headless Chromium (Debian's package), with its
+JavaScript run, it shows the plot (plotly's SVG) and the table of every trial."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.test_report import TRIALS, store  # noqa: F401  (the report of a hand-made study)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--virtual-time-budget=10000"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium); "
+                                             ".ci/run installs it where it can")
+def test_report_renders_its_plot_and_the_table_of_all_trials(store, tmp_path):  # noqa: F811
+    page = store["result"]["html"]
+    done = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                           f"file://{page}"], capture_output=True, text=True, timeout=120)
+    dom = done.stdout
+    assert 'class="main-svg"' in dom, done.stderr[-2000:]  # plotly drew the chart: its JavaScript ran
+    assert dom.count('class="point"') >= len(TRIALS)  # a marker per trial
+    table = re.search(r'<table id="trials-table">.*?</table>', dom, re.S).group(0)
+    assert table.count("<tr") == 1 + len(TRIALS)  # header + one row per trial
+    assert all(f">{trial_id}</a>" in table for trial_id in TRIALS)  # each id links to its MLflow run
+    assert "Pareto front: 5 of 8 fine-tuned trials" in dom
+    shot = tmp_path / "report.png"
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--window-size=1200,1400",
+                    f"--screenshot={shot}", f"file://{page}"], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000  # a real picture, not a blank page

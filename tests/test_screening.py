@@ -1,0 +1,53 @@
+"""Level 1: a head judged on shared, cached inputs gives exactly what the fast mode's stage 3 gives."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from trainables.datasets import read_split
+from trainables.gcn_inputs import node_features as stage3_node_features
+from trainables.runtime import Runtime
+from trainables.screening import node_features, screen, screening_data
+from trainables.split_index import index_path, read_index, write_index
+from trainables.stage_cache import load_stage1, stage1_key
+from trainables.stages import run_stages
+
+
+@pytest.fixture(scope="module")
+def cached(tiny_data, tmp_path_factory):
+    """Stage 1 of the tiny set stored once, and the driver's split index."""
+    from trainables.config import TrialConfig
+
+    root = tmp_path_factory.mktemp("stage1")
+    config = TrialConfig(dataset="coco", data_dir=tiny_data, image_size=32, backbone="test_resnet",
+                         pretrain_epochs=1, epochs=3, batch_size=16, gcn_hidden=16, finetune_backbone=False)
+    run_stages(config, str(root), Runtime(), lambda _: None, stages="stage1")
+    index = write_index(index_path(root, config), read_split("coco", tiny_data, "train"),
+                        read_split("coco", tiny_data, "val"))
+    return config, str(root), str(index)
+
+
+@pytest.mark.parametrize("changes", [{"embedding": "fpca"}, {"embedding": "fpca", "pca_dim": 2},
+                                     {"embedding": "fi", "tau": 0.3}, {"embedding": "word", "p": 0.5},
+                                     {"embedding": "random"}, {"embedding": "fi_centred"}, {"embedding": "none"}])
+def test_screening_equals_the_fast_stage3(cached, tmp_path, changes):
+    config, root, index = cached
+    config = dataclasses.replace(config, **changes)
+    expected = run_stages(config, root, Runtime(), lambda _: None, split_index=index)
+    got = screen(config, screening_data(root, stage1_key(config), index))
+    assert got["mAP"] == pytest.approx(expected["mAP"], abs=1e-9)
+    assert got["n_params"] == expected["n_params"] and got["n_params_inference"] == expected["n_params_inference"]
+
+
+def test_shared_inputs_are_loaded_once_per_process_and_fpca_is_a_slice(cached):
+    config, root, index = cached
+    first = screening_data(root, stage1_key(config), index)
+    assert screening_data(root, stage1_key(config), index) is first  # the cache, not a second load
+    train, _ = read_index(index)
+    stage1 = load_stage1(root, stage1_key(config))
+    for k in (1, 3, 5):
+        sliced = node_features(dataclasses.replace(config, embedding="fpca", pca_dim=k), first)
+        direct = stage3_node_features(dataclasses.replace(config, embedding="fpca", pca_dim=k),
+                                      stage1.train_features, train.labels, train.classes)
+        np.testing.assert_allclose(sliced, direct, rtol=1e-5, atol=1e-5)  # PCA(k) = the first k of the full PCA
