@@ -54,7 +54,7 @@ def arm_configs(base: TrialConfig, arms: dict[str, dict[str, Any]], classes: int
 def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int], storage: str,
                 tracking_uri: str | None, address: str | None, max_concurrent: int, progress: Progress) -> dict:
     """Check, train stage 1 + baseline per seed, run every (arm, seed), then build and log the table."""
-    from study.ray_session import check_gpus, start_ray, stop_ray, worker_slots
+    from study.ray_session import check_gpus, node_cpus, start_ray, stop_ray, worker_slots
 
     arms = load_arms(arms_spec)
     if not seeds or len(set(seeds)) != len(seeds):
@@ -96,7 +96,7 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
         check_gpus(config.use_gpu, config.num_workers)
         slots = worker_slots(config.cpus_per_worker or 1)
         at_once = max_concurrent or max(1, slots // config.num_workers)
-        context = dataclasses.replace(context, cpus_per_worker=config.worker_cpus(slots, at_once))
+        context = dataclasses.replace(context, cpus_per_worker=config.worker_cpus(node_cpus(), at_once))
         _references(config, seeds, context, at_once, progress)
         results = _arms(config, arms, seeds, context, at_once, folder, progress)
         table = _table(results, next(iter(arms)), config, seeds, arms_spec, runs, parent)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -120,7 +121,7 @@ def run_trials(record: StudyRecord, address: str | None, progress: Progress, tra
 
 
 def _run_trials(record: StudyRecord, address: str | None, progress: Progress) -> None:
-    from study.ray_session import check_gpus, cluster_cpus, cluster_gpus, start_ray, stop_ray, worker_slots
+    from study.ray_session import check_gpus, cluster_gpus, node_cpus, start_ray, stop_ray, worker_slots
     from study.references import ensure_references
 
     check_tracking_uri(record.tracking_uri)
@@ -135,9 +136,9 @@ def _run_trials(record: StudyRecord, address: str | None, progress: Progress) ->
             record.max_concurrent = max(1, slots // config.num_workers)
             if config.use_gpu:
                 record.max_concurrent = min(record.max_concurrent, max(1, cluster_gpus() // config.num_workers))
-        cpus = config.worker_cpus(slots, record.max_concurrent)
-        # the references train alone, before any trial: on every CPU the workers can use
-        ensure_references(record, config, max(1, cluster_cpus() // config.num_workers), progress)
+        cpus = config.worker_cpus(node_cpus(), record.max_concurrent)
+        # the references train alone, before any trial: on every CPU their workers can use (0 = share)
+        ensure_references(record, config, replace(config, cpus_per_worker=0).worker_cpus(node_cpus()), progress)
         for run_name, run in record.tune_runs.items():
             if not run["done"]:
                 _run_level(record, run_name, run, config, cpus, worker_slots(1), progress)
@@ -152,32 +153,57 @@ def _run_trials(record: StudyRecord, address: str | None, progress: Progress) ->
 def _run_level(record: StudyRecord, run_name: str, run: dict, config: TrialConfig, cpus: int, cpu_slots: int,
                progress: Progress) -> None:
     """One Tune run: screening (1 CPU per trial, as many as there are CPUs) or fine-tuning (Ray Train
-    workers, record.max_concurrent at once, starting from the configurations promoted from screening)."""
+    workers, record.max_concurrent at once, starting from the configurations promoted from screening).
+
+    Screening is never restored from Tune's experiment state: it saves that state at most every second,
+    and several screened trials can finish in that second, so a restored run would forget finished
+    trials and ask for more than asked. MLflow knows exactly which finished (each screened trial is one
+    run, written when it ends): a resumed screening runs the rest as a new Tune run over the same Optuna
+    study (which knows every result told before)."""
     from study.tuner import new_tuner, restored_tuner
 
     level = run["level"]
-    tuner = restored_tuner(record, run_name, level, 1 if level == "screen" else cpus)
-    if tuner is None:
+    trials, tune_name = run["trials"], run_name
+    tuner = None
+    if level == "screen":
+        trials = run["trials"] - _screened(record, run_name)
+        attempt = run.get("attempts", 0)
+        run["attempts"] = attempt + 1
+        tune_name = run_name if attempt == 0 else f"{run_name}-r{attempt}"
+    else:
+        tuner = restored_tuner(record, run_name, level, cpus)
+    if tuner is None and trials > 0:
         if level == "finetune" and "points" not in run and record.screen:
             run["points"] = promote(record, run["trials"])
             progress(f"study {record.name}: promoting {len(run['points'])} screened configurations to fine-tuning")
         record.save()
         at_once = cpu_slots if level == "screen" else record.max_concurrent
-        tuner = new_tuner(record, run_name, level, run["trials"], 1 if level == "screen" else cpus, at_once,
-                          run.get("points"))
+        tuner = new_tuner(record, tune_name, level, trials, 1 if level == "screen" else cpus, at_once,
+                          run.get("points"), run_name)
+    if tuner is None:  # every asked configuration was screened before a restart
+        run["done"] = True
+        record.save()
+        return
     what = "configurations screened on cached features" if level == "screen" else "fine-tuning trials"
-    progress(f"study {record.name}: {run['trials']} {what}, up to "
+    progress(f"study {record.name}: {trials} {what}, up to "
              f"{cpu_slots if level == 'screen' else record.max_concurrent} at once"
              + ("" if level == "screen" or not cpus else
                 f" (each on {config.num_workers} Ray Train worker(s) x {cpus} CPU{' + 1 GPU' if config.use_gpu else ''})"))
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the Pareto table
         results = tuner.fit()
     ended = results.num_terminated + results.num_errors
-    if ended < run["trials"]:  # Tune returns normally after Ctrl+C: the study is not finished
-        raise StudyInterrupted(f"study {record.name!r} stopped after {ended} of {run['trials']} trials of "
+    if ended < trials:  # Tune returns normally after Ctrl+C: the study is not finished
+        raise StudyInterrupted(f"study {record.name!r} stopped after {ended} of {trials} trials of "
                                f"{run_name}: continue it with `imlgcn study resume {record.name}`")
     run["done"] = True
     record.save()
+
+
+def _screened(record: StudyRecord, run_name: str) -> int:
+    """Screened trials of Tune run `run_name` that finished (their MLflow runs, tagged tune_run)."""
+    query = f"tags.level = 'screen' and tags.tune_run = '{run_name}' and attributes.status = 'FINISHED'"
+    runs = RunLog(record.tracking_uri).client.search_runs([record.experiment_id], query, max_results=50000)
+    return len({run.data.tags.get("trial_id") for run in runs})
 
 
 def promote(record: StudyRecord, k: int) -> list[dict]:

@@ -79,13 +79,17 @@ def cluster_cpus() -> int:
     return int(ray.cluster_resources().get("CPU", 1))
 
 
+def node_cpus() -> list[int]:
+    """The whole CPUs of each alive node."""
+    import ray
+
+    return [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
+
+
 def worker_slots(cpus_per_worker: int) -> int:
     """How many workers of `cpus_per_worker` CPUs the alive nodes can hold at once (a worker cannot span
     nodes: two 3-CPU nodes hold two 2-CPU workers, not three)."""
-    import ray
-
-    nodes = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
-    return max(1, sum(int(cpus // cpus_per_worker) for cpus in nodes))
+    return max(1, sum(cpus // cpus_per_worker for cpus in node_cpus()))
 
 
 def cluster_gpus() -> int:

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
@@ -19,16 +21,21 @@ from trainables.mlflow_runs import RunLog
 
 class StudySearch(OptunaSearch):
     def __init__(self, *args, epochs: int, tracking_uri: str, metric_names: list[str], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
         self._epochs, self._tracking_uri, self._metric_names = epochs, tracking_uri, metric_names
+        super().__init__(*args, **kwargs)  # sets the Optuna study up (see _setup_study)
 
     def _setup_study(self, mode):
         super()._setup_study(mode)
         if self._ot_study.metric_names is None:
-            self._ot_study.set_metric_names(self._metric_names)
+            with warnings.catch_warnings():  # "experimental" in Optuna 5: stable enough to name objectives
+                warnings.simplefilter("ignore")
+                self._ot_study.set_metric_names(self._metric_names)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            if self._finished_in_storage(trial_id):  # told before a driver restart: the journal has it
+                self._completed_trials.add(trial_id)
+                return
             self._link(trial_id, result or {})
         stopped = bool(result) and not error and int(result.get("epoch", self._epochs)) < self._epochs
         if stopped and trial_id in self._ot_trials:
@@ -37,6 +44,11 @@ class StudySearch(OptunaSearch):
                 self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result, error)
+
+    def _finished_in_storage(self, trial_id: str) -> bool:
+        """A searcher restored from Tune's checkpoint may not know that it told this trial already."""
+        ot_trial = self._ot_trials[trial_id]
+        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
 
     def _link(self, trial_id: str, result: dict) -> None:
         """Optuna trial <-> Tune trial <-> MLflow run."""

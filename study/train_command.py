@@ -25,7 +25,7 @@ TRAIN_MAX_FAILURES = 2  # worker-group restarts from the last checkpoint before 
 def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None, storage: str,
               experiment: str, progress: Progress) -> dict:
     """Run pretrain -> embed -> train on Ray Train; log to MLflow; return the final metrics."""
-    from study.ray_session import check_gpus, cluster_cpus, start_ray, stop_ray
+    from study.ray_session import check_gpus, node_cpus, start_ray, stop_ray
 
     began = time.time()
     uri = resolve_tracking_uri(tracking_uri)
@@ -38,7 +38,7 @@ def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None
         runs = RunLog(uri)
         context = RunContext(tracking_uri=uri, experiment_id=experiment_id(runs.client, experiment, uri),
                              stage1_dir=str(root / "stage1"), train_storage=str(root),
-                             models_dir=str(root / "models"), cpus_per_worker=config.worker_cpus(cluster_cpus()),
+                             models_dir=str(root / "models"), cpus_per_worker=config.worker_cpus(node_cpus()),
                              split_index=index)
         return _tracked_fit(config, classes, context, runs, experiment, began, progress)
     finally:

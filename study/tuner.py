@@ -50,14 +50,15 @@ def optuna_study_name(record: StudyRecord, level: str) -> str:
     return f"{record.name}:{level}"
 
 
-def trainable(record: StudyRecord, level: str, cpus_per_worker: int):
-    """The wrapped trial function of a level; built identically for run, resume and extend."""
+def trainable(record: StudyRecord, level: str, cpus_per_worker: int, tune_run: str = ""):
+    """The wrapped trial function of a level; built identically for run, resume and extend. `tune_run`
+    (the logical run name) tags the MLflow runs of screened trials."""
     from ray import tune
 
     from trainables.baseline import baseline_config, baseline_key
 
     constants = TrialConfig(**level_config(record, level))
-    context = replace(record.context(cpus_per_worker), level=level,
+    context = replace(record.context(cpus_per_worker), level=level, tune_run=tune_run,
                       baseline_key=baseline_key(baseline_config(constants)))
     fn = tune.with_parameters(screen_trial if level == "screen" else imlgcn_trial, context=context.to_dict())
     return tune.with_resources(fn, trial_resources(constants, context))
@@ -127,12 +128,12 @@ def trial_dirname(trial) -> str:
 
 
 def new_tuner(record: StudyRecord, run_name: str, level: str, num_samples: int, cpus_per_worker: int,
-              max_concurrent: int, points: list[dict] | None = None):
+              max_concurrent: int, points: list[dict] | None = None, logical_name: str = ""):
     from ray import tune
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_CHECKPOINT_S)
     return tune.Tuner(
-        trainable(record, level, cpus_per_worker),
+        trainable(record, level, cpus_per_worker, logical_name or run_name),
         tune_config=tune.TuneConfig(search_alg=searcher(record, level, points), scheduler=scheduler(record, level),
                                     num_samples=num_samples, max_concurrent_trials=max_concurrent,
                                     trial_dirname_creator=trial_dirname,

@@ -89,3 +89,13 @@ def test_valid_corner_cases():
     with pytest.raises(ConfigError, match="augment='bogus' is not a timm auto-augment string"):
         TrialConfig(augment="bogus").check_backbone()
     TrialConfig(augment="rand-m9-mstd0.5-inc1").check_backbone()
+
+
+def test_worker_cpus_zero_shares_whole_nodes():
+    """cpus_per_worker=0: the most CPUs per worker such that the nodes hold every worker at once (a worker
+    cannot span nodes: on two 1-CPU nodes a lone worker gets 1 CPU, not the cluster's 2)."""
+    config = TrialConfig()
+    assert config.worker_cpus([1, 1]) == 1 and config.worker_cpus([8]) == 8
+    assert config.worker_cpus([4], concurrent_runs=2) == 2 and config.worker_cpus([3, 3], concurrent_runs=3) == 1
+    assert TrialConfig(num_workers=2).worker_cpus([4, 4]) == 4
+    assert TrialConfig(cpus_per_worker=3).worker_cpus([1, 1]) == 3  # an explicit value is kept

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from trainables.datasets import DATASETS
 EMBEDDINGS = ("none", "word", "fi", "fpca", "fi_centred", "random")
@@ -164,10 +164,17 @@ class TrialConfig:
         """k of F_PCA: pca_dim, where 0 means the number of classes (the paper's k = C)."""
         return self.pca_dim or num_classes
 
-    def worker_cpus(self, cluster_cpus: int, concurrent_runs: int = 1) -> int:
+    def worker_cpus(self, node_cpus: Sequence[int], concurrent_runs: int = 1) -> int:
         """CPUs (= torch threads) of each Ray Train worker: cpus_per_worker, where 0 shares the cluster's
-        CPUs between the workers of the runs that train at once (at least 1 each)."""
-        return self.cpus_per_worker or max(1, cluster_cpus // (self.num_workers * max(1, concurrent_runs)))
+        CPUs between the workers of the runs that train at once: the most CPUs c such that the nodes
+        (`node_cpus`, a worker cannot span two) hold num_workers x concurrent_runs workers of c CPUs."""
+        if self.cpus_per_worker:
+            return self.cpus_per_worker
+        needed = self.num_workers * max(1, concurrent_runs)
+        for cpus in range(max(node_cpus, default=1), 1, -1):
+            if sum(n // cpus for n in node_cpus) >= needed:
+                return cpus
+        return 1
 
     def milestones(self) -> list[int]:
         """Epochs of the step schedule, e.g. '10,20,30' -> [10, 20, 30]."""

@@ -32,6 +32,7 @@ class RunContext:
     split_index: str = ""  # the driver's split index (.npz) of the data set; "" = read the annotation files
     level: str = ""  # a study trial's level: screen | finetune (MLflow tag `level`)
     baseline_key: str = ""  # the study's reference (trainables.baseline), whatever the trial's searched lrs
+    tune_run: str = ""  # the study's Tune run a screened trial belongs to (its MLflow tag, to count on resume)
     started_at: float = 0.0  # time.time() when the trial started its TorchTrainer: the workers time their start
 
     def for_run(self, run_id: str, name: str, keep_checkpoints: str = "all") -> "RunContext":

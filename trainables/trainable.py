@@ -135,7 +135,7 @@ def screen_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
     metrics = screen(trial_config, data)
     final = {**final_metrics(metrics), "direct_mAP": float(direct["mAP"]), "wall_time_s": round(time.time() - started, 3)}
     trial_id = tune.get_context().get_trial_id()
-    tags = {"level": "screen", "ray_node_id": ray.get_runtime_context().get_node_id()}
+    tags = {"level": "screen", "tune_run": study.tune_run, "ray_node_id": ray.get_runtime_context().get_node_id()}
     run_id = _run_log(study.tracking_uri).record_trial(study.runs_dir, trial_id, study.experiment_id,
                                                        study.parent_run_id, trial_config.to_dict(), final, tags,
                                                        int(started * 1000))
