@@ -43,37 +43,53 @@ def run_stages(config: TrialConfig, stage1_dir: str, runtime: Runtime, log: Log,
         stage1 = run_stage1(config, splits, stage1_dir, runtime, log)
     if stages == "stage1":
         return stage1.metrics
-    if stages == "baseline" and config.finetune_backbone:
-        _head_only_baseline(config, stage1, splits, stage1_dir, runtime, log)
-    if reference and stages == "all":
+    if stages == "baseline":
+        if config.finetune_backbone:
+            _stored_baseline(dataclasses.replace(config, finetune_backbone=False), stage1, splits, stage1_dir,
+                             runtime, log, quiet=True)
+        return _stored_baseline(config, stage1, splits, stage1_dir, runtime, log, quiet=False)
+    if config.embedding == "none":  # the run is its own baseline: train it as the run and store it
+        metrics, model = _stage3(config, stage1, splits, runtime, log, float("nan"))
+        if runtime.is_main and load_baseline(stage1_dir, baseline_key(config)) is None:
+            save_baseline(stage1_dir, baseline_key(config), metrics)
+        direct = metrics
+    else:
+        direct = _reference(config, reference, stage1, splits, stage1_dir, runtime, log)
+        metrics, model = _stage3(config, stage1, splits, runtime, log, direct["mAP"])
+    return _finish(config, stage1, splits, stage1_dir, runtime, log, model_dir,
+                   {**metrics, "direct_mAP": direct["mAP"]}, model)
+
+
+def _reference(config: TrialConfig, reference: str, stage1: Stage1, splits: Splits, stage1_dir: str,
+               runtime: Runtime, log: Log) -> dict:
+    """The baseline this run compares with: the named one (a study's, which must exist), else the
+    config's own, trained here (quietly: no reports, no checkpoints) when nothing stored it before."""
+    if reference:
         direct = load_baseline(stage1_dir, reference)
         if direct is None:
             raise FileNotFoundError(f"the study's baseline {reference} is missing from {stage1_dir}: "
                                     "run `imlgcn study resume` to train it again")
-        metrics, model = _stage3(config, stage1, splits, runtime, log, direct["mAP"])
-        return _finish(config, stage1, splits, stage1_dir, runtime, log, model_dir,
-                       {**metrics, "direct_mAP": direct["mAP"]}, model)
+        return direct
+    return _stored_baseline(config, stage1, splits, stage1_dir, runtime, log, quiet=True)
+
+
+def _stored_baseline(config: TrialConfig, stage1: Stage1, splits: Splits, stage1_dir: str, runtime: Runtime,
+                     log: Log, quiet: bool) -> dict:
+    """The baseline of `config`'s budget from the store, or trained and stored. `quiet` trains it without
+    reports or checkpoints (inside another run); otherwise it is the run (epoch reports, resumable)."""
     key = baseline_key(config)
     direct = load_baseline(stage1_dir, key)
-    if stages == "baseline" or config.embedding == "none":  # this run is the baseline: train it as the run
-        config = baseline_config(config) if stages == "baseline" else config
-        if direct is not None and stages == "baseline":
+    if direct is not None:
+        if not quiet:
             log(f"[baseline] reusing {key} (same-budget direct model mAP {direct['mAP']:.2f})")
-            return {**direct, "direct_mAP": direct["mAP"]}
-        metrics, model = _stage3(config, stage1, splits, runtime, log, float("nan"))
-        if runtime.is_main and direct is None:
-            save_baseline(stage1_dir, key, metrics)
-        metrics = {**metrics, "direct_mAP": metrics["mAP"]}
-    else:
-        if direct is None:  # normally the driver trained it first; here it costs one more stage-3 run
-            log(f"[baseline] training the same-budget direct model {key}")
-            quiet = dataclasses.replace(runtime, report=lambda metrics, folder: None, checkpoint_dir=None)
-            direct, _ = _stage3(baseline_config(config), stage1, splits, quiet, log, float("nan"))
-            if runtime.is_main:
-                save_baseline(stage1_dir, key, direct)
-        metrics, model = _stage3(config, stage1, splits, runtime, log, direct["mAP"])
-        metrics = {**metrics, "direct_mAP": direct["mAP"]}
-    return _finish(config, stage1, splits, stage1_dir, runtime, log, model_dir, metrics, model)
+        return {**direct, "direct_mAP": direct["mAP"]}
+    log(f"[baseline] training the same-budget direct model {key}")
+    if quiet:
+        runtime = dataclasses.replace(runtime, report=lambda metrics, folder: None, checkpoint_dir=None)
+    direct, _ = _stage3(baseline_config(config), stage1, splits, runtime, log, float("nan"))
+    if runtime.is_main:
+        save_baseline(stage1_dir, key, direct)
+    return {**direct, "direct_mAP": direct["mAP"]}
 
 
 def _finish(config: TrialConfig, stage1: Stage1, splits: Splits, stage1_dir: str, runtime: Runtime, log: Log,
@@ -85,18 +101,6 @@ def _finish(config: TrialConfig, stage1: Stage1, splits: Splits, stage1_dir: str
             save_model(model_dir, model, config, splits.train.classes, _numbers(metrics), backbone_weights)
         log(f"[train] model saved to {model_dir}")
     return metrics
-
-
-def _head_only_baseline(config: TrialConfig, stage1: Stage1, splits: Splits, stage1_dir: str, runtime: Runtime,
-                        log: Log) -> None:
-    """Store the head-only (cached features) baseline of `config`'s budget, if missing: seconds of work."""
-    head_only = baseline_config(dataclasses.replace(config, finetune_backbone=False))
-    key = baseline_key(head_only)
-    if load_baseline(stage1_dir, key) is None:
-        quiet = dataclasses.replace(runtime, report=lambda metrics, folder: None, checkpoint_dir=None)
-        metrics, _ = _stage3(head_only, stage1, splits, quiet, log, float("nan"))
-        if runtime.is_main:
-            save_baseline(stage1_dir, key, metrics)
 
 
 def _stage3(config: TrialConfig, stage1: Stage1, splits: Splits, runtime: Runtime, log: Log,
