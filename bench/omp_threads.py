@@ -1,8 +1,9 @@
 """Benchmark: torch CPU training steps with 1 vs 2 OpenMP threads, spinning vs passive, with and
 without another process holding a core. Prints times and ratios to 1 thread.
 
-Why: Ray Train workers get OMP_WAIT_POLICY=PASSIVE (study/ray_session.py) because spinning OpenMP
-threads slow down badly when another process holds one of the machine's cores.
+Why: spinning OpenMP threads slow down badly when another process holds one of the machine's cores.
+Ray Train workers run as many torch threads as the CPUs Ray gives them, so they keep OpenMP's default
+policy (PASSIVE cost 1.23x per epoch: bench/study_speed.py --parts epoch).
 
     python bench/omp_threads.py [--model test_resnet] [--steps 3]
 """

@@ -232,9 +232,26 @@ def epoch_times(config_dict, threads, repeats, runtime=None):
 """
 
 
-def run_epoch(out: Path, threads: int = 2, repeats: int = 2) -> dict:
-    """The same epochs in a plain loop (this process) and in one Ray Train worker of `threads` CPUs."""
-    import ray
+PLAIN = EPOCH_FN + """
+import json, sys
+print(json.dumps(epoch_times(json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))))
+"""
+
+
+def _plain_epochs(config: dict, threads: int, repeats: int, env: dict) -> list[float]:
+    """The plain loop in a fresh process (so its OpenMP settings are its own)."""
+    done = subprocess.run([sys.executable, "-c", PLAIN, json.dumps(config), str(threads), str(repeats)],
+                          capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"plain loop failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_epoch(out: Path, threads: int = 2, repeats: int = 4, rounds: int = 3) -> dict:
+    """The same epochs in a plain loop (a fresh process, no Ray) and in one Ray Train worker of `threads`
+    CPUs, alternated for `rounds` rounds so that the machine's drift hits both alike; medians over all
+    epochs after each run's first. The plain loop also runs once with OMP_WAIT_POLICY=PASSIVE (what the
+    workers had before, see study.ray_session): what that OpenMP policy alone costs."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -244,34 +261,36 @@ def run_epoch(out: Path, threads: int = 2, repeats: int = 2) -> dict:
 
     os.environ.setdefault("IMLGCN_CACHE", str(out / "cache"))
     config, _, _ = prepare_data(TrialConfig(), lambda text: None)
-    scope: dict = {}
-    exec(EPOCH_FN, scope)
-    plain = scope["epoch_times"](config.to_dict(), threads, repeats)
-    print(f"[epoch] plain loop, {threads} threads: {[round(t, 2) for t in plain]} s", flush=True)
-    start_ray(num_cpus=threads)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"PYTHONPATH": str(ROOT)}
+    result_file = out / "ray_epochs.json"
 
     def train_fn(loop_config: dict) -> None:
-        import ray.train
-
         from trainables.trainable import worker_runtime
 
         scope: dict = {}
         exec(EPOCH_FN, scope)
         times = scope["epoch_times"](loop_config["config"], loop_config["threads"], loop_config["repeats"],
                                      worker_runtime())
-        ray.train.report({"times": times})
+        Path(loop_config["out"]).write_text(json.dumps(times))
 
-    try:
-        trainer = TorchTrainer(train_fn, train_loop_config={"config": config.to_dict(), "threads": threads,
-                                                            "repeats": repeats},
-                               scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": threads}),
-                               run_config=RunConfig(name="epoch", storage_path=str(out / "ray_train")))
-        in_ray = trainer.fit().metrics["times"]
-    finally:
-        stop_ray()
-    print(f"[epoch] Ray Train worker, {threads} CPUs: {[round(t, 2) for t in in_ray]} s", flush=True)
-    return {"plain_s": float(np.median(plain)), "ray_train_s": float(np.median(in_ray)),
-            "speed_ratio": float(np.median(plain) / np.median(in_ray))}
+    plain, in_ray = [], []
+    for round_ in range(rounds):
+        plain += _plain_epochs(config.to_dict(), threads, repeats, env)
+        start_ray(num_cpus=threads, worker_logs=False)
+        try:
+            TorchTrainer(train_fn, train_loop_config={"config": config.to_dict(), "threads": threads,
+                                                      "repeats": repeats, "out": str(result_file)},
+                         scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": threads}),
+                         run_config=RunConfig(name=f"epoch-{round_}", storage_path=str(out / "ray_train"))).fit()
+        finally:
+            stop_ray()
+        in_ray += json.loads(result_file.read_text())
+        print(f"[epoch] round {round_ + 1}: plain {[round(t, 2) for t in plain[-repeats:]]} s, "
+              f"Ray Train {[round(t, 2) for t in in_ray[-repeats:]]} s", flush=True)
+    passive = _plain_epochs(config.to_dict(), threads, repeats, {**env, "OMP_WAIT_POLICY": "PASSIVE"})
+    return {"plain_s": float(np.median(plain)), "plain_passive_s": float(np.median(passive)),
+            "ray_train_s": float(np.median(in_ray)), "speed_ratio": float(np.median(plain) / np.median(in_ray)),
+            "passive_ratio": float(np.median(plain) / np.median(passive))}
 
 
 def main() -> None:
@@ -296,7 +315,8 @@ def main() -> None:
     if "epoch" in summary:
         e = summary["epoch"]
         print(f"epoch in a Ray Train worker vs a plain loop: {e['ray_train_s']:.2f} s vs {e['plain_s']:.2f} s "
-              f"= {e['speed_ratio']:.2f}x the plain loop's speed")
+              f"= {e['speed_ratio']:.2f}x the plain loop's speed; the plain loop with OMP_WAIT_POLICY=PASSIVE: "
+              f"{e['plain_passive_s']:.2f} s = {e['passive_ratio']:.2f}x")
     if "growth" in summary:
         g = summary["growth"]
         print("images    preflight_s  trial_setup_s  setup / setup(2k)")

@@ -18,12 +18,14 @@ LOOPBACK_NODE_IP = "127.0.0.2"
 # Our workers print their own progress lines: Train's print patch would log each one a second time.
 TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
              "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
-# Worker processes: OpenMP threads that sleep instead of spin when idle. Spinning threads of one
-# torch worker slowed it 4x (2 threads) when another process held one of the 2 cores here.
 # MLflow prints "View run ... at: URL" when a run ends, with any credentials the tracking URI holds:
 # off in every process we start (our own lines print the URI redacted).
-WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+# OpenMP keeps its default wait policy: a worker runs as many torch threads as the CPUs Ray gave it,
+# so its threads do not compete with another worker's; OMP_WAIT_POLICY=PASSIVE (set here before) made
+# an epoch 1.23x slower (bench/study_speed.py --parts epoch). A user's own setting is passed on.
+WORKER_ENV = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
               "MLFLOW_LOGGING_LEVEL": "INFO"}  # the driver's setting (see study.console) is passed on
+PASSED_ON = ("OMP_WAIT_POLICY",)  # the user's, when set
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None, worker_logs: bool = True) -> str:
@@ -38,7 +40,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, worker_lo
         os.environ.setdefault(key, value)
     if ray.is_initialized():
         return "Ray already initialised"
-    runtime_env = {"env_vars": {k: os.environ.get(k, v) for k, v in WORKER_ENV.items()}}
+    runtime_env = {"env_vars": {**{k: os.environ.get(k, v) for k, v in WORKER_ENV.items()},
+                                **{k: os.environ[k] for k in PASSED_ON if k in os.environ}}}
     if address:
         host = address.split("://", 1)[-1].rpartition(":")[0]
         # A driver on a loopback test cluster must say which node it is on: Ray would guess 127.0.0.1,
