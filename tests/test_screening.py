@@ -51,3 +51,13 @@ def test_shared_inputs_are_loaded_once_per_process_and_fpca_is_a_slice(cached):
         direct = stage3_node_features(dataclasses.replace(config, embedding="fpca", pca_dim=k),
                                       stage1.train_features, train.labels, train.classes)
         np.testing.assert_allclose(sliced, direct, rtol=1e-5, atol=1e-5)  # PCA(k) = the first k of the full PCA
+
+
+def test_the_split_index_gives_back_every_path_and_label(cached, tiny_data):
+    _, _, index = cached
+    train, val = read_index(index)
+    for split, name in ((train, "train"), (val, "val")):
+        original = read_split("coco", tiny_data, name)
+        assert list(split.paths) == list(original.paths) and split.paths[-1] == original.paths[-1]
+        np.testing.assert_array_equal(split.labels, original.labels)
+        assert split.classes == original.classes

@@ -7,6 +7,7 @@ Ray starts and pass it to workers cheaply.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ class DataError(ValueError):
 class LabelledImages:
     """Images and their labels: labels[i, c] is 1 (present), 0 (absent) or -1 (ignore, e.g. VOC difficult)."""
 
-    paths: tuple[str, ...]  # absolute image paths
+    paths: Sequence[str]  # absolute image paths (a tuple, or the split index's lazily decoded array)
     labels: np.ndarray  # N x C int8
     classes: tuple[str, ...]
 
