@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trainables.config import TrialConfig
-from trainables.runtime import Runtime
+from trainables.runtime import Runtime, discard_report
 from trainables.stage_cache import load_stage1, stage1_key
 from trainables.gcn_inputs import label_adjacency, node_features
 from trainables.splits import load_splits
@@ -154,3 +154,22 @@ def test_the_baseline_is_the_direct_model_with_the_same_budget(tiny_config, tmp_
                         lambda _: None)
     assert direct["mAP"] == pytest.approx(stored["mAP"], abs=1e-6)  # the same training, done as a run
     assert len(stored["class_AP"]) == 5
+
+
+def test_no_checkpoint_folder_outlives_its_report(tiny_config, tmp_path, monkeypatch):
+    """Every checkpoint folder goes to a reporter that owns it, including those of the same-budget
+    baseline trained quietly inside a run (it once leaked two folders per `imlgcn train` into /tmp)."""
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    seen = []
+
+    def report(metrics, folder):
+        seen.append(folder)
+        discard_report(metrics, folder)
+
+    run_stages(dataclasses.replace(tiny_config, epochs=2), str(tmp_path / "cache"), Runtime(report=report),
+               lambda _: None)
+    assert any(seen) and not list(scratch.glob("imlgcn-checkpoint-*"))

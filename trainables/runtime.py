@@ -20,7 +20,7 @@ from torch import nn
 Report = Callable[[dict, "str | None"], None]
 
 
-def _no_report(metrics: dict, checkpoint_dir: str | None) -> None:
+def discard_report(metrics: dict, checkpoint_dir: str | None) -> None:
     """Default reporter outside Ray: the caller reads the returned metrics instead; the checkpoint folder
     it owns is deleted."""
     if checkpoint_dir:
@@ -39,7 +39,7 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    report: Report = _no_report
+    report: Report = discard_report
     checkpoint_dir: str | None = None
     wrap_model: Callable[[nn.Module], nn.Module] | None = None
     autocast_dtype: torch.dtype | None = None  # mixed precision (bf16 / fp16); None = fp32

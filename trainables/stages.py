@@ -13,7 +13,7 @@ from trainables.baseline import baseline_config, baseline_key, load_baseline, sa
 from trainables.config import TrialConfig
 from trainables.epochs import Log
 from trainables.pretrain import run_stage1
-from trainables.runtime import Runtime
+from trainables.runtime import Runtime, discard_report
 from trainables.saved_model import save_model
 from trainables.splits import Splits, load_splits
 from trainables.stage3 import Trained, finetune, train_head
@@ -85,7 +85,7 @@ def _stored_baseline(config: TrialConfig, stage1: Stage1, splits: Splits, stage1
         return {**direct, "direct_mAP": direct["mAP"]}
     log(f"[baseline] training the same-budget direct model {key}")
     if quiet:
-        runtime = dataclasses.replace(runtime, report=lambda metrics, folder: None, checkpoint_dir=None)
+        runtime = dataclasses.replace(runtime, report=discard_report, checkpoint_dir=None)
     direct, _ = _stage3(baseline_config(config), stage1, splits, runtime, log, float("nan"))
     if runtime.is_main:
         save_baseline(stage1_dir, key, direct)
