@@ -15,8 +15,9 @@ from trainables.images import verify_images
 from trainables.labelled_images import DataError
 
 
-def resolve_model(uri: str, tracking_uri: str | None) -> Path:
-    """A local model folder for `uri`: the folder itself, or the artifacts downloaded from MLflow."""
+def resolve_model(uri: str, tracking_uri: str | None, scratch: str) -> Path:
+    """A local model folder for `uri`: the folder itself, or the artifacts downloaded from MLflow into
+    `scratch` (a folder the caller removes once the model is loaded)."""
     local = Path(uri).expanduser()
     if local.is_dir():
         return local
@@ -39,7 +40,7 @@ def resolve_model(uri: str, tracking_uri: str | None) -> Path:
     mlflow.set_tracking_uri(store)
     try:
         path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
-                                                        dst_path=tempfile.mkdtemp(prefix="imlgcn-model-")))
+                                                        dst_path=scratch))
     except (MlflowException, OSError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(f"--model {uri} cannot be fetched from {redact(mlflow.get_tracking_uri())} ({first}): "
@@ -72,11 +73,12 @@ def predict(model_uri: str, images: list[str], threshold: float, device: str | N
     except DataError as error:  # the reader's wording speaks of data sets; here it is the user's file
         bad = str(error).split(" cannot be read", 1)[0].removeprefix("image ")
         raise ConfigError(f"{bad} is not an image this tool can read: pass JPEG, PNG or other image files") from None
-    folder = resolve_model(model_uri, tracking_uri)
-    try:
-        model, meta = load_model(folder, device)
-    except (ValueError, KeyError) as error:
-        raise ConfigError(f"model {model_uri} cannot be loaded: {error}") from None
+    with tempfile.TemporaryDirectory(prefix="imlgcn-model-") as scratch:
+        folder = resolve_model(model_uri, tracking_uri, scratch)
+        try:
+            model, meta = load_model(folder, device)
+        except (ValueError, KeyError) as error:
+            raise ConfigError(f"model {model_uri} cannot be loaded: {error}") from None
     model = fold(model)  # IML-GCN's constant classifiers as a linear head: the same scores, less work
     scores = predict_probabilities(model, meta, images, batch_size, device)
     classes = meta["classes"]

@@ -22,6 +22,7 @@ class Recorder:
 
     def report(self, metrics, checkpoint_dir):
         self.reports.append((metrics, checkpoint_dir))
+        discard_report(metrics, checkpoint_dir)  # a reporter owns the folder it is given
 
 
 @pytest.mark.parametrize("embedding", ["fpca", "fi", "word", "none"])

@@ -97,6 +97,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None,
                    context.split_index, context.baseline_key)
     finally:
+        if runtime.checkpoint_dir:  # the local copy of the restored checkpoint, read by then
+            shutil.rmtree(runtime.checkpoint_dir, ignore_errors=True)
         if runtime.is_main and context.run_id:  # where the run's time went, as MLflow metrics phase_*_s
             runs.log_metrics(context.run_id, {f"phase_{k}_s": v for k, v in runtime.timings.items()}, step=0)
 
@@ -182,9 +184,13 @@ def _run_trial(trial_config: TrialConfig, study: RunContext, tags: dict[str, str
 
             torch.set_num_threads(run.cpus_per_worker)
             runtime = tune_runtime(on_report=lambda report: runs.log_epoch(run_id, report))
-            metrics = run_stages(trial_config, run.stage1_dir, runtime, lambda text: None,
-                                 model_dir=run.model_dir or None, split_index=run.split_index,
-                                 reference=run.baseline_key)
+            try:
+                metrics = run_stages(trial_config, run.stage1_dir, runtime, lambda text: None,
+                                     model_dir=run.model_dir or None, split_index=run.split_index,
+                                     reference=run.baseline_key)
+            finally:
+                if runtime.checkpoint_dir:
+                    shutil.rmtree(runtime.checkpoint_dir, ignore_errors=True)
         else:
             from ray.tune.integration.ray_train import TuneReportCallback
 
