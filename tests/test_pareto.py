@@ -125,5 +125,9 @@ def test_moasha_keeps_the_top_third_by_pareto_rank_at_a_rung():
     points = [(50.0, 10.0), (40.0, 10.0)]  # same size, worse mAP: dominated
     assert not keeps(points, 1, eta=3) and keeps(points, 0, eta=3)
     points = [(50.0, 10.0), (40.0, 10.0), (60.0, 20.0), (45.0, 5.0)]  # front: (50,10), (60,20), (45,5)
-    # ceil(4/3) = 2 continue: the front's two ends, (45, 5) and (60, 20) (infinite crowding), in row order
-    assert [keeps(points, i, eta=3) for i in range(4)] == [False, False, True, True]
+    # ceil(4/3) = 2 continue: the front's two best by mAP, (60, 20) and (50, 10)
+    assert [keeps(points, i, eta=3) for i in range(4)] == [True, False, True, False]
+    # the benchmark's case: a second arrival on the same front with far better mAP is not stopped for
+    # being 4 % larger (crowding once kept the first arrival, whatever its mAP)
+    points = [(40.12, 473_040), (58.56, 491_472)]
+    assert keeps(points, 1, eta=3) and not keeps(points, 0, eta=3)
