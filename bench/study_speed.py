@@ -118,7 +118,8 @@ def _non_training_share(client, name: str) -> dict:
     shares, phases = [], {}
     for run in runs:
         m = run.data.metrics
-        if run.data.tags.get("stopped_early") == "true" or "phase_train_s" not in m:
+        needed = ("phase_train_s", "phase_evaluate_s", "wall_time_s")
+        if run.data.tags.get("stopped_early") == "true" or any(k not in m for k in needed):
             continue
         shares.append(1 - (m["phase_train_s"] + m["phase_evaluate_s"]) / m["wall_time_s"])
         for key, value in m.items():

@@ -93,6 +93,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     if context.started_at:  # TorchTrainer, placement group, worker processes and their imports
         runtime.timings["startup"] = entered - context.started_at
+    runtime.timings["worker_setup"] = time.time() - entered  # torch, MLflow, timm and our modules imported
     try:
         run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None,
                    context.split_index, context.baseline_key)
