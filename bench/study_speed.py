@@ -103,7 +103,8 @@ def run_studies(out: Path, screen: int, finetune: int) -> dict:
 
 def _screening_rate(client, name: str) -> dict:
     experiment = client.get_experiment_by_name(name)
-    runs = client.search_runs([experiment.experiment_id], "tags.level = 'screen'", max_results=50000)
+    runs = client.search_runs([experiment.experiment_id], "tags.level = 'screen' and tags.stage = 'trial'",
+                              max_results=50000)
     ends = np.sort([r.info.end_time for r in runs]) / 1000.0
     starts = np.sort([r.info.start_time for r in runs]) / 1000.0
     last = min(100, len(ends) - 1)
@@ -114,7 +115,8 @@ def _screening_rate(client, name: str) -> dict:
 def _non_training_share(client, name: str) -> dict:
     """1 - (training + evaluation epochs) / wall time, over fine-tuning trials that ran all their epochs."""
     experiment = client.get_experiment_by_name(name)
-    runs = client.search_runs([experiment.experiment_id], "tags.level = 'finetune'", max_results=1000)
+    runs = client.search_runs([experiment.experiment_id], "tags.level = 'finetune' and tags.stage = 'trial'",
+                              max_results=1000)
     shares, phases = [], {}
     for run in runs:
         m = run.data.metrics

@@ -324,3 +324,34 @@ def _count(tmp_path, level: str) -> int:
             return int(db.execute("select count(*) from tags where key = 'level' and value = ?", (level,)).fetchone()[0])
     except sqlite3.Error:  # not created yet, or locked for a moment
         return 0
+
+
+OWN_STAGE1_SPACE = """
+import sys
+import search_spaces
+from search_spaces import SearchSpace, paper
+from study.cli import main
+
+def own_stage1(trial):
+    trial.suggest_float("pretrain_lr", 1e-3, 2e-3)  # a stage-1 setting: each trial pretrains its own backbone
+    return paper.finetune_space(trial)
+
+search_spaces.SPACES["own-stage1"] = SearchSpace(paper.space, own_stage1)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_trials_that_pretrain_their_own_backbone_finish(tmp_path, tiny_data, fast):
+    """A space that searches a stage-1 setting: the trial's pretraining epochs carry no mAP / n_params,
+    which Tune's searcher requires of every result (the benchmark's naive study once failed on that)."""
+    done = subprocess.run([sys.executable, "-c", OWN_STAGE1_SPACE, "study", "run", "--name", "own",
+                           "--space", "own-stage1", "--screen", "0", "--num-samples", "2", "--eta", "0",
+                           "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+                           *tiny_sets(tiny_data, fast=fast)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr[-4000:]
+    finished = runs(tmp_path, "own", "trial")
+    assert len(finished) == 2 and all("mAP" in r.data.metrics for r in finished)
+    assert len({r.data.params["pretrain_lr"] for r in finished}) == 2

@@ -193,15 +193,27 @@ def _run_trial(trial_config: TrialConfig, study: RunContext, tags: dict[str, str
                 if runtime.checkpoint_dir:
                     shutil.rmtree(runtime.checkpoint_dir, ignore_errors=True)
         else:
-            from ray.tune.integration.ray_train import TuneReportCallback
-
             trainer = torch_trainer(trial_config, replace(run, started_at=time.time()), f"train-{trial_id}",
-                                    max_failures=1, callbacks=(TuneReportCallback(),))
+                                    max_failures=1, callbacks=(_stage3_reports(),))
             metrics = trainer.fit().metrics
         final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
                  "wall_time_s": round(time.time() - began, 2)}
         runs.finish(run_id, final, step=trial_config.epochs)
     return {**final, "epoch": trial_config.epochs, "class_AP": list(metrics.get("class_AP", [])), "mlflow_run_id": run_id}
+
+
+def _stage3_reports():
+    """Train's TuneReportCallback, but only for stage-3 epochs: a trial whose stage-1 key differs from
+    the study's pretrains its own backbone first, and those epochs (logged to MLflow by the worker) carry
+    no mAP / n_params, which Tune's searcher requires of every result it is given."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    class Stage3Reports(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint) -> None:
+            if "pretrain_epoch" not in metrics[0]:
+                super().after_report(run_context, metrics, checkpoint)
+
+    return Stage3Reports()
 
 
 def _node_ip() -> str:
@@ -248,7 +260,8 @@ def tune_runtime(on_report: Callable[[dict], None]) -> Runtime:
 
     def report(metrics: dict, folder: str | None) -> None:
         on_report(metrics)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
+        if "pretrain_epoch" not in metrics:  # Tune's searcher requires mAP / n_params of every result
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
 
