@@ -218,14 +218,14 @@ def _report(args: argparse.Namespace, record) -> None:
 def _open_hints(args: argparse.Namespace, record) -> None:
     """The commands that open the study in MLflow's UI and in Optuna Dashboard."""
     from study.preflight import redact
-    from study.report import UI_ADDRESS
+    from study.report import UI_ADDRESS, experiment_url
 
     uri = _study_uri(args, record)
     if uri.startswith(("http://", "https://")):
-        progress(f"MLflow: open {redact(uri).rstrip('/')}/#/experiments/{record.experiment_id}")
+        progress(f"MLflow: open {experiment_url(redact(uri), record.experiment_id)}")
     else:
         progress(f"MLflow: mlflow ui --backend-store-uri {uri}  then open "
-                 f"{UI_ADDRESS}/#/experiments/{record.experiment_id}")
+                 f"{experiment_url(UI_ADDRESS, record.experiment_id)}")
     progress(f"Optuna Dashboard: optuna-dashboard {record.optuna_journal}  (pip install optuna-dashboard; "
              f"studies {record.name}:screen and {record.name}:finetune)")
 

@@ -23,6 +23,15 @@ from study.report_plots import write_png
 from trainables.mlflow_runs import FINAL_KEYS, RunLog
 
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
+# MLflow 3.17's UI chooses its GenAI or model-training view from this URL parameter (else from the
+# browser's last choice, GenAI at first), not from the experiment's kind tag: without it a study's
+# experiment opens on an empty GenAI overview instead of its runs (seen in a screenshot).
+UI_VIEW = "?workflowType=machine_learning"
+
+
+def experiment_url(base: str, experiment_id: str) -> str:
+    """The experiment's runs table in the MLflow UI at `base`."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}{UI_VIEW}"
 
 METRICS = (*FINAL_KEYS, "direct_mAP", "wall_time_s")
 FLOAT_PARAMS = ("tau", "p", "backbone_lr", "gcn_lr")
@@ -160,7 +169,7 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """The run's page in the MLflow UI: on the tracking server, or on `mlflow ui`'s default address for a
     SQLite store (see the command the study prints at its end)."""
     base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else UI_ADDRESS
-    return f"{redact(base)}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{redact(base)}/#/experiments/{experiment_id}/runs/{run_id}{UI_VIEW}"
 
 
 def _tag_front(client: MlflowClient, trials: pd.DataFrame) -> None:

@@ -103,7 +103,7 @@ def test_files_exist_and_are_valid(store) -> None:
     assert Path(result["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = Path(result["html"]).read_text(encoding="utf-8")
     assert all(f"trial {trial_id} (finetune)" in html for trial_id in TRIALS)  # every trial in the hover
-    assert all(f'/runs/{run_id}" target="_blank">' in html for run_id in pd.read_csv(result["csv"])["run_id"])
+    assert all(f'/runs/{run_id}?workflowType=machine_learning" target="_blank">' in html for run_id in pd.read_csv(result["csv"])["run_id"])
     assert '<script src="http' not in html and len(html) > 1_000_000  # plotly.js embedded: opens offline
 
 
@@ -183,3 +183,15 @@ def test_report_command_on_a_study_without_finished_trials_is_one_line(capsys, t
     assert [line for line in err.strip().splitlines() if "error" in line] == [
         "imlgcn: error: study 'waiting' has no finished trials yet: resume the study (`imlgcn study resume waiting`) "
         "or wait for a trial to finish, then report"]
+
+
+def test_mlflow_links_open_the_model_training_view() -> None:
+    """MLflow 3.17 opens an experiment on its GenAI overview unless the URL asks for the model-training
+    view; the links the study prints and the report's run links ask for it, with credentials redacted."""
+    from study.report import experiment_url, run_url
+
+    assert experiment_url("http://127.0.0.1:5000/", "7") == \
+        "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning"
+    url = run_url("https://user:secret@mlflow.example:5000", "7", "abc")
+    assert url.endswith("/#/experiments/7/runs/abc?workflowType=machine_learning") and "secret" not in url
+    assert run_url("sqlite:///x.db", "7", "abc").startswith("http://127.0.0.1:5000/#/experiments/7/runs/abc")
