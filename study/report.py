@@ -144,7 +144,7 @@ def write_report(tracking_uri: str, study: str, out_dir: str | Path) -> dict[str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "trials.csv", "txt": out / "front.txt", "png": out / "pareto.png", "html": out / "pareto.html"}
-    trials.to_csv(paths["csv"], index=False)
+    trials.drop(columns="pareto_tag").to_csv(paths["csv"], index=False)  # the tag as it was: now `pareto`
     paths["txt"].write_text(text + "\n")
     write_png(trials, front, baselines, paths["png"], title=study)
     experiment = _experiment_id(client, study)

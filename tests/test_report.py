@@ -79,6 +79,7 @@ def test_csv_has_one_row_per_finished_trial(store) -> None:
     assert store["result"]["trials"] == len(TRIALS) == len(table)
     assert sorted(table["trial_id"]) == sorted(TRIALS)
     assert table.loc[table["trial_id"] == "t3", "mAP"].item() == 58.0  # the retry, not the stale run
+    assert "pareto" in table.columns and "pareto_tag" not in table.columns  # no stale copy of the tag
 
 
 def test_pareto_column_matches_mlflow_values(store) -> None:
