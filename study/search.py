@@ -16,12 +16,14 @@ import warnings
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from trainables.mlflow_runs import RunLog
+from trainables.mlflow_runs import RunLog, trial_run_id
 
 
 class StudySearch(OptunaSearch):
-    def __init__(self, *args, epochs: int, tracking_uri: str, metric_names: list[str], **kwargs) -> None:
+    def __init__(self, *args, epochs: int, tracking_uri: str, metric_names: list[str], runs_dir: str,
+                 **kwargs) -> None:
         self._epochs, self._tracking_uri, self._metric_names = epochs, tracking_uri, metric_names
+        self._runs_dir = runs_dir
         super().__init__(*args, **kwargs)  # sets the Optuna study up (see _setup_study)
 
     def _setup_study(self, mode):
@@ -54,7 +56,8 @@ class StudySearch(OptunaSearch):
         """Optuna trial <-> Tune trial <-> MLflow run."""
         ot_trial = self._ot_trials[trial_id]
         ot_trial.set_user_attr("tune_trial_id", trial_id)
-        run_id = result.get("mlflow_run_id")
+        # a stopped trial returns no final result: its run id is in the marker its trial function wrote
+        run_id = result.get("mlflow_run_id") or trial_run_id(self._runs_dir, trial_id)
         if run_id:
             ot_trial.set_user_attr("mlflow_run_id", run_id)
             from mlflow.entities import RunTag

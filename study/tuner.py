@@ -85,6 +85,7 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None):
     return StudySearch(space, metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
                        seed=record.base_config["seed"], points_to_evaluate=points or None,
                        epochs=int(record.base_config["epochs"]), tracking_uri=record.tracking_uri,
+                       runs_dir=str(record.runs_dir),
                        metric_names=metric if isinstance(metric, list) else [metric])
 
 
