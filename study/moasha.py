@@ -30,6 +30,8 @@ from study.pareto import non_dominated_ranks
 
 def rungs(max_t: int, grace_period: int = 1, eta: int = 3) -> list[int]:
     """Milestones below max_t: grace_period, grace_period * eta, ... (max_t itself is the end, not a rung)."""
+    if eta < 2 or grace_period < 1:
+        raise ValueError(f"MOASHA: eta {eta} and grace_period {grace_period}: use eta >= 2 and grace_period >= 1")
     out, t = [], grace_period
     while t < max_t:
         out.append(t)

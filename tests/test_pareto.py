@@ -120,6 +120,8 @@ def test_moasha_keeps_the_top_third_by_pareto_rank_at_a_rung():
     from study.moasha import keeps, rungs
 
     assert rungs(9) == [1, 3] and rungs(3) == [1] and rungs(1) == []
+    with pytest.raises(ValueError, match="eta >= 2"):
+        rungs(3, eta=1)  # would never end
     # the first trial at a rung always continues; then only the top ceil(n / 3)
     assert keeps([(50.0, 10.0)], 0, eta=3)
     points = [(50.0, 10.0), (40.0, 10.0)]  # same size, worse mAP: dominated

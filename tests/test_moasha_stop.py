@@ -1,0 +1,80 @@
+"""A trial that MOASHA stops frees its Ray Train worker at once.
+
+Train V2's placement groups live outside Tune's accounting and have leaked when Tune stopped a trial
+(ray-project/ray#54305). Here, on the study's own local Ray (2 CPUs), with trial functions that hold no
+CPU (as a study's fine-tuning trials) and at most two at once: trial A reaches the rung first and then
+keeps its worker until trial C's worker has started (or 60 s pass); trial B reaches the rung dominated
+and is stopped (unstopped, it would hold its worker for 120 s more); trial C can only get a CPU if B's worker was freed, since A still holds the other one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+QUALITY = {"a": 50.0, "b": 10.0, "c": 30.0}  # mAP each trial reports; same size, so b is dominated by a
+
+
+def _train_fn(loop_config: dict) -> None:
+    import ray.train
+
+    name, folder = loop_config["name"], Path(loop_config["folder"])
+    (folder / f"{name}.started").write_text(str(time.time()))
+    if name == "b":
+        time.sleep(3)  # reach the rung after a
+    for epoch in (1, 2, 3):
+        ray.train.report({"epoch": epoch, "mAP": QUALITY[name], "n_params": 100.0})
+        if name == "a" and epoch == 1:  # hold this worker until c's has started
+            deadline = time.time() + 60
+            while not (folder / "c.started").exists() and time.time() < deadline:
+                time.sleep(0.2)
+        if name == "b" and epoch == 1:  # would hold its worker for long if the stop did not free it
+            time.sleep(120)
+    (folder / f"{name}.ended").write_text(str(time.time()))
+
+
+def _trial(config: dict) -> None:
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from trainables.trainable import _stage3_reports
+
+    TorchTrainer(_train_fn, train_loop_config=config,
+                 scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
+                 run_config=RunConfig(name=f"stop-{config['name']}", storage_path=config["storage"],
+                                      callbacks=[_stage3_reports()])).fit()
+
+
+def test_a_stopped_trial_frees_its_train_worker_at_once(tmp_path):
+    import ray
+    from ray import tune
+
+    from study.moasha import MOASHA
+    from study.ray_session import start_ray, stop_ray
+
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    start_ray(num_cpus=2, worker_logs=False)
+    try:
+        scheduler = MOASHA(max_t=3, grace_period=1, eta=3)
+        tuner = tune.Tuner(
+            tune.with_resources(_trial, {"cpu": 0, "memory": 256 * 1024 ** 2}),
+            param_space={"name": tune.grid_search(["a", "b", "c"]), "folder": str(folder),
+                         "storage": str(tmp_path / "train")},
+            tune_config=tune.TuneConfig(scheduler=scheduler, max_concurrent_trials=2,
+                                        metric="mAP", mode="max"),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), verbose=0))
+        results = tuner.fit()
+        leaked = [pg for pg in ray.util.placement_group_table().values() if pg["state"] != "REMOVED"]
+    finally:
+        stop_ray()
+    assert not results.errors
+    assert scheduler.stopped and not (folder / "b.ended").exists()  # b stopped at the rung (c later too)
+    c_started = float((folder / "c.started").read_text())
+    a_ended = float((folder / "a.ended").read_text())
+    assert c_started < a_ended  # c's worker got b's CPU while a still held the other one
+    assert not leaked
