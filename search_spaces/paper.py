@@ -14,9 +14,14 @@ import optuna
 
 def space(trial: optuna.Trial, num_classes: int) -> dict[str, Any]:
     """Suggest one paper-space point; every name is a TrialConfig field."""
+    return head_space(trial, num_classes, ["fi", "fpca", "word"])
+
+
+def head_space(trial: optuna.Trial, num_classes: int, embeddings: list[str]) -> dict[str, Any]:
+    """The head's knobs: node embedding (one of `embeddings`), tau, p, pca_dim (fpca only), gcn_lr."""
     if num_classes < 1:
         raise ValueError(f"num_classes={num_classes}: pass the data set's number of classes (at least 1)")
-    embedding = trial.suggest_categorical("embedding", ["fi", "fpca", "word"])
+    embedding = trial.suggest_categorical("embedding", embeddings)
     trial.suggest_float("tau", 0.05, 0.9)
     trial.suggest_float("p", 0.05, 0.95)
     if embedding == "fpca":

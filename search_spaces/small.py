@@ -9,18 +9,12 @@ from typing import Any
 
 import optuna
 
+from search_spaces.paper import head_space
+
 
 def space(trial: optuna.Trial, num_classes: int) -> dict[str, Any]:
-    """Suggest one small-space point; every name is a TrialConfig field."""
-    if num_classes < 1:
-        raise ValueError(f"num_classes={num_classes}: pass the data set's number of classes (at least 1)")
-    embedding = trial.suggest_categorical("embedding", ["fi", "fpca"])
-    trial.suggest_float("tau", 0.05, 0.9)
-    trial.suggest_float("p", 0.05, 0.95)
-    if embedding == "fpca":
-        trial.suggest_int("pca_dim", min(2, num_classes), num_classes, log=True)
-    trial.suggest_float("gcn_lr", 1e-4, 3e-2, log=True)
-    return {}
+    """Suggest one small-space point: the paper's head space without word embeddings."""
+    return head_space(trial, num_classes, ["fi", "fpca"])
 
 
 def finetune_space(trial: optuna.Trial) -> dict[str, Any]:

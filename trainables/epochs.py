@@ -76,6 +76,20 @@ def report_epoch(runtime: Runtime, metrics: dict, state: dict | None) -> None:
         runtime.report(metrics, None)
 
 
+def resume(runtime: Runtime, stage: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+           log: Log) -> tuple[int, dict]:
+    """(first epoch to run, last metrics): model, optimizer and schedule loaded from the restored
+    checkpoint when it belongs to `stage`, else (0, {})."""
+    state = restored_state(runtime, stage)
+    if state is None:
+        return 0, {}
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    log(f"[{stage}] resumed after epoch {state['epoch']}")
+    return state["epoch"], state["metrics"]
+
+
 def restored_state(runtime: Runtime, stage: str) -> dict | None:
     """The state saved by `report_epoch` in the restored checkpoint, if it belongs to `stage`."""
     if not runtime.checkpoint_dir:

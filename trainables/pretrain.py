@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from trainables.config import TrialConfig
-from trainables.epochs import Log, lr_scheduler, report_epoch, restored_state, train_epoch, train_loader
+from trainables.epochs import Log, lr_scheduler, report_epoch, resume, train_epoch, train_loader
 from trainables.evaluation import evaluate_model, forward_rows
 from trainables.losses import build_loss
 from trainables.model import build_model
@@ -34,14 +34,7 @@ def pretrain(config: TrialConfig, train_set: Dataset, val_set: Dataset, val_targ
     optimizer = torch.optim.Adam(wrapped.parameters(), lr=config.pretrain_lr, weight_decay=config.weight_decay)
     scheduler = lr_scheduler(config, optimizer, config.pretrain_epochs, "cosine")
     loss_fn = build_loss(config.loss, config.asl_gamma_neg, config.asl_gamma_pos, config.asl_clip, config.asl_focal_grad)
-    start, metrics = 0, {}
-    state = restored_state(runtime, "pretrain")
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start, metrics = state["epoch"], state["metrics"]
-        log(f"[pretrain] resumed after epoch {start}")
+    start, metrics = resume(runtime, "pretrain", model, optimizer, scheduler, log)
     loader, sampler = train_loader(train_set, config, runtime)
     scaler = runtime.grad_scaler()
     for epoch in range(start, config.pretrain_epochs):

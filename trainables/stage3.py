@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from trainables.config import TrialConfig
-from trainables.epochs import Log, lr_scheduler, report_epoch, restored_state, train_epoch, train_loader
+from trainables.epochs import (Log, lr_scheduler, report_epoch, restored_state, resume, train_epoch,
+                               train_loader)
 from trainables.evaluation import evaluate_model, evaluate_scores
 from trainables.gcn_inputs import label_adjacency, node_features
 from trainables.losses import build_loss
@@ -137,14 +138,7 @@ def _fit(config: TrialConfig, model: nn.Module, optimizer: torch.optim.Optimizer
     Every report carries `direct_mAP`, the same-budget direct model's mAP (see trainables.baseline)."""
     scheduler = lr_scheduler(config, optimizer, config.epochs)
     direct = {"direct_mAP": direct_mAP}
-    start, metrics = 0, {}
-    state = restored_state(runtime, "train")
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start, metrics = state["epoch"], state["metrics"]
-        log(f"[train] resumed after epoch {start}")
+    start, metrics = resume(runtime, "train", model, optimizer, scheduler, log)
     for epoch in range(start, config.epochs):
         began = time.perf_counter()
         with runtime.timed("train"):
