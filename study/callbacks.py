@@ -138,7 +138,8 @@ def close_stopped_run(tracking_uri: str, runs_dir: str, trial_id: str, result: d
     if run_id is None or "mAP" not in result:
         return stopped
     runs = RunLog(tracking_uri)
-    if runs.status(run_id) == FINISHED or (runs.status(run_id) != RUNNING and not stopped):
+    status = runs.status(run_id)
+    if status == FINISHED or (status != RUNNING and not stopped):
         return stopped  # closed by the trial itself (a stop can also end it with an error: that run is ours)
     values = {k: float(result[k]) for k in (*FINAL_KEYS, "direct_mAP") if k in result}
     values["wall_time_s"] = float(result.get("time_total_s", 0.0))

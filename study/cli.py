@@ -16,7 +16,17 @@ from trainables.config import EMBEDDINGS, ConfigError, TrialConfig
 from trainables.datasets import DATASETS, get_dataset
 
 DEFAULTS = TrialConfig()
-HELP = argparse.ArgumentDefaultsHelpFormatter  # every option's help shows its default
+
+
+class Parser(argparse.ArgumentParser):
+    """Every option's help shows its default; sub-commands' parsers are of this class too (argparse
+    builds them with the parent's class)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 DEFAULT_STUDY_SAMPLES = 8  # fine-tuning trials of a study (level 2)
 DEFAULT_SCREENED = 500  # head configurations screened on cached features first (level 1)
 
@@ -34,22 +44,21 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imlgcn", formatter_class=HELP,
-                                     description="IML-GCN training and studies on Ray. `imlgcn config` lists every "
-                                                 "config key (for --set KEY=VALUE) with its default and meaning.")
+    parser = Parser(prog="imlgcn", description="IML-GCN training and studies on Ray. `imlgcn config` lists every "
+                                               "config key (for --set KEY=VALUE) with its default and meaning.")
     parser.add_argument("--verbose", action="store_true",
                         help="let MLflow, Optuna, Ray and the Ray workers print their own lines too")
     parser.set_defaults(verbose=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", formatter_class=HELP, help="pretrain -> embed -> train on Ray Train workers")
+    train = commands.add_parser("train", help="pretrain -> embed -> train on Ray Train workers")
     _add_config_options(train)
     train.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
     train.add_argument("--address", help="join this Ray cluster instead of starting a local one")
     train.add_argument("--storage", default="imlgcn_runs", help="checkpoints and the stage-1 cache")
     train.add_argument("--experiment", default="imlgcn-train", help="MLflow experiment name")
 
-    params = commands.add_parser("params", formatter_class=HELP, help="parameter counts (no data, no weights)")
+    params = commands.add_parser("params", help="parameter counts (no data, no weights)")
     _add_config_options(params)
     params.add_argument("--backbone", help="timm model name, e.g. tresnet_m")
     params.add_argument("--num-classes", type=int)
@@ -59,9 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--hidden", type=int, default=1024)
 
     _add_study_commands(commands)
-    commands.add_parser("config", formatter_class=HELP, help="every config key with its default and meaning")
+    commands.add_parser("config", help="every config key with its default and meaning")
 
-    compare = commands.add_parser("compare", formatter_class=HELP, help="arms (config overrides) over training seeds, paired differences")
+    compare = commands.add_parser("compare", help="arms (config overrides) over training seeds, paired differences")
     compare.add_argument("--name", required=True, help="names the folder and the MLflow experiment compare-NAME")
     _add_config_options(compare)
     compare.add_argument("--arms", default="table3",
@@ -73,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
     compare.add_argument("--address", help="join this Ray cluster instead of starting a local one")
 
-    data = commands.add_parser("data", formatter_class=HELP, help="data sets").add_subparsers(dest="data_command", required=True)
-    synth = data.add_parser("synth", formatter_class=HELP, help="write the embedded synthetic data set (COCO format)")
+    data = commands.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
+    synth = data.add_parser("synth", help="write the embedded synthetic data set (COCO format)")
     synth.add_argument("--out", required=True)
     synth.add_argument("--classes", default=DEFAULTS.synthetic_classes,
                        help="default (the documented rule), all, or COCO class names separated by commas")
@@ -84,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--val-images", type=int, default=DEFAULTS.synthetic_val_images)
     synth.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
     synth.add_argument("--seed", type=int, default=DEFAULTS.data_seed, help="the data seed")
-    stats = data.add_parser("stats", formatter_class=HELP, help="label statistics of a split, as one JSON line")
+    stats = data.add_parser("stats", help="label statistics of a split, as one JSON line")
     stats.add_argument("--dataset", default="coco", choices=tuple(DATASETS))
     stats.add_argument("--data-dir", required=True)
     stats.add_argument("--split", help="default: the training split (coco train, voc trainval, vg500 train)")
 
-    predict = commands.add_parser("predict", formatter_class=HELP, help="labels of images from a trained model")
+    predict = commands.add_parser("predict", help="labels of images from a trained model")
     predict.add_argument("--model", required=True, metavar="URI",
                          help="a model folder, models:/imlgcn-NAME/VERSION or runs:/RUN_ID/model")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
@@ -114,9 +123,9 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
 
 
 def _add_study_commands(commands) -> None:
-    study = commands.add_parser("study", formatter_class=HELP, help="Ray Tune + Optuna studies").add_subparsers(dest="study_command",
+    study = commands.add_parser("study", help="Ray Tune + Optuna studies").add_subparsers(dest="study_command",
                                                                                             required=True)
-    run = study.add_parser("run", formatter_class=HELP, help="start a study")
+    run = study.add_parser("run", help="start a study")
     run.add_argument("--name", required=True)
     _add_config_options(run)
     run.add_argument("--space", default="paper", help="search space in search_spaces/ (paper, small)")
@@ -129,19 +138,19 @@ def _add_study_commands(commands) -> None:
     run.add_argument("--eta", type=int, default=3,
                      help="level 2's early stopping keeps the top 1/eta at each rung (MOASHA); 0 = off")
     run.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as the CPUs allow")
-    resume = study.add_parser("resume", formatter_class=HELP, help="continue a study whose driver died")
+    resume = study.add_parser("resume", help="continue a study whose driver died")
     resume.add_argument("name")
-    extend = study.add_parser("extend", formatter_class=HELP, help="add trials to a finished study")
+    extend = study.add_parser("extend", help="add trials to a finished study")
     extend.add_argument("name")
     extend.add_argument("--num-samples", type=int, required=True, help="more fine-tuning trials")
     extend.add_argument("--screen", type=int, default=0, help="screen this many more configurations first")
-    listing = study.add_parser("list", formatter_class=HELP, help="the studies in a storage folder")
-    export = study.add_parser("export", formatter_class=HELP, help="register trained models in the MLflow model registry")
+    listing = study.add_parser("list", help="the studies in a storage folder")
+    export = study.add_parser("export", help="register trained models in the MLflow model registry")
     export.add_argument("name")
     chosen = export.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--trial", metavar="ID", help="one trial id (see `imlgcn study report`)")
     chosen.add_argument("--front", action="store_true", help="every trial on the Pareto front")
-    report = study.add_parser("report", formatter_class=HELP, help="CSV, PNG and HTML of the trials and their Pareto front")
+    report = study.add_parser("report", help="CSV, PNG and HTML of the trials and their Pareto front")
     report.add_argument("name")
     report.add_argument("--out", help="folder for the files (default: the study's folder/report)")
     for sub in (run, resume, extend, listing, report, export):

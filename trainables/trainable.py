@@ -80,7 +80,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     runs = RunLog(context.tracking_uri)
 
     def log_epoch(report: dict) -> None:
-        run_id = (context.pretrain_run_id or context.run_id) if "pretrain_epoch" in report else context.run_id
+        run_id = context.run_id if is_trial_result(report) else (context.pretrain_run_id or context.run_id)
         if run_id:
             runs.log_epoch(run_id, report)
 
@@ -98,8 +98,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None,
                    context.split_index, context.baseline_key)
     finally:
-        if runtime.checkpoint_dir:  # the local copy of the restored checkpoint, read by then
-            shutil.rmtree(runtime.checkpoint_dir, ignore_errors=True)
+        _drop_restored(runtime)
         if runtime.is_main and context.run_id:  # where the run's time went, as MLflow metrics phase_*_s
             runs.log_metrics(context.run_id, {f"phase_{k}_s": v for k, v in runtime.timings.items()}, step=0)
 
@@ -190,8 +189,7 @@ def _run_trial(trial_config: TrialConfig, study: RunContext, tags: dict[str, str
                                      model_dir=run.model_dir or None, split_index=run.split_index,
                                      reference=run.baseline_key)
             finally:
-                if runtime.checkpoint_dir:
-                    shutil.rmtree(runtime.checkpoint_dir, ignore_errors=True)
+                _drop_restored(runtime)
         else:
             trainer = torch_trainer(trial_config, replace(run, started_at=time.time()), f"train-{trial_id}",
                                     max_failures=1, callbacks=(_stage3_reports(),))
@@ -202,15 +200,26 @@ def _run_trial(trial_config: TrialConfig, study: RunContext, tags: dict[str, str
     return {**final, "epoch": trial_config.epochs, "class_AP": list(metrics.get("class_AP", [])), "mlflow_run_id": run_id}
 
 
+def is_trial_result(report: dict) -> bool:
+    """Whether a per-epoch report goes to Tune: stage-3 epochs only. A trial whose stage-1 key differs
+    from the study's pretrains its own backbone first; those epochs (logged to MLflow by the worker)
+    carry no mAP / n_params, which Tune's searcher requires of every result it is given."""
+    return "pretrain_epoch" not in report
+
+
+def _drop_restored(runtime: Runtime) -> None:
+    """Delete the local copy of the restored checkpoint once the run is over (read by then)."""
+    if runtime.checkpoint_dir:
+        shutil.rmtree(runtime.checkpoint_dir, ignore_errors=True)
+
+
 def _stage3_reports():
-    """Train's TuneReportCallback, but only for stage-3 epochs: a trial whose stage-1 key differs from
-    the study's pretrains its own backbone first, and those epochs (logged to MLflow by the worker) carry
-    no mAP / n_params, which Tune's searcher requires of every result it is given."""
+    """Train's TuneReportCallback for the reports that are trial results (see is_trial_result)."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
     class Stage3Reports(TuneReportCallback):
         def after_report(self, run_context, metrics, checkpoint) -> None:
-            if "pretrain_epoch" not in metrics[0]:
+            if is_trial_result(metrics[0]):
                 super().after_report(run_context, metrics, checkpoint)
 
     return Stage3Reports()
@@ -260,7 +269,7 @@ def tune_runtime(on_report: Callable[[dict], None]) -> Runtime:
 
     def report(metrics: dict, folder: str | None) -> None:
         on_report(metrics)
-        if "pretrain_epoch" not in metrics:  # Tune's searcher requires mAP / n_params of every result
+        if is_trial_result(metrics):
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
