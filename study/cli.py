@@ -35,6 +35,16 @@ def progress(text: str) -> None:
     print(f"imlgcn: {text}", file=sys.stderr, flush=True)
 
 
+def _trial_config(args: argparse.Namespace, default_preset: str | None = None) -> TrialConfig:
+    """The config of a command that trains: preset, YAML file and --set pairs; its notes printed."""
+    from study.config import load_trial_config
+
+    config = load_trial_config(args.preset or default_preset, args.config, args.assignments)
+    for note in config.notes():
+        progress(f"note: {note}")
+    return config
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--preset", help="a shipped preset (see study/presets), e.g. demo")
@@ -183,9 +193,7 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
             print(json.dumps(row))
         return None
     if args.study_command == "run":
-        from study.config import load_trial_config
-
-        config = load_trial_config(args.preset or "study-demo", args.config, args.assignments)
+        config = _trial_config(args, "study-demo")
         record = lifecycle.create_study(args.name, config, args.space, args.objective, args.num_samples,
                                         args.max_concurrent, args.storage, args.tracking_uri, progress, args.address,
                                         args.screen, args.eta)
@@ -240,10 +248,9 @@ def _open_hints(args: argparse.Namespace, record) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    from study.config import load_trial_config
     from study.train_command import run_train
 
-    config = load_trial_config(args.preset, args.config, args.assignments)
+    config = _trial_config(args)
     return run_train(config, args.tracking_uri, args.address, args.storage, args.experiment, progress)
 
 
@@ -297,9 +304,8 @@ def cmd_config(args: argparse.Namespace) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> None:
     from study.compare import run_compare
-    from study.config import load_trial_config
 
-    config = load_trial_config(args.preset or "demo", args.config, args.assignments)
+    config = _trial_config(args, "demo")
     table = run_compare(args.name, config, args.arms, args.seeds, args.storage, args.tracking_uri, args.address,
                         args.max_concurrent, progress)
     print(table["text"])

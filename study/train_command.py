@@ -57,7 +57,7 @@ def _tracked_fit(config: TrialConfig, classes: tuple[str, ...], context: RunCont
     with runs.failing(run_id):
         progress(f"training on {config.num_workers} Ray Train worker(s) x {context.cpus_per_worker} CPU"
                  f"{' + 1 GPU' if config.use_gpu else ''}")
-        metrics = torch_trainer(config, context, f"train-{run_id}", TRAIN_MAX_FAILURES).fit().metrics
+        metrics = torch_trainer(config, context, f"train-{run_id}", TRAIN_MAX_FAILURES).fit().return_value
         final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
                  "wall_time_s": round(time.time() - began, 1)}
         with tempfile.TemporaryDirectory() as folder:  # a head-only model gets its backbone in the artifact
@@ -65,5 +65,6 @@ def _tracked_fit(config: TrialConfig, classes: tuple[str, ...], context: RunCont
         runs.finish(run_id, final, step=config.epochs)
     progress(f"model saved to {context.model_dir} and logged as runs:/{run_id}/model "
              f"(try `imlgcn predict --model runs:/{run_id}/model IMAGE`)")
-    return {**final, "n_params": int(final["n_params"]), "num_classes": len(classes), "run_id": run_id,
+    return {**final, "n_params": int(final["n_params"]), "n_params_inference": int(final["n_params_inference"]),
+            "num_classes": len(classes), "run_id": run_id,
             "model": context.model_dir}

@@ -31,10 +31,14 @@ LEVELS = ("screen", "finetune")
 def constrained_space(trial, head: Callable, finetune: Callable | None, num_classes: int,
                       constants: dict[str, Any]) -> dict[str, Any]:
     """Define-by-run: the space's suggestions (the head's, plus the fine-tuning ones at that level) and
-    every other config key as a constant."""
-    values = dict(head(trial, num_classes) or {})
-    if finetune is not None:
-        values.update(finetune(trial) or {})
+    every other config key as a constant. A direct-only base config (embedding=none, epochs=0) has no head
+    and no stage 3: the trials are its stage-1 direct model, and the space's head and fine-tuning
+    suggestions, which would not change it, are not made."""
+    values: dict[str, Any] = {}
+    if not (constants["embedding"] == "none" and constants["epochs"] == 0):
+        values.update(head(trial, num_classes) or {})
+        if finetune is not None:
+            values.update(finetune(trial) or {})
     chosen = set(trial.params) | set(values)
     return {**{k: v for k, v in constants.items() if k not in chosen}, **values}
 

@@ -24,6 +24,8 @@ def test_from_dict_coerces_strings_like_set_and_mlflow_params():
     ({"epochs": "two"}, "epochs='two' is not a valid int"),
     ({"lr_milestones": "10;20"}, "lr_milestones"),
     ({"synthetic_classes": "person,dragon"}, "dragon is not a COCO class name"),
+    ({"embedding": "none", "epochs": "0", "direct_head": "reinit"}, "direct_head=reinit with epochs=0"),
+    ({"embedding": "fpca", "epochs": "0"}, "epochs=0 must be at least 1"),
 ])
 def test_bad_values_name_the_key(values, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
@@ -99,3 +101,12 @@ def test_worker_cpus_zero_shares_whole_nodes():
     assert config.worker_cpus([4], concurrent_runs=2) == 2 and config.worker_cpus([3, 3], concurrent_runs=3) == 1
     assert TrialConfig(num_workers=2).worker_cpus([4, 4]) == 4
     assert TrialConfig(cpus_per_worker=3).worker_cpus([1, 1]) == 3  # an explicit value is kept
+
+
+def test_notes_say_when_step_milestones_lie_past_the_last_epoch():
+    """A preset's step schedule (10,20,30) run for one epoch: valid, but the lr never decays; said once."""
+    assert TrialConfig(lr_schedule="step", lr_milestones="10,20,30", epochs=1).notes() == [
+        "lr_milestones=10,20,30: 10,20,30 lie at or past the last epoch (epochs=1), so the learning rate never decays"]
+    assert "does not decay there" in TrialConfig(lr_schedule="step", lr_milestones="1,5", epochs=3).notes()[0]
+    assert TrialConfig(lr_schedule="step", lr_milestones="1,2", epochs=3).notes() == []
+    assert TrialConfig(lr_schedule="cosine", lr_milestones="10", epochs=1).notes() == []

@@ -355,3 +355,25 @@ def test_trials_that_pretrain_their_own_backbone_finish(tmp_path, tiny_data, fas
     finished = runs(tmp_path, "own", "trial")
     assert len(finished) == 2 and all("mAP" in r.data.metrics for r in finished)
     assert len({r.data.params["pretrain_lr"] for r in finished}) == 2
+
+
+def test_the_direct_model_only_path_in_a_study_and_a_compare(tmp_path, tiny_data):
+    """embedding=none with epochs=0 (asl-coco): the stage-1 direct model is every trial's and every arm's
+    result; the study skips screening (no head to judge) and exits 0 with its metrics."""
+    direct_only = [*tiny_sets(tiny_data, fast=False), "embedding=none", "epochs=0"]
+    done = imlgcn(tmp_path, "study", "run", "--name", "d", "--screen", "5", "--num-samples", "2", *direct_only)
+    assert "skips screening" in done.stderr and "Pareto front: 2 of 2" in done.stdout
+    stage1 = runs(tmp_path, "d", "pretrain")[0].data.metrics["mAP"]
+    trials = runs(tmp_path, "d", "trial")
+    assert len(trials) == 2 and not runs(tmp_path, "d", "trial", level="screen")
+    for run in trials:  # nothing trains after stage 1: the trial is the stored direct model
+        assert run.data.metrics["mAP"] == pytest.approx(stage1) == run.data.metrics["direct_mAP"]
+    arms = tmp_path / "arms.yaml"
+    arms.write_text("direct: {}\ndirect-lr: {pretrain_lr: 0.01}\n")
+    done = subprocess.run([EXE, "compare", "--name", "c", "--arms", str(arms), "--seeds", "0", "1", "--storage",
+                           str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", *direct_only],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith(f"compare {arms}: 2 arms x 2 training seeds")
+    assert [line.split()[0] for line in lines[2:]] == ["direct", "direct-lr"]

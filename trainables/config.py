@@ -103,6 +103,9 @@ class TrialConfig:
                 raise ConfigError(f"{key}={value} is out of range: use a value in [0, 1]")
         if self.epochs < (0 if self.embedding == "none" else 1):
             raise ConfigError(f"epochs={self.epochs} must be at least 1 (0 is allowed only with embedding=none)")
+        if self.direct_only and self.direct_head == "reinit":
+            raise ConfigError("direct_head=reinit with epochs=0 would evaluate an untrained head: set epochs >= 1, "
+                              "or direct_head=keep to take the stage-1 direct model as it is")
         positive = ("image_size", "gcn_hidden", "batch_size", "num_workers",
                     "synthetic_train_images", "synthetic_val_images")
         for key in positive:
@@ -175,6 +178,22 @@ class TrialConfig:
             if sum(n // cpus for n in node_cpus) >= needed:
                 return cpus
         return 1
+
+    @property
+    def direct_only(self) -> bool:
+        """embedding=none with epochs=0: the stage-1 direct model is the result (ASL's Table 1 row)."""
+        return self.embedding == "none" and self.epochs == 0
+
+    def notes(self) -> list[str]:
+        """Settings that are valid but do something a user may not expect, one line each (the CLI prints
+        them): e.g. a preset's step schedule run for fewer epochs than its first milestone never decays."""
+        found = []
+        past = [m for m in self.milestones() if m >= self.epochs]
+        if self.lr_schedule == "step" and self.epochs and past:
+            never = "never decays" if len(past) == len(self.milestones()) else "does not decay there"
+            found.append(f"lr_milestones={self.lr_milestones}: {','.join(map(str, past))} lie at or past the last "
+                         f"epoch (epochs={self.epochs}), so the learning rate {never}")
+        return found
 
     def milestones(self) -> list[int]:
         """Epochs of the step schedule, e.g. '10,20,30' -> [10, 20, 30]."""

@@ -9,8 +9,9 @@ preprocesses exactly as training evaluated.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+from PIL import Image, ImageOps
 from timm.data import create_transform, resolve_model_data_config
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
@@ -39,7 +40,35 @@ def build_transforms(preprocess: dict[str, Any], training: bool, augment: str = 
     squash = transforms.Resize(size[1:], interpolation=_interpolation(preprocess["interpolation"]))
     train = create_transform(is_training=True, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.5, vflip=0.0,
                              color_jitter=None, auto_augment=augment or None, **common)
+    for op in _augment_ops(train):
+        if op.name.startswith("Posterize"):
+            op.aug_fn = posterize
     return transforms.Compose([squash, train])
+
+
+def posterize(image: Image.Image, bits_to_keep: int, **_: Any) -> Image.Image:
+    """Keep the `bits_to_keep` most significant bits of each channel, for 0 <= bits <= 8.
+
+    timm's RandAugment maps the magnitude 10 (reached whenever the sampled magnitude, mean 9, sd 0.5, is
+    clipped at its maximum) to 0 bits for PosterizeIncreasing, as TensorFlow's RandAugment does: keep no
+    bit, a black image. Pillow >= 13 refuses 0 bits (`ValueError: bits must be between or equal to 1
+    and 8`), so timm's own op crashed about one image in a thousand. This op is timm's with that case
+    defined as TensorFlow and Pillow < 13 define it (mask ~(2^(8 - bits) - 1) = 0): the magnitudes, the
+    choice of ops and every other output are unchanged, so RandAugment's distribution is the same.
+    """
+    if bits_to_keep >= 8:
+        return image
+    if bits_to_keep >= 1:
+        return ImageOps.posterize(image, bits_to_keep)
+    return image.point([0] * 256 * len(image.getbands()))  # no bit kept: black
+
+
+def _augment_ops(transform: Any) -> Iterator[Any]:
+    """timm's AugmentOps inside a transform (RandAugment and AugMix keep `ops`, AutoAugment `policy`)."""
+    for step in getattr(transform, "transforms", ()):
+        yield from getattr(step, "ops", ())
+        for sub_policy in getattr(step, "policy", ()):
+            yield from sub_policy
 
 
 def _interpolation(name: str) -> InterpolationMode:

@@ -54,7 +54,7 @@ def finetune(config: TrialConfig, stage1: Stage1, splits: Splits, runtime: Runti
     torch.manual_seed(config.seed)
     with runtime.timed("model"):
         model = stage3_model(config, stage1, splits.train.labels, splits.train.classes).to(runtime.device)
-    if config.head_warmup_epochs and restored_state(runtime, "train") is None:
+    if config.head_warmup_epochs and config.epochs and restored_state(runtime, "train") is None:
         with runtime.timed("warmup"):
             warm_up_head(config, model, stage1, splits.train.labels, runtime, log)
     wrapped = runtime.wrap(model)

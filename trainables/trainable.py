@@ -67,8 +67,10 @@ def torch_trainer(config: TrialConfig, context: RunContext, name: str, max_failu
     )
 
 
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """TorchTrainer entry: {"trial": flat TrialConfig, "context": flat RunContext}."""
+def train_loop_per_worker(loop_config: dict[str, Any]) -> dict:
+    """TorchTrainer entry: {"trial": flat TrialConfig, "context": flat RunContext}. Returns the run's final
+    metrics (rank 0's is the Result's `return_value`: Train V2's `Result.metrics` holds only the last report
+    that came with a checkpoint, which misses a run whose last report has none, e.g. epochs=0)."""
     import numpy as np
     import torch
 
@@ -95,8 +97,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         runtime.timings["startup"] = entered - context.started_at
     runtime.timings["worker_setup"] = time.time() - entered  # torch, MLflow, timm and our modules imported
     try:
-        run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None,
-                   context.split_index, context.baseline_key)
+        return run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None,
+                          context.split_index, context.baseline_key)
     finally:
         _drop_restored(runtime)
         if runtime.is_main and context.run_id:  # where the run's time went, as MLflow metrics phase_*_s
@@ -193,7 +195,7 @@ def _run_trial(trial_config: TrialConfig, study: RunContext, tags: dict[str, str
         else:
             trainer = torch_trainer(trial_config, replace(run, started_at=time.time()), f"train-{trial_id}",
                                     max_failures=1, callbacks=(_stage3_reports(),))
-            metrics = trainer.fit().metrics
+            metrics = trainer.fit().return_value
         final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
                  "wall_time_s": round(time.time() - began, 2)}
         runs.finish(run_id, final, step=trial_config.epochs)
