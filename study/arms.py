@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from trainables.config import RUN, keys_of
+
 ARM_SETS: dict[str, dict[str, dict[str, Any]]] = {
     "table3": {
         "direct": {"embedding": "none", "direct_head": "keep"},
@@ -32,7 +34,7 @@ ARM_SETS: dict[str, dict[str, dict[str, Any]]] = {
         "fpca": {"embedding": "fpca"},
     },
 }
-SHARED_KEYS = ("finetune_backbone", "num_workers", "use_gpu")  # every arm of a set runs the same way
+SHARED_KEYS = keys_of(RUN)  # every arm of a set runs the same way (workers, devices: one resource request)
 
 
 def load_arms(spec: str) -> dict[str, dict[str, Any]]:

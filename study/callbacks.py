@@ -13,7 +13,7 @@ import sys
 import time
 
 from study.console import verbose
-from trainables.mlflow_runs import FINAL_KEYS, FINISHED, RUNNING, RunLog, trial_run_id
+from trainables.mlflow_runs import FINAL_KEYS, FINISHED, RUNNING, store, trial_run_id
 
 STATUS_EVERY_S = 15.0
 
@@ -137,13 +137,13 @@ def close_stopped_run(tracking_uri: str, runs_dir: str, trial_id: str, result: d
     run_id = trial_run_id(runs_dir, trial_id)
     if run_id is None or "mAP" not in result:
         return stopped
-    runs = RunLog(tracking_uri)
+    runs = store(tracking_uri)
     status = runs.status(run_id)
     if status == FINISHED or (status != RUNNING and not stopped):
         return stopped  # closed by the trial itself (a stop can also end it with an error: that run is ours)
     values = {k: float(result[k]) for k in (*FINAL_KEYS, "direct_mAP") if k in result}
     values["wall_time_s"] = float(result.get("time_total_s", 0.0))
     epoch = int(result.get("epoch", 0))
-    runs.client.set_tag(run_id, "stopped_early", str(epoch < epochs).lower())
+    runs.set_tags(run_id, {"stopped_early": str(epoch < epochs).lower()})
     runs.finish(run_id, values, step=epoch)
     return stopped

@@ -22,11 +22,11 @@ from typing import Any, Callable
 
 from study.arms import SHARED_KEYS, load_arms
 from study.console import verbose
-from study.mlflow_store import experiment_id, resolve_tracking_uri
+from study.mlflow_store import resolve_tracking_uri
 from study.paired import compare_table, format_table, frequency_groups
 from study.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_data
 from trainables.config import ConfigError, TrialConfig
-from trainables.mlflow_runs import FINISHED, KILLED, RunLog
+from trainables.mlflow_runs import FINISHED, KILLED, RunLog, store
 from trainables.run_context import RunContext
 
 Progress = Callable[[str], None]
@@ -65,23 +65,21 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
     check_ray_address(address)
     config, classes, index = prepare_data(config, progress, Path(storage).absolute() / "stage1")
     configs = arm_configs(config, arms, len(classes))
-    for arm, arm_config in configs.items():
-        if arm_config.embedding == "word":
-            prepare_word = dataclasses.replace(arm_config, data_dir=config.data_dir)
-            from trainables.gcn_inputs import node_features
+    from trainables.gcn_inputs import check_word_vectors
 
-            try:
-                node_features(prepare_word, None, None, classes)
-            except ValueError as error:
-                raise ConfigError(f"arm {arm!r}: {error}") from None
+    for arm, arm_config in configs.items():
+        try:
+            check_word_vectors(arm_config, classes)
+        except ConfigError as error:
+            raise ConfigError(f"arm {arm!r}: {error}") from None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         folder.mkdir()
     except FileExistsError:
         raise ConfigError(f"comparison {name!r} already exists in {folder.parent}: choose another --name") from None
     try:
-        runs = RunLog(uri)
-        exp = experiment_id(runs.client, f"compare-{name}", uri)
+        runs = store(uri)
+        exp = runs.experiment_id(f"compare-{name}")
         parent = runs.create(exp, name, {"stage": "compare-set", "arms": arms_spec,
                                          "seeds": ",".join(map(str, seeds))}, config.to_dict())
     except BaseException:
@@ -129,17 +127,18 @@ def _arms(config: TrialConfig, arms: dict[str, dict], seeds: list[int], context:
     """Every (arm, seed) as a Tune trial; returns results[arm][seed] = its last result."""
     from ray import tune
 
-    from trainables.trainable import compare_trial, trial_resources
+    from trainables.trainable import CHECKPOINTS_KEPT, compare_trial, trains_in_trial, trial_resources
 
     progress(f"{len(arms)} arms x {len(seeds)} seeds = {len(arms) * len(seeds)} runs, up to {at_once} at once")
-    fn = tune.with_parameters(compare_trial, context=context.to_dict(), base=config.to_dict(), arms=arms)
+    fn = tune.with_parameters(compare_trial, context=context, base=config.to_dict(), arms=arms)
     tuner = tune.Tuner(
         tune.with_resources(fn, trial_resources(config, context)),
         param_space={"arm": tune.grid_search(list(arms)), "seed": tune.grid_search(seeds)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=at_once, reuse_actors=True,
+        tune_config=tune.TuneConfig(max_concurrent_trials=at_once, reuse_actors=trains_in_trial(config),
                                     trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}"),
         run_config=tune.RunConfig(name="tune", storage_path=str(folder), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=1)))
+                                  failure_config=tune.FailureConfig(max_failures=1),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)))
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the table
         grid = tuner.fit()
     failed = [f"{r.config['arm']} seed {r.config['seed']}" for r in grid if r.error]
@@ -174,5 +173,5 @@ def _table(results: dict, reference: str, config: TrialConfig, seeds: list[int],
 
         pd.DataFrame(rows).to_csv(Path(tmp) / "compare.csv", index=False)
         (Path(tmp) / "results.json").write_text(json.dumps(results, indent=1, default=float))
-        runs.client.log_artifacts(parent, tmp, "compare")
+        runs.log_artifacts(parent, tmp, "compare")
     return {"text": text, "rows": rows}

@@ -18,6 +18,7 @@ from typing import Callable
 import pandas as pd
 
 from study.record import StudyError, StudyRecord
+from trainables.mlflow_runs import store
 from trainables.saved_model import META, read_meta, self_contained
 
 
@@ -68,17 +69,10 @@ def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, 
     registered is reused. Each model is an MLflow logged model of its trial's run (the runs table's Models
     column), folded and self-contained; the aliases `best` (highest mAP) and `smallest` point at the front's
     ends."""
-    from mlflow.entities import LoggedModelOutput
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
     from study.report import trial_table
 
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)  # the registry looks logged models up through the global client
-    client = MlflowClient(tracking_uri=tracking_uri)
-    trials = trial_table(client, record.name)
+    runs = store(tracking_uri)
+    trials = trial_table(runs, record.name)
     rows = chosen_trials(trials, trial_id, front, record.name).sort_values(["n_params", "trial_id"])
     kept = kept_model_dirs(record)
     missing = [t for t in rows["trial_id"].astype(str) if t not in kept]
@@ -87,11 +81,7 @@ def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, 
                          f"{record.base_config.get('keep_checkpoints', 'front')}): export a front trial, or rerun "
                          "the study with --set keep_checkpoints=all")
     name = f"imlgcn-{record.name}"
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description=f"IML-GCN models of study {record.name}")
-    registered = {v.tags.get("trial_id"): v for v in client.search_model_versions(f"name = '{name}'")}
+    registered = runs.registered_versions(name, description=f"IML-GCN models of study {record.name}")
     exported = []
     for n, row in enumerate(rows.itertuples(), 1):
         tid = str(row.trial_id)
@@ -104,14 +94,9 @@ def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, 
                     "backbone": meta["config"]["backbone"], "embedding": meta["config"]["embedding"],
                     "num_classes": str(len(meta["classes"])),
                     "input_size": "x".join(map(str, meta["preprocess"]["input_size"]))}
-            model = client.create_logged_model(record.experiment_id, name=f"imlgcn-{tid}", source_run_id=row.run_id,
-                                               tags=tags)
             with tempfile.TemporaryDirectory() as folder:  # folded, and a head-only model gets its backbone
-                client.log_model_artifacts(model.model_id, str(self_contained(kept[tid], Path(folder) / "model")))
-            client.finalize_logged_model(model.model_id, "READY")
-            client.log_outputs(row.run_id, [LoggedModelOutput(model.model_id, step=0)])
-            version = client.create_model_version(name, source=f"models:/{model.model_id}", run_id=row.run_id,
-                                                  tags=tags, model_id=model.model_id)
+                version = runs.register_model(name, record.experiment_id, row.run_id,
+                                              self_contained(kept[tid], Path(folder) / "model"), tags, f"imlgcn-{tid}")
         else:
             progress(f"trial {tid} ({n}/{len(rows)}) is already version {version.version} of {name}")
         exported.append({"model": f"models:/{name}/{version.version}", "trial_id": tid,
@@ -120,6 +105,6 @@ def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, 
         best = max(exported, key=lambda e: (e["mAP"], -e["n_params"]))
         smallest = min(exported, key=lambda e: (e["n_params"], -e["mAP"]))
         for alias, chosen in (("best", best), ("smallest", smallest)):
-            client.set_registered_model_alias(name, alias, chosen["version"])
+            runs.set_alias(name, alias, chosen["version"])
             progress(f"alias models:/{name}@{alias} -> version {chosen['version']} (trial {chosen['trial_id']})")
     return [{k: v for k, v in e.items() if k != "version"} for e in exported]

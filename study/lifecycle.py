@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Callable
 
 from study.console import verbose
-from study.mlflow_store import experiment_id, resolve_tracking_uri
+from study.mlflow_store import resolve_tracking_uri
 from study.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_data, redact
 from study.record import StudyError, StudyInterrupted, StudyRecord, driver_lock, load_record, study_folder
 from trainables.config import ConfigError, TrialConfig
-from trainables.mlflow_runs import FINISHED, KILLED, RUNNING, RunLog
+from trainables.mlflow_runs import FINISHED, KILLED, RUNNING, store
 
 Progress = Callable[[str], None]
 
@@ -93,8 +93,8 @@ def _new_record(name: str, config: TrialConfig, space: str, objective: str, max_
         except ConfigError:
             stop_ray()
             raise
-    runs = RunLog(uri)
-    exp = experiment_id(runs.client, name, uri)
+    runs = store(uri)
+    exp = runs.experiment_id(name)
     parent = runs.create(exp, name, {"stage": "study", "space": space, "objective": objective})
     record = StudyRecord(name=name, storage=str(Path(storage).absolute()), base_config=config.to_dict(),
                          space=space, objective=objective, num_samples=0, max_concurrent=max_concurrent,
@@ -131,7 +131,7 @@ def _run_trials(record: StudyRecord, address: str | None, progress: Progress) ->
     check_tracking_uri(record.tracking_uri)
     check_ray_address(address)
     config = TrialConfig(**record.base_config)
-    RunLog(record.tracking_uri).client.update_run(record.parent_run_id, status=RUNNING)
+    store(record.tracking_uri).reopen(record.parent_run_id)
     progress(start_ray(address, worker_logs=verbose()))
     try:
         check_gpus(config.use_gpu, config.num_workers)
@@ -165,6 +165,7 @@ def _run_level(record: StudyRecord, run_name: str, run: dict, config: TrialConfi
     run, written when it ends): a resumed screening runs the rest as a new Tune run over the same Optuna
     study (which knows every result told before)."""
     from study.tuner import new_tuner, restored_tuner
+    from trainables.trainable import trains_in_trial
 
     level = run["level"]
     trials, tune_name = run["trials"], run_name
@@ -189,10 +190,11 @@ def _run_level(record: StudyRecord, run_name: str, run: dict, config: TrialConfi
         record.save()
         return
     what = "configurations screened on cached features" if level == "screen" else "fine-tuning trials"
+    gpu = " + 1 GPU" if config.use_gpu else ""
+    where = (f" (each in its own trial process on {cpus} CPU{gpu})" if trains_in_trial(config) else
+             f" (each on {config.num_workers} Ray Train workers x {cpus} CPU{gpu})")
     progress(f"study {record.name}: {trials} {what}, up to "
-             f"{cpu_slots if level == 'screen' else record.max_concurrent} at once"
-             + ("" if level == "screen" or not cpus else
-                f" (each on {config.num_workers} Ray Train worker(s) x {cpus} CPU{' + 1 GPU' if config.use_gpu else ''})"))
+             f"{cpu_slots if level == 'screen' else record.max_concurrent} at once" + ("" if level == "screen" else where))
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the Pareto table
         results = tuner.fit()
     ended = results.num_terminated + results.num_errors
@@ -206,8 +208,7 @@ def _run_level(record: StudyRecord, run_name: str, run: dict, config: TrialConfi
 def _screened(record: StudyRecord, run_name: str) -> int:
     """Screened trials of Tune run `run_name` that finished (their MLflow runs, tagged tune_run)."""
     query = f"tags.level = 'screen' and tags.tune_run = '{run_name}' and attributes.status = 'FINISHED'"
-    runs = RunLog(record.tracking_uri).client.search_runs([record.experiment_id], query, max_results=50000)
-    return len({run.data.tags.get("trial_id") for run in runs})
+    return len({run.data.tags.get("trial_id") for run in store(record.tracking_uri).search(record.experiment_id, query)})
 
 
 def promote(record: StudyRecord, k: int) -> list[dict]:
@@ -245,7 +246,7 @@ def _prune(record: StudyRecord, progress: Progress) -> None:
     from study.export import prune_models
     from study.report import trial_table
 
-    trials = trial_table(RunLog(record.tracking_uri).client, record.name)
+    trials = trial_table(store(record.tracking_uri), record.name)
     if not trials.empty:
         prune_models(record, trials, progress)
 
@@ -256,8 +257,8 @@ def close_leftovers(record: StudyRecord) -> None:
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    runs = RunLog(record.tracking_uri)
-    for run in runs.client.search_runs([record.experiment_id], f"attributes.status = '{RUNNING}'"):
+    runs = store(record.tracking_uri)
+    for run in runs.search(record.experiment_id, f"attributes.status = '{RUNNING}'"):
         if run.info.run_id != record.parent_run_id:
             runs.close(run.info.run_id, KILLED)
     runs.close(record.parent_run_id, FINISHED if record.status == "finished" else KILLED)
@@ -282,13 +283,7 @@ def move_tracking_uri(record: StudyRecord, tracking_uri: str | None, progress: P
     if uri == record.tracking_uri:
         return
     check_tracking_uri(uri)
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = RunLog(uri).client.get_experiment(record.experiment_id)
-    except MlflowException:
-        found = None
-    if found is None or found.name != record.name:
+    if store(uri).experiment_name(record.experiment_id) != record.name:
         raise StudyError(f"--tracking-uri {redact(uri)} does not hold study {record.name!r} (experiment "
                          f"{record.experiment_id}): pass the address of the store the study logs to, "
                          f"now {redact(record.tracking_uri)}")

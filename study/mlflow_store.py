@@ -1,7 +1,7 @@
-"""The MLflow store seen from the driver: its URI (resolved once) and the experiment a run goes to.
+"""The MLflow store seen from the driver: its URI, resolved once.
 
 Ray workers run in other folders, so a relative SQLite path is made absolute before it is passed on.
-The runs themselves are opened, logged and closed by `trainables.mlflow_runs`.
+Everything else (experiments, runs, artifacts, models) goes through `trainables.mlflow_runs`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,3 @@ def resolve_tracking_uri(uri: str | None) -> str:
     elif "://" not in uri:
         uri = Path(uri).absolute().as_uri()
     return uri
-
-
-def experiment_id(client, name: str, uri: str) -> str:
-    """The id of experiment `name`, created on first use; a SQLite store keeps artifacts beside it."""
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        return existing.experiment_id
-    artifacts = None
-    if uri.startswith("sqlite:///"):
-        artifacts = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
-    # "custom model development": the MLflow UI opens the experiment on its runs table, not on GenAI's overview
-    return client.create_experiment(name, artifact_location=artifacts,
-                                    tags={"mlflow.experimentKind": "custom_model_development"})

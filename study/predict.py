@@ -26,24 +26,22 @@ def resolve_model(uri: str, tracking_uri: str | None, scratch: str) -> Path:
                           "or runs:/RUN_ID/model")
     import os
 
-    import mlflow
     from mlflow.exceptions import MlflowException
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is for our lines
-    from study.preflight import redact
     from study.mlflow_store import resolve_tracking_uri
+    from study.preflight import redact
+    from trainables.mlflow_runs import store
 
-    store = resolve_tracking_uri(tracking_uri)
-    if store.startswith("sqlite:///") and not Path(store[len("sqlite:///"):]).is_file():  # do not create one
-        raise ConfigError(f"--model {uri}: there is no MLflow store at {store[len('sqlite:///'):]}: pass the "
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is for our lines
+    uri_of_store = resolve_tracking_uri(tracking_uri)
+    if uri_of_store.startswith("sqlite:///") and not Path(uri_of_store[len("sqlite:///"):]).is_file():  # do not create one
+        raise ConfigError(f"--model {uri}: there is no MLflow store at {uri_of_store[len('sqlite:///'):]}: pass the "
                           "--tracking-uri that holds the model")
-    mlflow.set_tracking_uri(store)
     try:
-        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
-                                                        dst_path=scratch))
+        path = store(uri_of_store).download(uri, scratch)
     except (MlflowException, OSError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"--model {uri} cannot be fetched from {redact(mlflow.get_tracking_uri())} ({first}): "
+        raise ConfigError(f"--model {uri} cannot be fetched from {redact(uri_of_store)} ({first}): "
                           "check the name/version with the MLflow UI, or pass --tracking-uri") from None
     found = [p for p in (path, path / "model") if (p / "imlgcn.json").is_file()]
     if not found:

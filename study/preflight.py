@@ -95,9 +95,8 @@ def prepare_data(config: TrialConfig, progress: Callable[[str], None],
     (trials read it instead of the annotation files: see trainables.split_index).
     """
     from trainables.datasets import get_dataset, read_split
-    from trainables.gcn_inputs import word_vectors_path
+    from trainables.gcn_inputs import check_word_vectors
     from trainables.images import verify_images
-    from trainables.label_graph import word_embeddings
     from trainables.synthetic import ensure_synthetic
 
     config.check_data_dir()
@@ -119,11 +118,7 @@ def prepare_data(config: TrialConfig, progress: Callable[[str], None],
     splits = [read_split(config.dataset, config.data_dir, name) for name in (dataset.train_split, dataset.eval_split)]
     classes = splits[0].classes
     config.check_classes(len(classes))
-    if config.embedding == "word":
-        try:
-            word_embeddings(word_vectors_path(config), list(classes))
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+    check_word_vectors(config, classes)
     progress(f"checking {sum(len(s) for s in splits)} images in {config.data_dir}")
     for split in splits:
         verify_images(split.paths)

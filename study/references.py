@@ -13,7 +13,7 @@ from typing import Callable
 from study.record import StudyRecord
 from trainables.baseline import baseline_config, baseline_key, load_baseline
 from trainables.config import TrialConfig
-from trainables.mlflow_runs import FAILED, FINAL_KEYS, RUNNING, RunLog
+from trainables.mlflow_runs import FAILED, FINAL_KEYS, RUNNING, RunLog, store
 from trainables.stage_cache import STAGE1_FIELDS, load_stage1, stage1_key
 
 REFERENCES_MAX_FAILURES = 2
@@ -32,7 +32,7 @@ def ensure_references(record: StudyRecord, config: TrialConfig, cpus_per_worker:
     """Stage 1 and the baselines unless cached, each with its finished MLflow run; returns the fine-tuning
     baseline's metrics."""
     key = stage1_key(config)
-    runs = RunLog(record.tracking_uri)
+    runs = store(record.tracking_uri)
     references = reference_configs(record)
     keys = {level: baseline_key(direct) for level, direct in references.items()}
     stage1 = load_stage1(record.stage1_dir, key)
@@ -70,7 +70,7 @@ def ensure_references(record: StudyRecord, config: TrialConfig, cpus_per_worker:
 
 def _logged(runs: RunLog, record: StudyRecord, tag: str, value: str) -> bool:
     query = f"tags.{tag} = '{value}' and attributes.status = 'FINISHED'"
-    return bool(runs.client.search_runs([record.experiment_id], query))
+    return bool(runs.search(record.experiment_id, query, max_results=1))
 
 
 def _open_runs(runs: RunLog, record: StudyRecord, config: TrialConfig, key: str, keys: dict[str, str],

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from study.pareto import pareto_front
 from study.preflight import redact
 from study.record import StudyError
 from study.report_plots import write_png
-from trainables.mlflow_runs import FINAL_KEYS, RunLog
+from trainables.config import HEAD, SEARCH, TrialConfig, keys_of
+from trainables.mlflow_runs import FINAL_KEYS, RunLog, store
 
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 # MLflow 3.17's UI chooses its GenAI or model-training view from this URL parameter (else from the
@@ -34,20 +35,19 @@ def experiment_url(base: str, experiment_id: str) -> str:
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}{UI_VIEW}"
 
 METRICS = (*FINAL_KEYS, "direct_mAP", "wall_time_s")
-FLOAT_PARAMS = ("tau", "p", "backbone_lr", "gcn_lr")
-TEXT_PARAMS = ("embedding", "backbone")
-HEAD_PARAMS = ("embedding", "tau", "p", "pca_dim", "gcn_lr")  # what screening judges: matches a trial to its screening
-COLUMNS = ("trial_id", "run_id", "level", "pareto_tag", "stopped_early", *METRICS, "embedding", "tau", "p", "pca_dim", "backbone",
-           "backbone_lr", "gcn_lr", "head_key", "pareto")
+SEARCHED = keys_of(SEARCH)  # the report's parameter columns, in declaration order (see trainables.config)
+HEAD_KEY = keys_of(HEAD)  # what screening judges: a fine-tuned trial's head key finds its screening
+KINDS = {f.name: f.type for f in fields(TrialConfig)}  # str | int | float | bool: how a column is parsed
+COLUMNS = ("trial_id", "run_id", "level", "pareto_tag", "stopped_early", *METRICS, *SEARCHED, "head_key", "pareto")
 
 
-def trial_table(client: MlflowClient, study: str) -> pd.DataFrame:
+def trial_table(runs: RunLog, study: str) -> pd.DataFrame:
     """One row per finished trial (the latest run when a trial id finished twice), with the `pareto` flag.
 
     `level` is screen (head on cached features) or finetune; the front is the fine-tuned one: trials of
     level finetune that ran all their epochs (a scheduler's early stop is no full result).
     """
-    runs = _latest_per_trial(_finished_runs(client, study, "trial"))
+    runs = _latest_per_trial(_finished_runs(runs, study, "trial"))
     rows = []
     for run in runs:
         params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
@@ -55,15 +55,14 @@ def trial_table(client: MlflowClient, study: str) -> pd.DataFrame:
                                "level": tags.get("level", "finetune"), "pareto_tag": tags.get("pareto"),
                                "stopped_early": tags.get("stopped_early") == "true"}
         row.update({key: metrics.get(key, np.nan) for key in METRICS})
-        row.update({key: params.get(key, "") for key in TEXT_PARAMS})
-        row.update({key: params.get(key) for key in (*FLOAT_PARAMS, "pca_dim")})
+        row.update({key: params.get(key, "") for key in SEARCHED})
         row["head_key"] = "|".join(params.get(k, "") if k != "pca_dim" or params.get("embedding") == "fpca" else ""
-                                   for k in HEAD_PARAMS)
+                                   for k in HEAD_KEY)
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(COLUMNS[:-1]))
-    for key in (*METRICS, *FLOAT_PARAMS):
+    for key in (*METRICS, *(k for k in SEARCHED if KINDS[k] == "float")):
         table[key] = pd.to_numeric(table[key], errors="coerce").astype(float)
-    for key in ("n_params", "n_params_inference", "pca_dim"):
+    for key in ("n_params", "n_params_inference", *(k for k in SEARCHED if KINDS[k] == "int")):
         table[key] = pd.to_numeric(table[key], errors="coerce").round().astype("Int64")
     table["stopped_early"] = table["stopped_early"].astype(bool)
     searched = searched_params(runs)
@@ -85,8 +84,9 @@ def searched_params(runs: list[Run]) -> list[str]:
     tuned = [r for r in runs if r.data.tags.get("level", "finetune") == "finetune"] or runs
     keys = {k for r in tuned for k in r.data.params}
     varying = {k for k in keys if len({r.data.params.get(k) for r in tuned}) > 1}
-    varying |= {k for k in HEAD_PARAMS if k in keys}
-    return [k for k in (*HEAD_PARAMS, "backbone_lr") if k in varying] + sorted(varying - {*HEAD_PARAMS, "backbone_lr"})
+    if any(r.data.params.get("embedding", "none") != "none" for r in tuned):  # a GCN's head is always shown
+        varying |= {k for k in SEARCHED if k in HEAD_KEY and k in keys}
+    return [k for k in SEARCHED if k in varying] + sorted(varying - set(SEARCHED))
 
 
 def screening_agreement(trials: pd.DataFrame) -> tuple[float, int]:
@@ -103,13 +103,13 @@ def screening_agreement(trials: pd.DataFrame) -> tuple[float, int]:
     return float(rho), len(pairs)
 
 
-def baseline_table(client: MlflowClient, study: str) -> pd.DataFrame:
+def baseline_table(runs: RunLog, study: str) -> pd.DataFrame:
     """The finished same-budget direct models (backbone + linear head trained as long as the trials):
     the baselines the front must beat; `level` says which trials each one is the reference of."""
     rows = [{"run_id": run.info.run_id, "backbone": run.data.params.get("backbone", ""),
              "level": run.data.tags.get("level", "finetune"),
              "mAP": run.data.metrics.get("mAP", np.nan), "n_params": run.data.metrics.get("n_params", np.nan)}
-            for run in _finished_runs(client, study, "baseline")]
+            for run in _finished_runs(runs, study, "baseline")]
     table = pd.DataFrame(rows, columns=["run_id", "backbone", "level", "mAP", "n_params"])
     table["mAP"] = table["mAP"].astype(float)
     table["n_params"] = pd.to_numeric(table["n_params"]).round().astype("Int64")
@@ -128,14 +128,14 @@ def write_report(tracking_uri: str, study: str, out_dir: str | Path) -> dict[str
     from study.front_table import format_front
     from study.report_html import write_html
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    trials = trial_table(client, study)
+    runs = store(tracking_uri)
+    trials = trial_table(runs, study)
     if trials.empty:
         raise StudyError(f"study {study!r} has no finished trials yet: resume the study (`imlgcn study resume "
                          f"{study}`) or wait for a trial to finish, then report")
     searched = trials.attrs.get("searched", [])
-    parent = _parent_run_id(client, study)
-    baselines = baseline_table(client, study)
+    parent = _parent_run_id(runs, study)
+    baselines = baseline_table(runs, study)
     base = reference(baselines)
     front = trials[trials["pareto"]].sort_values(["n_params", "trial_id"]).reset_index(drop=True)
     finetuned = int((trials["level"] == "finetune").sum())
@@ -147,20 +147,19 @@ def write_report(tracking_uri: str, study: str, out_dir: str | Path) -> dict[str
     trials.drop(columns="pareto_tag").to_csv(paths["csv"], index=False)  # the tag as it was: now `pareto`
     paths["txt"].write_text(text + "\n")
     write_png(trials, front, baselines, paths["png"], title=study)
-    experiment = _experiment_id(client, study)
+    experiment = _experiment_id(runs, study)
     write_html(trials, front, baselines, searched, paths["html"], study, text.splitlines()[0],
                run_link=lambda run_id: run_url(tracking_uri, experiment, run_id))
     for path in paths.values():
-        client.log_artifact(parent, str(path), artifact_path="report")
+        runs.log_artifact(parent, path, "report")
     rho, pairs = screening_agreement(trials)
-    _tag_front(client, trials)
-    failed = len(client.search_runs([experiment], "tags.stage = 'trial' and attributes.status = 'FAILED'",
-                                    max_results=50000))
+    _tag_front(runs, trials)
+    failed = len(runs.search(experiment, "tags.stage = 'trial' and attributes.status = 'FAILED'"))
     summary = {"front_size": len(front), "trials_finished": finetuned, "trials_failed": failed,
                "trials_screened": screened, "best_mAP": float(front["mAP"].max()) if len(front) else float("nan"),
                "baseline_mAP": float(base["mAP"]) if base is not None else float("nan"),
                "screening_rank_correlation": rho}
-    RunLog(tracking_uri).log_metrics(parent, {k: v for k, v in summary.items() if v == v}, step=0)
+    runs.log_metrics(parent, {k: v for k, v in summary.items() if v == v}, step=0)
     return {**{key: str(path) for key, path in paths.items()}, "front": front, "trials": len(trials),
             "screened": screened, "agreement": (rho, pairs), "text": text}
 
@@ -172,34 +171,25 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     return f"{redact(base)}/#/experiments/{experiment_id}/runs/{run_id}{UI_VIEW}"
 
 
-def _tag_front(client: MlflowClient, trials: pd.DataFrame) -> None:
+def _tag_front(runs: RunLog, trials: pd.DataFrame) -> None:
     """Set the `pareto` tag (true / false) of every trial run whose membership changed."""
     for run_id, on_front, old in zip(trials["run_id"], trials["pareto"], trials["pareto_tag"]):
         value = "true" if on_front else "false"
         if old != value:
-            client.set_tag(run_id, "pareto", value)
+            runs.set_tags(run_id, {"pareto": value})
 
 
-def _experiment_id(client: MlflowClient, study: str) -> str:
-    experiment = client.get_experiment_by_name(study)
+def _experiment_id(runs: RunLog, study: str) -> str:
+    experiment = runs.find_experiment(study)
     if experiment is None:
-        raise StudyError(f"no MLflow experiment named {study!r} at {redact(client.tracking_uri)}: run `imlgcn study list` "
+        raise StudyError(f"no MLflow experiment named {study!r} at {redact(runs.tracking_uri)}: run `imlgcn study list` "
                          "to see the studies there, or pass the --tracking-uri the study used")
-    return experiment.experiment_id
+    return experiment
 
 
-def _finished_runs(client: MlflowClient, study: str, stage: str) -> list[Run]:
+def _finished_runs(runs: RunLog, study: str, stage: str) -> list[Run]:
     """Every FINISHED run of `stage` in the study's experiment, all pages."""
-    experiment = _experiment_id(client, study)
-    query = f"tags.stage = '{stage}' and attributes.status = 'FINISHED'"
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment], filter_string=query, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+    return runs.search(_experiment_id(runs, study), f"tags.stage = '{stage}' and attributes.status = 'FINISHED'")
 
 
 def _trial_id(run: Run) -> str:
@@ -221,13 +211,11 @@ def _latest_per_trial(runs: list[Run]) -> list[Run]:
     return kept
 
 
-def _parent_run_id(client: MlflowClient, study: str) -> str:
+def _parent_run_id(runs: RunLog, study: str) -> str:
     """The study's parent run: the stage=study run most finished trials point to, else the latest one."""
-    experiment = _experiment_id(client, study)
-    parents = client.search_runs([experiment], filter_string="tags.stage = 'study'",
-                                 order_by=["attributes.start_time DESC"])
+    parents = runs.search(_experiment_id(runs, study), "tags.stage = 'study'", order_by=["attributes.start_time DESC"])
     if not parents:
         raise StudyError(f"study {study!r} has no parent run (tag stage=study): re-run `imlgcn study` "
                          "for it so the report has a run to attach to")
-    children = Counter(run.data.tags.get("mlflow.parentRunId") for run in _finished_runs(client, study, "trial"))
+    children = Counter(run.data.tags.get("mlflow.parentRunId") for run in _finished_runs(runs, study, "trial"))
     return max(parents, key=lambda run: children[run.info.run_id]).info.run_id

@@ -16,7 +16,7 @@ import warnings
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from trainables.mlflow_runs import RunLog, trial_run_id
+from trainables.mlflow_runs import store, trial_run_id
 
 
 class StudySearch(OptunaSearch):
@@ -60,7 +60,5 @@ class StudySearch(OptunaSearch):
         run_id = result.get("mlflow_run_id") or trial_run_id(self._runs_dir, trial_id)
         if run_id:
             ot_trial.set_user_attr("mlflow_run_id", run_id)
-            from mlflow.entities import RunTag
-
-            RunLog(self._tracking_uri).client.log_batch(run_id, tags=[
-                RunTag("optuna_study", self._study_name), RunTag("optuna_trial", str(ot_trial.number))])
+            store(self._tracking_uri).set_tags(run_id, {"optuna_study": self._study_name,
+                                                        "optuna_trial": str(ot_trial.number)})

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from study.mlflow_store import experiment_id, resolve_tracking_uri
+from study.mlflow_store import resolve_tracking_uri
 from study.preflight import prepare_data, preflight, redact
 from trainables.config import TrialConfig
-from trainables.mlflow_runs import RunLog, final_metrics
+from trainables.mlflow_runs import RunLog, final_metrics, store
 from trainables.run_context import RunContext
 
 Progress = Callable[[str], None]
@@ -35,8 +35,8 @@ def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None
     try:
         check_gpus(config.use_gpu, config.num_workers)
         root = Path(storage).absolute()
-        runs = RunLog(uri)
-        context = RunContext(tracking_uri=uri, experiment_id=experiment_id(runs.client, experiment, uri),
+        runs = store(uri)
+        context = RunContext(tracking_uri=uri, experiment_id=runs.experiment_id(experiment),
                              stage1_dir=str(root / "stage1"), train_storage=str(root),
                              models_dir=str(root / "models"), cpus_per_worker=config.worker_cpus(node_cpus()),
                              split_index=index)
@@ -61,7 +61,7 @@ def _tracked_fit(config: TrialConfig, classes: tuple[str, ...], context: RunCont
         final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
                  "wall_time_s": round(time.time() - began, 1)}
         with tempfile.TemporaryDirectory() as folder:  # a head-only model gets its backbone in the artifact
-            runs.client.log_artifacts(run_id, str(self_contained(context.model_dir, Path(folder) / "model")), "model")
+            runs.log_artifacts(run_id, self_contained(context.model_dir, Path(folder) / "model"), "model")
         runs.finish(run_id, final, step=config.epochs)
     progress(f"model saved to {context.model_dir} and logged as runs:/{run_id}/model "
              f"(try `imlgcn predict --model runs:/{run_id}/model IMAGE`)")

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from study.callbacks import TrialProgress
 from study.record import StudyRecord
 from trainables.config import TrialConfig
-from trainables.trainable import imlgcn_trial, screen_trial, trial_resources
+from trainables.trainable import CHECKPOINTS_KEPT, imlgcn_trial, screen_trial, trains_in_trial, trial_resources
 
 # Tune saves its experiment state at most every 10 s by default ("auto"). A driver killed in that gap
 # restores without the trials created since, generates new ones, and the study ends with more
@@ -64,8 +64,9 @@ def trainable(record: StudyRecord, level: str, cpus_per_worker: int, tune_run: s
     constants = TrialConfig(**level_config(record, level))
     context = replace(record.context(cpus_per_worker), level=level, tune_run=tune_run,
                       baseline_key=baseline_key(baseline_config(constants)))
-    fn = tune.with_parameters(screen_trial if level == "screen" else imlgcn_trial, context=context.to_dict())
-    return tune.with_resources(fn, trial_resources(constants, context))
+    if level == "screen":  # a head on cached features: one CPU, in the trial's process
+        return tune.with_resources(tune.with_parameters(screen_trial, context=context), {"cpu": cpus_per_worker})
+    return tune.with_resources(tune.with_parameters(imlgcn_trial, context=context), trial_resources(constants, context))
 
 
 def searcher(record: StudyRecord, level: str, points: list[dict] | None = None):
@@ -127,6 +128,14 @@ def searched_names(record: StudyRecord, level: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def reuses_actors(record: StudyRecord, level: str) -> bool:
+    """Whether Tune reuses a level's trial processes: screening's and those of one-worker fine-tuning
+    trials, which train in them (imports, the stage-1 cache and the heads' inputs stay loaded, and a
+    stopped trial's CPUs pass straight to the next trial); not those of data-parallel trials, whose
+    actor waits for its Train workers and must die with them when a scheduler stops it."""
+    return level == "screen" or trains_in_trial(TrialConfig(**level_config(record, level)))
+
+
 def trial_dirname(trial) -> str:
     """Short trial folders (Tune's default spells out the whole config)."""
     return f"trial_{trial.trial_id}"
@@ -137,16 +146,16 @@ def new_tuner(record: StudyRecord, run_name: str, level: str, num_samples: int, 
     from ray import tune
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_CHECKPOINT_S)
+    # keeping one checkpoint per trial makes Tune save its (small) state after each, and warn that it did
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     return tune.Tuner(
         trainable(record, level, cpus_per_worker, logical_name or run_name),
         tune_config=tune.TuneConfig(search_alg=searcher(record, level, points), scheduler=scheduler(record, level),
                                     num_samples=num_samples, max_concurrent_trials=max_concurrent,
-                                    trial_dirname_creator=trial_dirname,
-                                    # level 1: long-lived actors keep the shared inputs loaded; level 2: a
-                                    # stopped trial's actor dies, and with it its Train run and workers
-                                    reuse_actors=level == "screen"),
+                                    trial_dirname_creator=trial_dirname, reuse_actors=reuses_actors(record, level)),
         run_config=tune.RunConfig(name=run_name, storage_path=str(record.tune_dir), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=TRIAL_MAX_FAILURES),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
                                   callbacks=[TrialProgress.create(num_samples, record.tracking_uri,
                                                                   str(record.runs_dir), level,
                                                                   searched_names(record, level))]),

@@ -194,7 +194,7 @@ def test_config_keys_are_listed_and_a_misspelt_key_gets_its_close_match(capsys):
 
     code, out, _ = run(capsys, "config")
     assert code == 0 and all(f"  {f.name} = " in out for f in fields(TrialConfig))
-    assert "tau = 0.1 (float)  Eq. 3 threshold on P(j | i)" in out  # default and meaning, from the source
+    assert "tau = 0.1 (float; head,search)  Eq. 3 threshold on P(j | i)" in out  # default and meaning, from the source
     code, _, err = run(capsys, "train", "--set", "pca_dims=3")
     assert code == 2 and "unknown config key 'pca_dims': did you mean pca_dim?" in err and "imlgcn config" in err
 

@@ -228,22 +228,31 @@ FINETUNE_TRIALS = 4
 
 def test_fine_tuning_trials_use_whole_nodes_without_deadlock(tmp_path, tiny_data, ray_cluster, mlflow_server,
                                                              auth_env):
-    """Trials that fine-tune start a TorchTrainer whose worker needs a whole CPU. On two 1-CPU nodes the
-    trial functions themselves must hold no CPU, or each would take a sliver of a node and no worker could
-    ever start (the deadlock this guards against). Two trials train at once, one per node."""
+    """On two 1-CPU nodes: one-worker fine-tuning trials train in their own trial processes, each holding a
+    whole CPU, two at once, one per node. Then a data-parallel trial (num_workers=2): its trial function
+    holds no CPU (a sliver of a node would leave no whole CPU for a worker: the deadlock this guards
+    against), and its two Ray Train workers take one node each."""
     shared = tmp_path / "shared"
     tiny = ["--set", "dataset=coco", f"data_dir={tiny_data}", "backbone=test_resnet", "image_size=32",
             "pretrain_epochs=1", "epochs=2", "gcn_hidden=16", "batch_size=16", "finetune_backbone=true",
             "cpus_per_worker=1"]
-    done = subprocess.run([str(BIN / "imlgcn"), "--verbose", "study", "run", "--name", "ft", "--space", "small", "--screen", "0",
-                           "--num-samples", str(FINETUNE_TRIALS), "--storage", str(shared), "--tracking-uri", mlflow_server.uri,
-                           "--address", ray_cluster, *tiny], cwd=tmp_path, env=auth_env, capture_output=True,
-                          text=True, timeout=900)
+    study = [str(BIN / "imlgcn"), "--verbose", "study", "run", "--space", "small", "--screen", "0", "--storage",
+             str(shared), "--tracking-uri", mlflow_server.uri, "--address", ray_cluster]
+    done = subprocess.run([*study, "--name", "ft", "--num-samples", str(FINETUNE_TRIALS), *tiny], cwd=tmp_path,
+                          env=auth_env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     finished = _trial_runs(mlflow_server.uri, "ft", "FINISHED")
     assert len(finished) == FINETUNE_TRIALS and not _trial_runs(mlflow_server.uri, "ft", "RUNNING")
-    assert "4 fine-tuning trials, up to 2 at once" in done.stderr  # one whole-CPU worker per node
-    workers = set(re.findall(r"Ray Train worker\(s\), rank 0 on node (127\.0\.0\.\d)", done.stderr))
-    assert workers == {HEAD_IP, NODE_IP}, done.stderr[-3000:]  # fine-tuning workers trained on both nodes
+    assert "4 fine-tuning trials, up to 2 at once (each in its own trial process on 1 CPU)" in done.stderr
+    assert len({r.data.tags["ray_node_id"] for r in finished}) == 2  # the trials trained on both nodes
     for run in finished:
         assert run.data.params["finetune_backbone"] == "True" and run.data.metrics["mAP"] > 0
+
+    done = subprocess.run([*study, "--name", "dp", "--num-samples", "1", *tiny, "num_workers=2"], cwd=tmp_path,
+                          env=auth_env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "1 fine-tuning trials, up to 1 at once (each on 2 Ray Train workers x 1 CPU)" in done.stderr
+    finished = _trial_runs(mlflow_server.uri, "dp", "FINISHED")
+    assert len(finished) == 1 and finished[0].data.metrics["mAP"] > 0
+    starts = set(re.findall(r"\(RayTrainWorker pid=(\d+)[^)]*\) \[workers\] 2 Ray Train worker\(s\)", done.stderr))
+    assert len(starts) == 2, done.stderr[-3000:]  # the references' worker group and the trial's, each started once

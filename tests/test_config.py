@@ -110,3 +110,46 @@ def test_notes_say_when_step_milestones_lie_past_the_last_epoch():
     assert "does not decay there" in TrialConfig(lr_schedule="step", lr_milestones="1,5", epochs=3).notes()[0]
     assert TrialConfig(lr_schedule="step", lr_milestones="1,2", epochs=3).notes() == []
     assert TrialConfig(lr_schedule="cosine", lr_milestones="10", epochs=1).notes() == []
+
+
+def test_every_key_is_classified_where_it_is_declared():
+    """Each TrialConfig field is declared with knob(default, parts...): a field added without saying what
+    it affects fails here, before it silently misses the stage-1 key, the baseline key or the report."""
+    from dataclasses import fields
+
+    from trainables.config import PARTS, keys_of
+
+    for f in fields(TrialConfig):
+        parts = f.metadata.get("parts")
+        assert parts and set(parts) <= set(PARTS), f"{f.name} is not classified: declare it with knob(default, parts)"
+    assert set(keys_of("synthetic")) <= set(keys_of("data")) <= set(keys_of("stage1"))
+    assert {"tau", "p", "embedding", "pca_dim", "gcn_lr"} <= set(keys_of("head"))
+    assert {"backbone", "image_size", "pretrain_epochs", "seed", "loss"} <= set(keys_of("stage1"))
+    assert {"epochs", "backbone_lr", "gcn_lr", "finetune_backbone"} <= set(keys_of("baseline"))
+
+
+def test_keys_derive_from_the_classification():
+    """The stage-1, split-index and baseline keys change exactly with the keys declared to affect them."""
+    import dataclasses
+
+    from trainables.baseline import baseline_config, baseline_key
+    from trainables.config import keys_of
+    from trainables.split_index import index_path
+    from trainables.stage_cache import stage1_key
+
+    base = TrialConfig(dataset="coco", data_dir="/data")
+    other = {"str": "x", "int": 7, "float": 0.123, "bool": True}
+    valid = {"dataset": "voc", "embedding": "fi", "graph": "mlgcn", "loss": "bce", "lr_schedule": "step",
+             "precision": "fp32", "keep_checkpoints": "all", "direct_head": "reinit", "backbone": "resnet18",
+             "lr_milestones": "5", "synthetic_classes": "person", "synthetic_labels": "independent"}
+    for f in dataclasses.fields(TrialConfig):
+        value = (not f.default) if f.type == "bool" else valid.get(f.name, other[f.type])
+        changed = dataclasses.replace(base, **{f.name: value})
+        if f.name in keys_of("synthetic"):  # meaningful for the synthetic set only
+            continue
+        assert (stage1_key(changed) != stage1_key(base)) == (f.name in keys_of("stage1")), f.name
+        assert (index_path("/r", changed) != index_path("/r", base)) == (f.name in keys_of("data")), f.name
+        moves_baseline = f.name in keys_of("stage1") or f.name in keys_of("baseline")
+        assert (baseline_key(changed) != baseline_key(base)) == moves_baseline, f.name
+    gcn = dataclasses.replace(base, tau=0.7, p=0.9, pca_dim=3, embedding="fi")
+    assert baseline_config(gcn) == dataclasses.replace(base, embedding="none")  # the direct model has no graph

@@ -1,10 +1,14 @@
-"""A trial that MOASHA stops frees its Ray Train worker at once.
+"""A trial that MOASHA stops frees its CPU at once, in both ways a fine-tuning trial trains.
 
-Train V2's placement groups live outside Tune's accounting and have leaked when Tune stopped a trial
-(ray-project/ray#54305). Here, on the study's own local Ray (2 CPUs), with trial functions that hold no
-CPU (as a study's fine-tuning trials) and at most two at once: trial A reaches the rung first and then
-keeps its worker until trial C's worker has started (or 60 s pass); trial B reaches the rung dominated
-and is stopped (unstopped, it would hold its worker for 120 s more); trial C can only get a CPU if B's worker was freed, since A still holds the other one.
+- in its own Tune trial process (one worker, the default): the trial holds 1 CPU and Tune reuses its
+  process for the next trial, as a study's fine-tuning level does;
+- on a Ray Train worker actor (data-parallel trials): the trial function holds no CPU, its worker does.
+  Train V2's placement groups live outside Tune's accounting and have leaked when Tune stopped a trial
+  (ray-project/ray#54305).
+Here, on the study's own local Ray (2 CPUs), at most two trials at once: trial A reaches the rung first
+and then keeps its CPU until trial C has started (or 60 s pass); trial B reaches the rung dominated and is
+stopped (unstopped, it would hold its CPU for 120 s more); trial C can only get a CPU if B's was freed,
+since A still holds the other one.
 """
 
 from __future__ import annotations
@@ -19,25 +23,28 @@ pytestmark = pytest.mark.slow
 QUALITY = {"a": 50.0, "b": 10.0, "c": 30.0}  # mAP each trial reports; same size, so b is dominated by a
 
 
-def _train_fn(loop_config: dict) -> None:
-    import ray.train
-
-    name, folder = loop_config["name"], Path(loop_config["folder"])
+def _epochs(name: str, folder: Path, report) -> None:
     (folder / f"{name}.started").write_text(str(time.time()))
     if name == "b":
         time.sleep(3)  # reach the rung after a
     for epoch in (1, 2, 3):
-        ray.train.report({"epoch": epoch, "mAP": QUALITY[name], "n_params": 100.0})
-        if name == "a" and epoch == 1:  # hold this worker until c's has started
+        report({"epoch": epoch, "mAP": QUALITY[name], "n_params": 100.0})
+        if name == "a" and epoch == 1:  # hold this CPU until c has started
             deadline = time.time() + 60
             while not (folder / "c.started").exists() and time.time() < deadline:
                 time.sleep(0.2)
-        if name == "b" and epoch == 1:  # would hold its worker for long if the stop did not free it
+        if name == "b" and epoch == 1:  # would hold its CPU for long if the stop did not free it
             time.sleep(120)
     (folder / f"{name}.ended").write_text(str(time.time()))
 
 
-def _trial(config: dict) -> None:
+def _train_fn(loop_config: dict) -> None:
+    import ray.train
+
+    _epochs(loop_config["name"], Path(loop_config["folder"]), ray.train.report)
+
+
+def _on_workers(config: dict) -> None:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -49,7 +56,17 @@ def _trial(config: dict) -> None:
                                       callbacks=[_stage3_reports()])).fit()
 
 
-def test_a_stopped_trial_frees_its_train_worker_at_once(tmp_path):
+def _in_trial(config: dict) -> None:
+    from ray import tune
+
+    _epochs(config["name"], Path(config["folder"]), tune.report)
+
+
+MODES = {"in_trial": (_in_trial, {"cpu": 1}, True), "worker_actor": (_on_workers, {"cpu": 0, "memory": 256 * 1024 ** 2}, False)}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_a_stopped_trial_frees_its_cpu_at_once(tmp_path, mode):
     import ray
     from ray import tune
 
@@ -61,11 +78,12 @@ def test_a_stopped_trial_frees_its_train_worker_at_once(tmp_path):
     start_ray(num_cpus=2, worker_logs=False)
     try:
         scheduler = MOASHA(max_t=3, grace_period=1, eta=3)
+        trial, resources, reuse = MODES[mode]
         tuner = tune.Tuner(
-            tune.with_resources(_trial, {"cpu": 0, "memory": 256 * 1024 ** 2}),
+            tune.with_resources(trial, resources),
             param_space={"name": tune.grid_search(["a", "b", "c"]), "folder": str(folder),
                          "storage": str(tmp_path / "train")},
-            tune_config=tune.TuneConfig(scheduler=scheduler, max_concurrent_trials=2,
+            tune_config=tune.TuneConfig(scheduler=scheduler, max_concurrent_trials=2, reuse_actors=reuse,
                                         metric="mAP", mode="max"),
             run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), verbose=0))
         results = tuner.fit()

@@ -14,6 +14,7 @@ from study.pareto import pareto_front
 from study.front_table import DOMINATED, dominated_by, format_front
 from study.report import baseline_table, trial_table, write_report
 from trainables.config import TrialConfig
+from trainables.mlflow_runs import store as mlflow_store
 
 STUDY = "demo-study"
 # trial_id: (embedding, tau, p, pca_dim, mAP, n_params)
@@ -124,12 +125,12 @@ def test_pareto_tags_follow_the_report(store) -> None:
 
 def test_tables_are_typed(store) -> None:
     with pytest.warns(UserWarning, match="keeping"):
-        table = trial_table(store["client"], STUDY)
+        table = trial_table(mlflow_store(store["uri"]), STUDY)
     assert table["tau"].dtype == float and table["gcn_lr"].dtype == float
     assert str(table["pca_dim"].dtype) == "Int64" and str(table["n_params"].dtype) == "Int64"
     assert table["pareto"].dtype == bool
     assert set(table["embedding"]) == {"fi", "fpca", "word"}
-    baselines = baseline_table(store["client"], STUDY)
+    baselines = baseline_table(mlflow_store(store["uri"]), STUDY)
     assert sorted(baselines["backbone"]) == ["resnet18", "resnet50"]
     assert sorted(baselines["mAP"]) == [57.0, 66.0]
     assert sorted(baselines["n_params"]) == [11_200_000, 23_600_000]
@@ -141,7 +142,7 @@ def test_format_front_leads_with_the_answer(store) -> None:
     assert lines[1].split()[:2] == ["trial", "embedding"] and "vs" in lines[1]
     assert lines[2].split()[:2] == ["direct", "(baseline)"] and "11,200,000" in lines[2]  # exact counts
     t0 = lines[3].split()
-    assert t0[:6] == ["t0", "fi", "0.100", "0.200", "-", "2.00e-03"] and "+3.00" in t0 and "+0" in t0
+    assert t0[:6] == ["t0", "fi", "-", "0.100", "0.200", "2.00e-03"] and "+3.00" in t0 and "+0" in t0
     assert len(lines) == 3 + len(FRONT)
     stronger = pd.Series({"mAP": 61.0, "n_params": 11.2e6, "backbone": "x"})  # beats t0 at the same size
     text = format_front(store["result"]["front"], stronger, ["embedding", "tau"], 8)
@@ -157,11 +158,11 @@ def test_unknown_study_names_the_fix(store, tmp_path) -> None:
     with pytest.raises(ValueError, match="no MLflow experiment named 'nope'"):
         write_report(store["uri"], "nope", tmp_path)
     with pytest.raises(ValueError, match="no MLflow experiment named 'nope'"):
-        trial_table(store["client"], "nope")
+        trial_table(mlflow_store(store["uri"]), "nope")
 
 
 def test_study_without_finished_trials_fails(store, tmp_path) -> None:
-    assert trial_table(store["client"], "empty-study").empty
+    assert trial_table(mlflow_store(store["uri"]), "empty-study").empty
     with pytest.raises(ValueError, match="no finished trials"):
         write_report(store["uri"], "empty-study", tmp_path)
 

@@ -1,4 +1,5 @@
-"""Level 1: a head judged on shared, cached inputs gives exactly what the fast mode's stage 3 gives."""
+"""Level 1: a head judged on shared, cached inputs gives exactly what the head-only stage 3 gives: both
+call head.train_head on the same inputs, with no special case for either."""
 
 import dataclasses
 
@@ -6,9 +7,9 @@ import numpy as np
 import pytest
 
 from trainables.datasets import read_split
-from trainables.gcn_inputs import node_features as stage3_node_features
+from trainables.gcn_inputs import gcn_inputs, node_features, stored_inputs
+from trainables.head import screen
 from trainables.runtime import Runtime
-from trainables.screening import node_features, screen, screening_data
 from trainables.split_index import index_path, read_index, write_index
 from trainables.stage_cache import load_stage1, stage1_key
 from trainables.stages import run_stages
@@ -35,21 +36,23 @@ def test_screening_equals_the_fast_stage3(cached, tmp_path, changes):
     config, root, index = cached
     config = dataclasses.replace(config, **changes)
     expected = run_stages(config, root, Runtime(), lambda _: None, split_index=index)
-    got = screen(config, screening_data(root, stage1_key(config), index))
+    got = screen(config, stored_inputs(root, stage1_key(config), index))
     assert got["mAP"] == pytest.approx(expected["mAP"], abs=1e-9)
     assert got["n_params"] == expected["n_params"] and got["n_params_inference"] == expected["n_params_inference"]
 
 
 def test_shared_inputs_are_loaded_once_per_process_and_fpca_is_a_slice(cached):
+    from trainables.label_graph import image_feature_embeddings
+
     config, root, index = cached
-    first = screening_data(root, stage1_key(config), index)
-    assert screening_data(root, stage1_key(config), index) is first  # the cache, not a second load
-    train, _ = read_index(index)
+    first = stored_inputs(root, stage1_key(config), index)
+    assert stored_inputs(root, stage1_key(config), index) is first  # the cache, not a second load
+    train, val = read_index(index)
     stage1 = load_stage1(root, stage1_key(config))
+    assert gcn_inputs(stage1, train.labels, val.labels, train.classes).fi.shape == first.fi.shape
     for k in (1, 3, 5):
         sliced = node_features(dataclasses.replace(config, embedding="fpca", pca_dim=k), first)
-        direct = stage3_node_features(dataclasses.replace(config, embedding="fpca", pca_dim=k),
-                                      stage1.train_features, train.labels, train.classes)
+        direct = image_feature_embeddings(stage1.train_features, train.labels, pca_dim=k)
         np.testing.assert_allclose(sliced, direct, rtol=1e-5, atol=1e-5)  # PCA(k) = the first k of the full PCA
 
 

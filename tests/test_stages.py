@@ -57,22 +57,23 @@ def test_same_seed_same_result(tiny_config, tmp_path):
 
 
 def test_graph_and_node_features_follow_the_config(tiny_config, tmp_path):
+    from trainables.gcn_inputs import gcn_inputs
+    from trainables.stage_cache import Stage1
+
     splits = load_splits(tiny_config)
     labels = splits.train.labels
-    adjacency = label_adjacency(tiny_config, labels)
-    assert adjacency.shape == (5, 5) and np.isfinite(adjacency).all()
-    assert not np.allclose(adjacency, label_adjacency(dataclasses.replace(tiny_config, tau=1.0), labels))
     rng = np.random.default_rng(0)
-    stage1 = rng.normal(size=(len(labels), 8)).astype(np.float32)  # F_GAP of the training images
-    fpca = node_features(dataclasses.replace(tiny_config, embedding="fpca", pca_dim=3), stage1, labels,
-                         splits.train.classes)
-    assert fpca.shape == (5, 3)
-    assert node_features(dataclasses.replace(tiny_config, embedding="fpca"), stage1, labels,
-                         splits.train.classes).shape == (5, 5)  # pca_dim 0 = number of classes
-    assert node_features(dataclasses.replace(tiny_config, embedding="fi"), stage1, labels,
-                         splits.train.classes).shape == (5, 8)
-    assert node_features(dataclasses.replace(tiny_config, embedding="word"), stage1, labels,
-                         splits.train.classes).shape == (5, 300)
+    stage1 = Stage1("k", {}, {}, rng.normal(size=(len(labels), 8)).astype(np.float32),  # F_GAP, 8 features
+                    np.zeros((len(splits.val.labels), 8), np.float32), {})
+    inputs = gcn_inputs(stage1, labels, splits.val.labels, splits.train.classes)
+    adjacency = label_adjacency(tiny_config, inputs)
+    assert adjacency.shape == (5, 5) and np.isfinite(adjacency).all()
+    assert not np.allclose(adjacency, label_adjacency(dataclasses.replace(tiny_config, tau=1.0), inputs))
+    assert node_features(dataclasses.replace(tiny_config, embedding="fpca", pca_dim=3), inputs).shape == (5, 3)
+    assert node_features(dataclasses.replace(tiny_config, embedding="fpca"), inputs).shape == (5, 5)  # 0 = C
+    assert node_features(dataclasses.replace(tiny_config, embedding="fi"), inputs).shape == (5, 8)
+    assert node_features(dataclasses.replace(tiny_config, embedding="word"), inputs).shape == (5, 300)
+    assert node_features(dataclasses.replace(tiny_config, embedding="none"), inputs) is None
 
 
 def test_stages_train_on_voc_and_csv_layouts(tmp_path):
@@ -104,21 +105,27 @@ def test_a_corrupt_image_mid_epoch_is_a_clear_error(tmp_path, tiny_config):
         run_stages(config, str(tmp_path / "cache"), Runtime(), lambda _: None)
 
 
+def _stage1_inputs(config, tmp_path):
+    from trainables.gcn_inputs import gcn_inputs
+    from trainables.pretrain import run_stage1
+
+    splits = load_splits(config)
+    stage1 = run_stage1(config, splits, str(tmp_path), Runtime(), lambda _: None)
+    return stage1, gcn_inputs(stage1, splits.train.labels, splits.val.labels, splits.train.classes)
+
+
 def test_head_warm_up_leaves_the_backbone_untouched(tiny_config, tmp_path):
     """During its warm-up epochs only the new head trains (on cached features): the backbone stays stage 1's."""
     import torch
 
-    from trainables.pretrain import run_stage1
-    from trainables.stage3 import stage3_model, warm_up_head
+    from trainables.head import head_model, train_head
 
     config = dataclasses.replace(tiny_config, head_warmup_epochs=2)
-    splits = load_splits(config)
-    stage1 = run_stage1(config, splits, str(tmp_path), Runtime(), lambda _: None)
-    model = stage3_model(config, stage1, splits.train.labels, splits.train.classes)
+    stage1, inputs = _stage1_inputs(config, tmp_path)
+    model = head_model(config, inputs, stage1.backbone_state)
     head_before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("gc")}
-    lines = []
-    warm_up_head(config, model, stage1, splits.train.labels, Runtime(), lines.append)
-    assert [line.split()[2] for line in lines] == ["1/2", "2/2"]
+    metrics = train_head(config, model, inputs, Runtime(), lambda _: None, 2, "constant")
+    assert 0 <= metrics["mAP"] <= 100
     for name, value in model.backbone.state_dict().items():
         assert torch.equal(value, stage1.backbone_state[name]), name
     assert any(not torch.equal(v, model.state_dict()[k]) for k, v in head_before.items())
@@ -127,15 +134,12 @@ def test_head_warm_up_leaves_the_backbone_untouched(tiny_config, tmp_path):
 def test_direct_head_keep_or_reinit(tiny_config, tmp_path):
     import torch
 
-    from trainables.pretrain import run_stage1
-    from trainables.stage3 import stage3_model
+    from trainables.head import head_model
 
-    splits = load_splits(tiny_config)
-    stage1 = run_stage1(tiny_config, splits, str(tmp_path), Runtime(), lambda _: None)
-    kept = stage3_model(dataclasses.replace(tiny_config, embedding="none"), stage1, splits.train.labels,
-                        splits.train.classes)
-    new = stage3_model(dataclasses.replace(tiny_config, embedding="none", direct_head="reinit"), stage1,
-                       splits.train.labels, splits.train.classes)
+    stage1, inputs = _stage1_inputs(tiny_config, tmp_path)
+    kept = head_model(dataclasses.replace(tiny_config, embedding="none"), inputs, stage1.backbone_state)
+    new = head_model(dataclasses.replace(tiny_config, embedding="none", direct_head="reinit"), inputs,
+                     stage1.backbone_state)
     assert torch.equal(kept.head.weight, stage1.head_state["weight"])
     assert not torch.equal(new.head.weight, stage1.head_state["weight"])
 

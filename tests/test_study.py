@@ -166,7 +166,9 @@ def _export_front_and_predict(tmp_path, tiny_data, db):
     assert table.returncode == 0 and table.stdout.startswith(val.paths[0])
 
 
-def test_a_killed_train_worker_resumes_its_trial_from_the_checkpoint(tmp_path, tiny_data):
+def test_a_killed_trial_process_resumes_its_trial_from_the_checkpoint(tmp_path, tiny_data):
+    """A one-worker fine-tuning trial trains in its Tune trial process: SIGKILL that process mid-training and
+    Tune retries the trial from its last checkpoint, into the same MLflow run."""
     args = [EXE, "--verbose", "study", "run", "--name", "s4", "--space", "small", "--screen", "0", "--num-samples", "1",
             "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
             *tiny_sets(tiny_data, fast=False), "epochs=60"]
@@ -177,51 +179,42 @@ def test_a_killed_train_worker_resumes_its_trial_from_the_checkpoint(tmp_path, t
         deadline = time.time() + 600
         while killed is None and time.time() < deadline and driver.poll() is None:
             time.sleep(0.2)
-            if _registered_checkpoint(tmp_path / "studies" / "s4" / "train"):
-                killed = _kill_train_worker(driver.pid)
+            if _registered_checkpoint(tmp_path / "studies" / "s4" / "tune"):
+                killed = _kill_trial_process(driver.pid)
         out, err = driver.communicate(timeout=600)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-    assert killed is not None, "the trial finished before a worker could be killed"
+    assert killed is not None, "the trial finished before its process could be killed"
     assert driver.returncode == 0, err[-3000:]
-    assert "RayTrainWorker" in err and "[train] epoch 1/60" in err  # the trial trained on Ray Train workers
+    assert "each in its own trial process" in err
+    assert any("(imlgcn_trial pid=" in line and "[train] epoch" in line for line in err.splitlines())  # in the trial
     assert "[train] resumed after epoch" in err  # the retry started from the last checkpoint, not epoch 0
     trials = runs(tmp_path, "s4", "trial", None)
     assert [r.info.status for r in trials] == ["FINISHED"]  # one run for the trial, finished
     steps = [m.step for m in MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db").get_metric_history(
         trials[0].info.run_id, "val_mAP")]
     assert steps.count(1) == 1 and set(steps) == set(range(1, 61)), steps  # epoch 1 was never trained again
-    kept = list((tmp_path / "studies" / "s4" / "models").iterdir())  # saved by rank 0 of the Train workers
+    kept = list((tmp_path / "studies" / "s4" / "models").iterdir())
     assert len(kept) == 1 and (kept[0] / "model.safetensors").is_file()
-    train = tmp_path / "studies" / "s4" / "train"  # per-epoch Train checkpoints pruned once finished
-    assert list(train.glob("train-*")) and not [p for p in train.glob("train-*/checkpoint_*") if p.is_dir()]
+    tune = tmp_path / "studies" / "s4" / "tune"  # per-epoch checkpoints pruned once finished
+    assert list(tune.glob("*/trial_*")) and not [p for p in tune.glob("*/trial_*/checkpoint_*") if p.is_dir()]
 
 
-def _registered_checkpoint(train_dir: Path) -> bool:
-    """True once Ray Train's controller has registered a stage-3 checkpoint of the trial.
+def _registered_checkpoint(tune_dir: Path) -> bool:
+    """True once Tune has taken a stage-3 checkpoint of the trial from its process.
 
-    A worker's `ray.train.report` uploads its checkpoint at once, but the controller takes it from the
-    worker's result queue only when it next polls the worker group (every 0.5 s here), and only then
-    can a restarted group resume from it. A worker killed in between restarts from the checkpoint
-    before (here: from epoch 0): that, not a lost progress line, made this test flaky when it killed
-    as soon as two epochs were logged to MLflow. The controller writes its snapshot after registering.
+    A trial persists each epoch's checkpoint when it reports, then waits until the driver has taken that
+    result (synchronous reporting) before it trains on: once the second checkpoint folder exists, the
+    driver has registered the first, and a retry resumes from it (not from epoch 0).
     """
-    import json
-
-    for snapshot in train_dir.glob("train-*/checkpoint_manager_snapshot.json"):
-        try:
-            if json.loads(snapshot.read_text()).get("latest_checkpoint_result"):
-                return True
-        except (OSError, ValueError):  # being written
-            pass
-    return False
+    return any(tune_dir.glob("finetune/trial_*/checkpoint_000001"))
 
 
-def _kill_train_worker(driver_pid: int) -> int | None:
-    """SIGKILL a Ray Train worker of this test's driver (found through its parent chain, so another
+def _kill_trial_process(driver_pid: int) -> int | None:
+    """SIGKILL the Tune trial process of this test's driver (found through its parent chain, so another
     test's Ray running at the same time is left alone)."""
-    found = subprocess.run(["pgrep", "-f", "ray::RayTrainWorker"], capture_output=True, text=True).stdout.split()
+    found = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True).stdout.split()
     for pid in map(int, found):
         if driver_pid in _ancestors(pid):
             os.kill(pid, signal.SIGKILL)

@@ -16,18 +16,18 @@ import os
 import uuid
 from pathlib import Path
 
-from trainables.config import TrialConfig
+from trainables.config import BASELINE, HEAD, TrialConfig, keys_of
 from trainables.stage_cache import stage1_key
 
-BUDGET_FIELDS = ("epochs", "head_warmup_epochs", "direct_head", "backbone_lr", "gcn_lr", "weight_decay",
-                 "lr_schedule", "lr_milestones", "finetune_backbone", "channels_last")
+BUDGET_FIELDS = keys_of(BASELINE)  # declared with each key in trainables.config
+GCN_ONLY = tuple(k for k in keys_of(HEAD) if k not in BUDGET_FIELDS)  # the head settings a direct model lacks
 METRICS_FILE = "metrics.json"
 
 
 def baseline_config(config: TrialConfig) -> TrialConfig:
     """The direct model trained with `config`'s budget (the graph and node-feature settings play no part)."""
     defaults = TrialConfig()
-    graph_free = {k: getattr(defaults, k) for k in ("tau", "p", "graph", "pca_dim", "gcn_hidden", "word_embeddings")}
+    graph_free = {k: getattr(defaults, k) for k in GCN_ONLY if k != "embedding"}
     return dataclasses.replace(config, embedding="none", **graph_free)
 
 

@@ -7,7 +7,7 @@ so `TrialConfig(**config)` in a Ray worker rejects an unknown key at once.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 from trainables.datasets import DATASETS
@@ -25,62 +25,84 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key and the fix."""
 
 
+# What a config key affects, declared with the key (see `knob`); the caches' keys, the baseline, the
+# report's columns and the comparison arms derive from these parts, so a new key cannot be left out.
+DATA = "data"  # identifies the data set: the split index is keyed by these
+SYNTHETIC = "synthetic"  # a data key that exists only for dataset=synthetic
+STAGE1 = "stage1"  # changes stage 1 (the pretrained direct model and its features): the stage-1 key
+BASELINE = "baseline"  # changes stage 3's budget, which the same-budget direct model shares: the baseline key
+HEAD = "head"  # a setting of the head that screening judges on cached features (the GCN's own are reset
+#                for the direct model); a trial's head key in the report
+SEARCH = "search"  # a study may search it: a column of the report and trials.csv
+RUN = "run"  # how a run executes (workers, devices, files kept): every arm of a comparison shares these
+PARTS = (DATA, SYNTHETIC, STAGE1, BASELINE, HEAD, SEARCH, RUN)
+
+
+def knob(default: Any, *parts: str) -> Any:
+    """A TrialConfig field with its default and the parts of a run it affects (one or more of PARTS)."""
+    unknown = [part for part in parts if part not in PARTS]
+    if not parts or unknown:
+        raise ValueError(f"knob parts {parts}: give one or more of {', '.join(PARTS)}")
+    return field(default=default, metadata={"parts": frozenset(parts)})
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """One run of the three stages (pretrain -> embed -> train). Defaults are the embedded demo."""
 
     # --- data
-    dataset: str = "synthetic"  # synthetic | coco | voc | vg500 | csv
-    data_dir: str = ""  # "" = the synthetic set in the cache folder (generated on first use)
-    synthetic_classes: str = "default"  # synthetic only: default (the documented rule) | all | COCO names, a,b,c
-    synthetic_labels: str = "coco"  # synthetic only: coco (COCO's label structure) | independent (the control)
-    data_seed: int = 0  # synthetic only: the seed of the data set (the training seed never changes the data)
-    synthetic_train_images: int = 2000  # synthetic only
-    synthetic_val_images: int = 1000  # synthetic only
-    image_size: int = 64  # pixels, square; the synthetic set is drawn at this size too
+    dataset: str = knob("synthetic", DATA, STAGE1)  # synthetic | coco | voc | vg500 | csv
+    data_dir: str = knob("", DATA, STAGE1)  # "" = the synthetic set in the cache folder (generated on first use)
+    synthetic_classes: str = knob("default", DATA, SYNTHETIC, STAGE1)  # synthetic only: default (the documented rule) | all | COCO names, a,b,c
+    synthetic_labels: str = knob("coco", DATA, SYNTHETIC, STAGE1)  # synthetic only: coco (COCO's label structure) | independent (the control)
+    data_seed: int = knob(0, DATA, SYNTHETIC, STAGE1)  # synthetic only: the seed of the data set (the training seed never changes the data)
+    synthetic_train_images: int = knob(2000, DATA, SYNTHETIC, STAGE1)  # synthetic only
+    synthetic_val_images: int = knob(1000, DATA, SYNTHETIC, STAGE1)  # synthetic only
+    image_size: int = knob(64, STAGE1, SEARCH)  # pixels, square; the synthetic set is drawn at this size too
     # --- backbone (any timm model name)
-    backbone: str = "test_resnet"  # timm's tiny ResNet (0.37 M): the 2-core demo
-    pretrained: bool = False  # timm/hub ImageNet weights (needs network access)
-    pretrained_path: str = ""  # local backbone weights (.safetensors or a torch state dict); wins over pretrained
-    augment: str = ""  # timm auto-augment for training, e.g. rand-m9-mstd0.5-inc1 (RandAugment); "" = flips only
+    backbone: str = knob("test_resnet", STAGE1, SEARCH)  # timm's tiny ResNet (0.37 M): the 2-core demo
+    pretrained: bool = knob(False, STAGE1)  # timm/hub ImageNet weights (needs network access)
+    pretrained_path: str = knob("", STAGE1)  # local backbone weights (.safetensors or a torch state dict); wins over pretrained
+    augment: str = knob("", STAGE1)  # timm auto-augment for training, e.g. rand-m9-mstd0.5-inc1 (RandAugment); "" = flips only
     # --- node features and label graph
-    embedding: str = "fpca"  # none (direct model) | word (GloVe, ML-GCN) | fi | fpca; controls: fi_centred | random
-    pca_dim: int = 0  # fpca components k; 0 = number of classes (the paper's k = C)
-    word_embeddings: str = ""  # .npz with `classes` and `vectors`; "" = packaged GloVe (COCO/VOC names)
-    gcn_hidden: int = 1024  # width of the first graph convolution
-    tau: float = 0.1  # Eq. 3 threshold on P(j | i)
-    p: float = 0.2  # Eq. 4 re-weighting: weight given to neighbours
-    graph: str = "paper"  # paper (Eq. 3-4) | mlgcn (ML-GCN's code: p = 0.25, +I, column sums)
+    embedding: str = knob("fpca", HEAD, SEARCH)  # none (direct model) | word (GloVe, ML-GCN) | fi | fpca; controls: fi_centred | random
+    pca_dim: int = knob(0, HEAD, SEARCH)  # fpca components k; 0 = number of classes (the paper's k = C)
+    word_embeddings: str = knob("", HEAD)  # .npz with `classes` and `vectors`; "" = packaged GloVe (COCO/VOC names)
+    gcn_hidden: int = knob(1024, HEAD)  # width of the first graph convolution
+    tau: float = knob(0.1, HEAD, SEARCH)  # Eq. 3 threshold on P(j | i)
+    p: float = knob(0.2, HEAD, SEARCH)  # Eq. 4 re-weighting: weight given to neighbours
+    graph: str = knob("paper", HEAD)  # paper (Eq. 3-4) | mlgcn (ML-GCN's code: p = 0.25, +I, column sums)
     # --- loss
-    loss: str = "asl"  # asl | bce
-    asl_gamma_neg: float = 4.0
-    asl_gamma_pos: float = 0.0
-    asl_clip: float = 0.05
-    asl_focal_grad: bool = False  # True: gradients through ASL's focusing weights (its authors hold them constant)
+    loss: str = knob("asl", STAGE1)  # asl | bce
+    asl_gamma_neg: float = knob(4.0, STAGE1)
+    asl_gamma_pos: float = knob(0.0, STAGE1)
+    asl_clip: float = knob(0.05, STAGE1)
+    asl_focal_grad: bool = knob(False, STAGE1)  # True: gradients through ASL's focusing weights (its authors hold them constant)
     # --- stage 1: direct model (backbone + linear head)
-    pretrain_epochs: int = 5
-    pretrain_lr: float = 2e-3
+    pretrain_epochs: int = knob(5, STAGE1)
+    pretrain_lr: float = knob(2e-3, STAGE1)
     # --- stage 3: IML-GCN
-    epochs: int = 3  # 0 only with embedding=none: the stage-1 direct model is the result
+    epochs: int = knob(3, BASELINE)  # 0 only with embedding=none: the stage-1 direct model is the result
     # Decision (measured, see README "Decisions"): 2 warm-up epochs raised every arm's mAP at the same budget
-    head_warmup_epochs: int = 2  # fine-tuning: epochs the new head first trains on cached features, backbone frozen
-    direct_head: str = "keep"  # embedding=none: keep the stage-1 linear head | reinit (a new head, like the GCN's)
-    backbone_lr: float = 2e-4
-    gcn_lr: float = 2e-3
-    weight_decay: float = 1e-4
-    lr_schedule: str = "cosine"  # stage 3: cosine | step | constant (stage 1 always uses cosine)
-    lr_milestones: str = "10,20,30"  # step schedule: epochs where the lr is multiplied by 0.1
-    batch_size: int = 64  # global batch, split between the Ray Train workers
-    finetune_backbone: bool = True  # False = fast mode: frozen backbone, cached features, GCN only
+    head_warmup_epochs: int = knob(2, BASELINE)  # fine-tuning: epochs the new head first trains on cached features, backbone frozen
+    direct_head: str = knob("keep", BASELINE)  # embedding=none: keep the stage-1 linear head | reinit (a new head, like the GCN's)
+    backbone_lr: float = knob(2e-4, BASELINE, SEARCH)
+    gcn_lr: float = knob(2e-3, BASELINE, HEAD, SEARCH)
+    weight_decay: float = knob(1e-4, STAGE1, BASELINE)
+    lr_schedule: str = knob("cosine", BASELINE)  # stage 3: cosine | step | constant (stage 1 always uses cosine)
+    lr_milestones: str = knob("10,20,30", BASELINE)  # step schedule: epochs where the lr is multiplied by 0.1
+    batch_size: int = knob(64, STAGE1, BASELINE)  # global batch, split between the Ray Train workers
+    finetune_backbone: bool = knob(True, BASELINE)  # False = fast mode: frozen backbone, cached features, GCN only
     # --- execution
-    num_workers: int = 1  # Ray Train workers (data parallel)
-    cpus_per_worker: int = 0  # 0 = share the cluster's CPUs between the workers that run at once
-    use_gpu: bool = False  # one GPU per Ray Train worker
-    precision: str = "auto"  # auto (GPU: bf16 if supported, else fp16 + grad scaler; CPU: fp32) | fp32 | bf16 | fp16
-    channels_last: bool = True  # NHWC memory format on GPU (faster convolutions under mixed precision)
-    loader_workers: int = 0  # DataLoader processes per Ray Train worker
-    seed: int = 0
-    keep_checkpoints: str = "front"  # studies: keep the final model of front | all | none of the trials
+    num_workers: int = knob(1, STAGE1, RUN)  # Ray Train workers (data parallel)
+    cpus_per_worker: int = knob(0, RUN)  # 0 = share the cluster's CPUs between the workers that run at once
+    use_gpu: bool = knob(False, RUN)  # one GPU per Ray Train worker
+    precision: str = knob("auto", STAGE1, RUN)  # auto (GPU: bf16 if supported, else fp16 + grad scaler; CPU: fp32) | fp32 | bf16 | fp16
+    channels_last: bool = knob(True, BASELINE, RUN)  # NHWC memory format on GPU (faster convolutions under mixed precision)
+    loader_workers: int = knob(0, RUN)  # DataLoader processes per Ray Train worker
+    train_in_trial: bool = knob(True, RUN)  # one-worker training runs in the Tune trial's own process; false = on a Ray Train worker actor
+    seed: int = knob(0, STAGE1)
+    keep_checkpoints: str = knob("front", RUN)  # studies: keep the final model of front | all | none of the trials
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -218,21 +240,36 @@ class TrialConfig:
 
 
 def describe_keys() -> str:
-    """Every TrialConfig key with its type, default and the comment that explains it, grouped as in the
-    class (read from its source, so the help cannot drift from the code)."""
+    """Every TrialConfig key with its type, default, the parts of a run it affects and the comment that
+    explains it, grouped as in the class (comments read from its source: the help cannot drift)."""
     import inspect
     import re
 
-    lines = []
+    comments, groups = {}, {}
+    group = ""
     for line in inspect.getsource(TrialConfig).splitlines():
-        group = re.match(r"\s+# --- (.+)", line)
-        field = re.match(r"\s+(\w+): (\w+) = (.+?)(?:\s+# (.+))?$", line)
-        if group:
-            lines.append(f"\n[{group.group(1)}]")
-        elif field:
-            name, kind, default, meaning = field.groups()
-            lines.append(f"  {name} = {default} ({kind}){'  ' + meaning if meaning else ''}")
+        heading = re.match(r"\s+# --- (.+)", line)
+        declared = re.match(r"\s+(\w+): \w+ = knob\(.*?\)(?:\s+# (.+))?$", line)
+        if heading:
+            group = heading.group(1)
+        elif declared:
+            comments[declared.group(1)], groups[declared.group(1)] = declared.group(2) or "", group
+    lines, shown = [], None
+    for f in fields(TrialConfig):
+        if groups.get(f.name) != shown:
+            shown = groups.get(f.name)
+            lines.append(f"\n[{shown}]")
+        parts = ",".join(part for part in PARTS if part in f.metadata["parts"])
+        meaning = f"  {comments[f.name]}" if comments.get(f.name) else ""
+        lines.append(f"  {f.name} = {f.default!r} ({f.type}; {parts}){meaning}")
     return "\n".join(lines).strip()
+
+
+def keys_of(part: str) -> tuple[str, ...]:
+    """The TrialConfig keys declared to affect `part` (one of PARTS), in declaration order."""
+    if part not in PARTS:
+        raise ValueError(f"part {part!r}: use one of {', '.join(PARTS)}")
+    return tuple(f.name for f in fields(TrialConfig) if part in f.metadata["parts"])
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:

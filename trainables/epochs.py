@@ -2,13 +2,15 @@
 rate schedule, and the per-epoch report with its checkpoint (and reading it back after a restart).
 
 Plain functions over a Runtime, usable without Ray. Rank 0 attaches a checkpoint to every epoch's
-report, so a Ray Train worker that dies resumes from the last finished epoch.
+report, so a run whose process dies resumes from the last finished epoch: `fit` is that loop, shared by
+stage 3's two algorithms (fine-tuning, and the head alone on cached features).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from typing import Callable
 
 import torch
@@ -40,6 +42,7 @@ def train_epoch(forward: Callable[[torch.Tensor], torch.Tensor], batches, loss_f
     """
     scaler = scaler or runtime.grad_scaler()
     total, count = 0.0, 0
+    runtime.first_step()
     for inputs, targets in batches:
         inputs, targets = runtime.to_device(inputs), targets.to(runtime.device, non_blocking=True)
         with runtime.autocast():
@@ -99,3 +102,32 @@ def restored_state(runtime: Runtime, stage: str) -> dict | None:
         return None
     state = torch.load(path, map_location="cpu", weights_only=True)
     return state if state.get("stage") == stage else None
+
+
+def fit(config: TrialConfig, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+        run_epoch: Callable[[int], float], evaluate: Callable[[], dict], sizes: dict, direct_mAP: float,
+        runtime: Runtime, log: Log) -> dict:
+    """Stage 3's epoch loop: resume from a restored checkpoint, then for each of config.epochs train,
+    evaluate, step the schedule, report and checkpoint. With epochs = 0 (the direct model only) the model
+    is evaluated once. Returns the last metrics with `sizes`; every report also carries `direct_mAP`, the
+    same-budget direct model's mAP (see trainables.baseline)."""
+    direct = {"direct_mAP": direct_mAP}
+    start, metrics = resume(runtime, "train", model, optimizer, scheduler, log)
+    for epoch in range(start, config.epochs):
+        began = time.perf_counter()
+        with runtime.timed("train"):
+            loss = run_epoch(epoch)
+        with runtime.timed("evaluate"):
+            metrics = {**evaluate(), **sizes}
+        scheduler.step()
+        log(f"[train] epoch {epoch + 1}/{config.epochs}  loss {loss:.4f}  val mAP {metrics['mAP']:.2f}  "
+            f"({time.perf_counter() - began:.1f} s)")
+        state = {"stage": "train", "epoch": epoch + 1, "metrics": metrics, "model": model.state_dict(),
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        with runtime.timed("report"):
+            report_epoch(runtime, {"epoch": epoch + 1, "loss": loss, **metrics, **direct}, state)
+    if not metrics:  # epochs = 0: the stage-1 direct model is the result
+        with runtime.timed("evaluate"):
+            metrics = {**evaluate(), **sizes}
+        runtime.report({"epoch": 0, **metrics, **direct}, None)
+    return metrics

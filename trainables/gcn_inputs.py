@@ -1,18 +1,73 @@
-"""The GCN's two constants, built from the training data: node features H0 and the graph A_hat.
+"""What every head trains on, from one source: the cached stage-1 features F_GAP with the label matrices,
+and the GCN's two constants built from them (node features H0 and the graph A_hat).
 
 Node features are GloVe vectors (word, ML-GCN), F_I (fi) or a PCA of F_I (fpca); A_hat is paper
 Eq. 3-4 (or ML-GCN's code) on training co-occurrence, then D^-1/2 normalised as ML-GCN's gen_adj.
+`GCNInputs` holds what does not depend on a head configuration (co-occurrence counts, F_I and its full
+PCA: F_PCA with k components is its first k columns), built once per stage-1 key and data, so a
+screening actor or a reused trial process judges hundreds of heads without rebuilding any of it.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
+import torch
 
 from trainables.config import ConfigError, TrialConfig
 from trainables.datasets import packaged_word_vectors
 from trainables.label_graph import (centred_embeddings, cooccurrence, correlation_matrix, image_feature_embeddings,
                                     mlgcn_correlation_matrix, normalize_adjacency, random_embeddings,
                                     word_embeddings)
+from trainables.stage_cache import Stage1
+
+
+@dataclass(frozen=True)
+class GCNInputs:
+    """The cached features of one stage-1 key and what every head configuration builds on them."""
+
+    classes: tuple[str, ...]
+    train_x: torch.Tensor  # F_GAP of the training images (N x d, float32, eval transform)
+    train_y: torch.Tensor  # N x C float32 targets (-1 kept: the losses ignore them)
+    val_x: torch.Tensor  # F_GAP of the evaluated images
+    val_labels: np.ndarray
+    counts: np.ndarray  # co-occurrence M (C x C) of the training labels
+    image_counts: np.ndarray  # n (C)
+    fi: np.ndarray  # F_I (C x d)
+    pca_full: np.ndarray  # F_I's PCA with every component (C x min(C, d)): F_PCA(k) = its first k columns
+    direct_head: dict[str, torch.Tensor]  # stage 1's linear head (weight, bias): the direct model's start
+
+
+def gcn_inputs(stage1: Stage1, train_labels: np.ndarray, val_labels: np.ndarray,
+               classes: tuple[str, ...]) -> GCNInputs:
+    """The inputs of `stage1`'s features and the splits' labels (F_I warns about a label without image)."""
+    from sklearn.decomposition import PCA
+
+    train_x = np.ascontiguousarray(stage1.train_features, dtype=np.float32)
+    counts, image_counts = cooccurrence(train_labels)
+    fi = image_feature_embeddings(train_x, train_labels, class_names=list(classes))
+    with warnings.catch_warnings():  # identical rows (a tiny or degenerate set): a 0/0 in explained_variance_ratio_,
+        warnings.simplefilter("ignore", RuntimeWarning)  # which is not used
+        pca_full = PCA(n_components=min(fi.shape), svd_solver="full", random_state=0).fit_transform(fi).astype(np.float32)
+    return GCNInputs(tuple(classes), torch.from_numpy(train_x),  # shares stage 1's array (no copy)
+                     torch.from_numpy(np.asarray(train_labels, dtype=np.float32)),
+                     torch.from_numpy(np.ascontiguousarray(stage1.val_features, dtype=np.float32)),
+                     np.asarray(val_labels), counts, image_counts, fi, pca_full, dict(stage1.head_state))
+
+
+@functools.lru_cache(maxsize=2)
+def stored_inputs(stage1_dir: str, key: str, split_index: str) -> GCNInputs:
+    """The inputs of a stored stage 1 and the driver's split index, loaded once per process (Tune reuses
+    its actors: a screening actor's hundreds of trials, and the fine-tuning trials of one process)."""
+    from trainables.split_index import read_index
+    from trainables.stage_cache import stored_stage1
+
+    train, val = read_index(split_index)
+    return gcn_inputs(stored_stage1(stage1_dir, key), train.labels, val.labels, train.classes)
 
 
 def word_vectors_path(config: TrialConfig) -> str:
@@ -24,28 +79,44 @@ def word_vectors_path(config: TrialConfig) -> str:
     return path
 
 
-def node_features(config: TrialConfig, train_features: np.ndarray | None, train_labels: np.ndarray,
-                  classes: tuple[str, ...]) -> np.ndarray | None:
+@functools.lru_cache(maxsize=4)
+def _word_vectors(path: str, classes: tuple[str, ...]) -> np.ndarray:
+    return word_embeddings(path, list(classes))
+
+
+def check_word_vectors(config: TrialConfig, classes: tuple[str, ...]) -> None:
+    """embedding=word: every class has a vector (a ConfigError naming the first that has none)."""
+    if config.embedding == "word":
+        try:
+            _word_vectors(str(Path(word_vectors_path(config))), tuple(classes))
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+
+def node_features(config: TrialConfig, inputs: GCNInputs) -> np.ndarray | None:
     """H0 (C x in_dim): GloVe (word), F_I (fi) or F_PCA (fpca, k = config.pca_components(C)); None for
-    the direct model. `train_features` is F_GAP of the training images (stage 2).
+    the direct model.
 
     Controls: fi_centred = F_I minus its mean row (d columns); random = standard normal features fixed by
     the seed, k = config.pca_components(C) columns like fpca: no label information at all.
     """
+    classes = len(inputs.classes)
     if config.embedding == "none":
         return None
     if config.embedding == "word":
-        return word_embeddings(word_vectors_path(config), list(classes))
+        return _word_vectors(word_vectors_path(config), inputs.classes)
     if config.embedding == "random":
-        return random_embeddings(len(classes), config.pca_components(len(classes)), config.seed)
-    pca_dim = config.pca_components(len(classes)) if config.embedding == "fpca" else None
-    features = image_feature_embeddings(train_features, train_labels, pca_dim=pca_dim, seed=config.seed,
-                                        class_names=list(classes))
-    return centred_embeddings(features) if config.embedding == "fi_centred" else features
+        return random_embeddings(classes, config.pca_components(classes), config.seed)
+    if config.embedding == "fpca":
+        k = config.pca_components(classes)
+        if k > inputs.pca_full.shape[1]:
+            raise ConfigError(f"pca_dim={k} exceeds the {inputs.pca_full.shape[1]} components F_I has (C = {classes} "
+                              f"labels, d = {inputs.fi.shape[1]} features): use pca_dim <= {inputs.pca_full.shape[1]}")
+        return inputs.pca_full[:, :k]
+    return centred_embeddings(inputs.fi) if config.embedding == "fi_centred" else inputs.fi
 
 
-def label_adjacency(config: TrialConfig, train_labels: np.ndarray) -> np.ndarray:
+def label_adjacency(config: TrialConfig, inputs: GCNInputs) -> np.ndarray:
     """A_hat: Eq. 3-4 (or ML-GCN's code) from training co-occurrence, then D^-1/2 normalisation."""
-    counts, image_counts = cooccurrence(train_labels)
     build = correlation_matrix if config.graph == "paper" else mlgcn_correlation_matrix
-    return normalize_adjacency(build(counts, image_counts, config.tau, config.p))
+    return normalize_adjacency(build(inputs.counts, inputs.image_counts, config.tau, config.p))

@@ -1,5 +1,7 @@
-"""The MLflow run lifecycle, in one place: open a run with its config, log its per-epoch curves, stamp
-its final metrics, and close it FINISHED, FAILED or KILLED.
+"""Everything this project does with MLflow, in one place: one client per tracking store and process
+(`store(uri)`); experiments; the run lifecycle (open a run with its config, log its per-epoch curves,
+stamp its final metrics, close it FINISHED, FAILED or KILLED); searching runs; artifacts; the model
+registry; downloading a model. No other module touches MLflow's client or its process-wide URI.
 
 Runs are addressed by id (not through Ray's MLflow callback, which forgets its runs on restore). A
 study persists each trial's run id in `<runs_dir>/<trial_id>.run`, so a retried or restored trial
@@ -9,8 +11,10 @@ reopens its own run: one run per trial id however often the trial restarts.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
+from pathlib import Path
 from typing import Iterator, Mapping
 
 from trainables.metrics import FINAL_METRICS
@@ -22,6 +26,7 @@ FINAL_KEYS = (*FINAL_METRICS, "n_params", "n_params_inference")
 EPOCH_KEYS = {"pretrain_loss": "pretrain_loss", "pretrain_mAP": "pretrain_mAP", "loss": "train_loss",
               "mAP": "val_mAP", "CF1": "val_CF1", "OF1": "val_OF1"}
 RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
+PAGE = 10_000  # runs per search request (a study of thousands of trials is read in pages)
 
 
 def final_metrics(result: Mapping[str, float]) -> dict[str, float]:
@@ -38,22 +43,58 @@ def trial_run_id(runs_dir: str, trial_id: str) -> str | None:
         return handle.read().strip()
 
 
+@functools.lru_cache(maxsize=8)
+def store(tracking_uri: str) -> "RunLog":
+    """The one RunLog (and MLflow client) of this process for `tracking_uri`."""
+    return RunLog(tracking_uri)
+
+
 class RunLog:
-    """MLflow runs of one tracking store: create, log, close."""
+    """One MLflow tracking store: experiments, runs, artifacts and registered models. Build it with
+    `store(uri)`, which keeps one per store and process."""
 
     def __init__(self, tracking_uri: str) -> None:
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.tracking_uri = tracking_uri
+        self._client = MlflowClient(tracking_uri=tracking_uri)
 
+    # --- experiments
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment `name`, created on first use; a SQLite store keeps artifacts beside it, and
+        the UI opens it on its runs table ("custom model development"), not on GenAI's overview."""
+        existing = self._client.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        artifacts = None
+        if self.tracking_uri.startswith("sqlite:///"):
+            artifacts = (Path(self.tracking_uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+        return self._client.create_experiment(name, artifact_location=artifacts,
+                                              tags={"mlflow.experimentKind": "custom_model_development"})
+
+    def find_experiment(self, name: str) -> str | None:
+        """The id of experiment `name`, or None when the store has none of that name."""
+        existing = self._client.get_experiment_by_name(name)
+        return None if existing is None else existing.experiment_id
+
+    def experiment_name(self, experiment_id: str) -> str | None:
+        """The name of experiment `experiment_id`, or None when the store does not hold it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client.get_experiment(experiment_id).name
+        except MlflowException:
+            return None
+
+    # --- runs
     def create(self, experiment_id: str, run_name: str, tags: Mapping[str, str],
                params: Mapping[str, object] | None = None) -> str:
         """A new RUNNING run with `params` logged (every value as text, as MLflow stores them)."""
         from mlflow.entities import Param
 
-        run_id = self.client.create_run(experiment_id, tags=dict(tags), run_name=run_name).info.run_id
+        run_id = self._client.create_run(experiment_id, tags=dict(tags), run_name=run_name).info.run_id
         if params:
-            self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            self._client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         return run_id
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
@@ -63,12 +104,17 @@ class RunLog:
         now = int(time.time() * 1000)
         rows = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
         if rows:
-            self.client.log_batch(run_id, metrics=rows)
+            self._client.log_batch(run_id, metrics=rows)
 
     def log_epoch(self, run_id: str, report: Mapping[str, float]) -> None:
         """The curve values of one epoch report (pretrain or train), renamed by EPOCH_KEYS."""
         step = int(report.get("epoch", report.get("pretrain_epoch", 0)))
         self.log_metrics(run_id, {EPOCH_KEYS[k]: v for k, v in report.items() if k in EPOCH_KEYS}, step)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self._client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def finish(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
         """Log the final metrics and close the run FINISHED."""
@@ -76,10 +122,14 @@ class RunLog:
         self.close(run_id, FINISHED)
 
     def close(self, run_id: str, status: str) -> None:
-        self.client.set_terminated(run_id, status)
+        self._client.set_terminated(run_id, status)
+
+    def reopen(self, run_id: str) -> None:
+        """Mark a closed run RUNNING again (a resumed study's parent run, a retried trial's run)."""
+        self._client.update_run(run_id, status=RUNNING)
 
     def status(self, run_id: str) -> str:
-        return self.client.get_run(run_id).info.status
+        return self._client.get_run(run_id).info.status
 
     @contextlib.contextmanager
     def failing(self, run_id: str) -> Iterator[None]:
@@ -110,11 +160,11 @@ class RunLog:
         if run_id is not None:
             return run_id
         tags = {"stage": "trial", "trial_id": trial_id, "mlflow.parentRunId": parent_run_id, **tags}
-        run_id = self.client.create_run(experiment_id, start_time=started_ms, tags=tags, run_name=trial_id).info.run_id
+        run_id = self._client.create_run(experiment_id, start_time=started_ms, tags=tags, run_name=trial_id).info.run_id
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
-                              metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-        self.client.set_terminated(run_id, FINISHED, end_time=now)
+        self._client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
+                               metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        self._client.set_terminated(run_id, FINISHED, end_time=now)
         _write_marker(runs_dir, trial_id, run_id)
         return run_id
 
@@ -125,14 +175,73 @@ class RunLog:
         ray_node_id, the parent, and `tags`), or reopened on a retry."""
         run_id = trial_run_id(runs_dir, trial_id)
         if run_id is not None:
-            self.client.update_run(run_id, status=RUNNING)
-            self.client.set_tag(run_id, "ray_node_id", node_id)
+            self.reopen(run_id)
+            self.set_tags(run_id, {"ray_node_id": node_id})
             return run_id
         tags = {"stage": "trial", "trial_id": trial_id, "ray_node_id": node_id, "mlflow.parentRunId": parent_run_id,
                 **(tags or {})}
         run_id = self.create(experiment_id, run_name or trial_id, tags, params)
         _write_marker(runs_dir, trial_id, run_id)
         return run_id
+
+    # --- reading runs
+    def search(self, experiment_id: str, query: str, max_results: int | None = None, order_by: list[str] | None = None):
+        """The runs of an experiment matching `query` (MLflow's filter syntax), every page unless
+        `max_results` caps them."""
+        runs, token = [], None
+        while True:
+            size = PAGE if max_results is None else min(PAGE, max_results - len(runs))
+            page = self._client.search_runs([experiment_id], query, max_results=size, order_by=order_by,
+                                            page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token or (max_results is not None and len(runs) >= max_results):
+                return runs
+
+    def metric_history(self, run_id: str, key: str) -> list:
+        return self._client.get_metric_history(run_id, key)
+
+    # --- artifacts
+    def log_artifacts(self, run_id: str, folder: str | Path, path: str) -> None:
+        """Upload every file under `folder` to the run's artifact `path`."""
+        self._client.log_artifacts(run_id, str(folder), path)
+
+    def log_artifact(self, run_id: str, file: str | Path, path: str) -> None:
+        self._client.log_artifact(run_id, str(file), artifact_path=path)
+
+    def download(self, uri: str, folder: str | Path) -> Path:
+        """A runs:/ or models:/ artifact URI of this store, downloaded into `folder`."""
+        import mlflow
+
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder),
+                                                        tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri))
+
+    # --- model registry
+    def registered_versions(self, name: str, description: str) -> dict[str, object]:
+        """trial_id -> model version of registered model `name` (created empty, with `description`)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.get_registered_model(name)
+        except MlflowException:
+            self._client.create_registered_model(name, description=description)
+        return {v.tags.get("trial_id"): v for v in self._client.search_model_versions(f"name = '{name}'")}
+
+    def register_model(self, name: str, experiment_id: str, run_id: str, folder: str | Path,
+                       tags: Mapping[str, str], model_name: str):
+        """Log `folder` as a logged model of run `run_id` (the runs table's Models column) and register it
+        as a new version of `name`; returns the version."""
+        from mlflow.entities import LoggedModelOutput
+
+        model = self._client.create_logged_model(experiment_id, name=model_name, source_run_id=run_id, tags=dict(tags))
+        self._client.log_model_artifacts(model.model_id, str(folder))
+        self._client.finalize_logged_model(model.model_id, "READY")
+        self._client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+        return self._client.create_model_version(name, source=f"models:/{model.model_id}", run_id=run_id,
+                                                 tags=dict(tags), model_id=model.model_id)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self._client.set_registered_model_alias(name, alias, version)
 
 
 def _write_marker(runs_dir: str, trial_id: str, run_id: str) -> None:

@@ -18,7 +18,7 @@ from trainables.losses import build_loss
 from trainables.model import build_model
 from trainables.runtime import Runtime
 from trainables.splits import Splits
-from trainables.stage_cache import Stage1, load_stage1, save_stage1, stage1_key
+from trainables.stage_cache import Stage1, load_stage1_metrics, save_stage1, stage1_key, stored_stage1
 
 
 def pretrain(config: TrialConfig, train_set: Dataset, val_set: Dataset, val_targets: np.ndarray,
@@ -64,8 +64,8 @@ def embed(model: nn.Module, dataset: Dataset, runtime: Runtime, config: TrialCon
 def run_stage1(config: TrialConfig, splits: Splits, stage1_dir: str, runtime: Runtime, log: Log) -> Stage1:
     """Load stage 1 for this config's key from the cache, or pretrain + embed and store it."""
     key = stage1_key(config)
-    stage1 = load_stage1(stage1_dir, key)
-    if stage1 is not None:
+    if load_stage1_metrics(stage1_dir, key) is not None:
+        stage1 = stored_stage1(str(stage1_dir), key)  # once per process: a reused trial actor loads it once
         log(f"[pretrain] reusing {key} (direct model val mAP {stage1.metrics.get('mAP', float('nan')):.2f})")
         return stage1
     num_classes = len(splits.train.classes)

@@ -1,8 +1,8 @@
 """RunContext: what a run needs from the driver besides its TrialConfig, resolved once on the driver.
 
-Paths, MLflow ids and the CPUs each worker was given travel as one frozen dataclass; it becomes a flat
-dict only at the Ray boundary (`to_dict` there, `from_dict` in the trial or worker), so no code reads
-`context["tracking_uri"]` from a string-keyed bag.
+Paths, MLflow ids and the CPUs each worker was given travel as one frozen dataclass: Ray pickles it into
+the trial (and on into Train workers) as it is, so no code reads `context["tracking_uri"]` from a
+string-keyed bag.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -33,17 +32,10 @@ class RunContext:
     level: str = ""  # a study trial's level: screen | finetune (MLflow tag `level`)
     baseline_key: str = ""  # the study's reference (trainables.baseline), whatever the trial's searched lrs
     tune_run: str = ""  # the study's Tune run a screened trial belongs to (its MLflow tag, to count on resume)
-    started_at: float = 0.0  # time.time() when the trial started its TorchTrainer: the workers time their start
+    started_at: float = 0.0  # time.time() when the trial started (0 = when the run's process did): its start-up is timed from it
 
     def for_run(self, run_id: str, name: str, keep_checkpoints: str = "all") -> "RunContext":
         """This context for one training: its MLflow run, and its model folder models_dir/name (none when
         keep_checkpoints=none)."""
         model_dir = "" if keep_checkpoints == "none" else os.path.join(self.models_dir, name)
         return dataclasses.replace(self, run_id=run_id, model_dir=model_dir)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "RunContext":
-        return cls(**values)

@@ -45,6 +45,7 @@ class Runtime:
     autocast_dtype: torch.dtype | None = None  # mixed precision (bf16 / fp16); None = fp32
     channels_last: bool = False  # NHWC images and weights (GPU only)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (data, model, epochs, ...)
+    started_at: float = field(default_factory=time.time)  # when the run started (its trial, where it has one)
 
     @contextlib.contextmanager
     def timed(self, phase: str):
@@ -54,6 +55,11 @@ class Runtime:
             yield
         finally:
             self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - began
+
+    def first_step(self) -> None:
+        """Called before every training step: the first call records `startup`, the seconds from the run's
+        start to its first step (everything a run pays before it trains)."""
+        self.timings.setdefault("startup", time.time() - self.started_at)
 
     def configure(self, precision: str, channels_last: bool) -> None:
         """Set mixed precision and memory format from the config, for this runtime's device."""

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.config import TrialConfig
+from trainables.config import DATA, TrialConfig, keys_of
 from trainables.labelled_images import DataError, LabelledImages
-from trainables.stage_cache import SYNTHETIC_ONLY
 
-DATA_FIELDS = ("dataset", "data_dir", *SYNTHETIC_ONLY)
+DATA_FIELDS = keys_of(DATA)  # declared with each key in trainables.config
 
 
 def index_path(root: str | Path, config: TrialConfig) -> Path:

@@ -8,6 +8,7 @@ so a crash never leaves a half-written entry that looks complete.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -20,17 +21,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from trainables.config import TrialConfig
+from trainables.config import STAGE1, SYNTHETIC, TrialConfig, keys_of
 
-STAGE1_FIELDS = (
-    "dataset", "data_dir", "synthetic_classes", "synthetic_labels", "data_seed", "synthetic_train_images",
-    "synthetic_val_images",
-    "image_size", "backbone", "pretrained", "pretrained_path", "augment", "precision", "loss", "asl_gamma_neg", "asl_gamma_pos", "asl_clip",
-    "asl_focal_grad",
-    "pretrain_epochs", "pretrain_lr", "weight_decay", "batch_size", "num_workers", "seed",
-)
-SYNTHETIC_ONLY = ("synthetic_classes", "synthetic_labels", "data_seed", "synthetic_train_images",
-                  "synthetic_val_images")
+STAGE1_FIELDS = keys_of(STAGE1)  # declared with each key in trainables.config
+SYNTHETIC_ONLY = keys_of(SYNTHETIC)
 
 
 @dataclass(frozen=True)
@@ -92,6 +86,12 @@ def stage1_weights(root: str | Path, key: str) -> Path:
     return Path(root).absolute() / key / "model.safetensors"
 
 
+def load_stage1_metrics(root: str | Path, key: str) -> dict | None:
+    """The stored direct model's metrics (None when stage 1 of `key` was never completed): a cheap check."""
+    path = Path(root) / key / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def load_stage1(root: str | Path, key: str) -> Stage1 | None:
     """The stored stage 1 for `key`, or None when it was never completed."""
     folder = Path(root) / key
@@ -106,3 +106,13 @@ def load_stage1(root: str | Path, key: str) -> Stage1 | None:
         val_features=np.load(folder / "val_features.npy", allow_pickle=False),
         metrics=json.loads((folder / "metrics.json").read_text()),
     )
+
+
+@functools.lru_cache(maxsize=2)
+def stored_stage1(root: str, key: str) -> Stage1:
+    """`load_stage1`, once per process and key (a reused Tune actor runs many trials on one stage 1); a
+    stage 1 that was never stored is an error naming the fix."""
+    stage = load_stage1(root, key)
+    if stage is None:
+        raise FileNotFoundError(f"stage 1 {key} is missing from {root}: run `imlgcn study resume` to train it again")
+    return stage

@@ -15,8 +15,9 @@ from trainables.epochs import Log
 from trainables.pretrain import run_stage1
 from trainables.runtime import Runtime, discard_report
 from trainables.saved_model import save_model
+from trainables.gcn_inputs import GCNInputs, gcn_inputs, stored_inputs
 from trainables.splits import Splits, load_splits
-from trainables.stage3 import Trained, finetune, train_head
+from trainables.stage3 import Trained, finetune, train_head_only
 from trainables.stage_cache import Stage1, stage1_weights
 
 STAGES = ("all", "stage1", "baseline")
@@ -43,25 +44,34 @@ def run_stages(config: TrialConfig, stage1_dir: str, runtime: Runtime, log: Log,
         stage1 = run_stage1(config, splits, stage1_dir, runtime, log)
     if stages == "stage1":
         return stage1.metrics
+    inputs = _inputs(stage1, splits, stage1_dir, split_index)
     if stages == "baseline":
         if config.finetune_backbone:
-            _stored_baseline(dataclasses.replace(config, finetune_backbone=False), stage1, splits, stage1_dir,
+            _stored_baseline(dataclasses.replace(config, finetune_backbone=False), stage1, inputs, splits, stage1_dir,
                              runtime, log, quiet=True)
-        return _stored_baseline(config, stage1, splits, stage1_dir, runtime, log, quiet=False)
+        return _stored_baseline(config, stage1, inputs, splits, stage1_dir, runtime, log, quiet=False)
     if config.embedding == "none":  # the run is its own baseline: train it as the run and store it
-        metrics, model = _stage3(config, stage1, splits, runtime, log, float("nan"))
+        metrics, model = _stage3(config, stage1, inputs, splits, runtime, log, float("nan"))
         if runtime.is_main and load_baseline(stage1_dir, baseline_key(config)) is None:
             save_baseline(stage1_dir, baseline_key(config), metrics)
         direct = metrics
     else:
-        direct = _reference(config, reference, stage1, splits, stage1_dir, runtime, log)
-        metrics, model = _stage3(config, stage1, splits, runtime, log, direct["mAP"])
+        direct = _reference(config, reference, stage1, inputs, splits, stage1_dir, runtime, log)
+        metrics, model = _stage3(config, stage1, inputs, splits, runtime, log, direct["mAP"])
     return _finish(config, stage1, splits, stage1_dir, runtime, log, model_dir,
                    {**metrics, "direct_mAP": direct["mAP"]}, model)
 
 
-def _reference(config: TrialConfig, reference: str, stage1: Stage1, splits: Splits, stage1_dir: str,
-               runtime: Runtime, log: Log) -> dict:
+def _inputs(stage1: Stage1, splits: Splits, stage1_dir: str, split_index: str) -> GCNInputs:
+    """The heads' inputs: loaded once per process from the store when the driver wrote a split index (a
+    reused trial process), else built from this run's stage 1 and splits."""
+    if split_index:
+        return stored_inputs(str(stage1_dir), stage1.key, split_index)
+    return gcn_inputs(stage1, splits.train.labels, splits.val.labels, splits.train.classes)
+
+
+def _reference(config: TrialConfig, reference: str, stage1: Stage1, inputs: GCNInputs, splits: Splits,
+               stage1_dir: str, runtime: Runtime, log: Log) -> dict:
     """The baseline this run compares with: the named one (a study's, which must exist), else the
     config's own, trained here (quietly: no reports, no checkpoints) when nothing stored it before."""
     if reference:
@@ -70,11 +80,11 @@ def _reference(config: TrialConfig, reference: str, stage1: Stage1, splits: Spli
             raise FileNotFoundError(f"the study's baseline {reference} is missing from {stage1_dir}: "
                                     "run `imlgcn study resume` to train it again")
         return direct
-    return _stored_baseline(config, stage1, splits, stage1_dir, runtime, log, quiet=True)
+    return _stored_baseline(config, stage1, inputs, splits, stage1_dir, runtime, log, quiet=True)
 
 
-def _stored_baseline(config: TrialConfig, stage1: Stage1, splits: Splits, stage1_dir: str, runtime: Runtime,
-                     log: Log, quiet: bool) -> dict:
+def _stored_baseline(config: TrialConfig, stage1: Stage1, inputs: GCNInputs, splits: Splits, stage1_dir: str,
+                     runtime: Runtime, log: Log, quiet: bool) -> dict:
     """The baseline of `config`'s budget from the store, or trained and stored. `quiet` trains it without
     reports or checkpoints (inside another run); otherwise it is the run (epoch reports, resumable)."""
     key = baseline_key(config)
@@ -86,7 +96,7 @@ def _stored_baseline(config: TrialConfig, stage1: Stage1, splits: Splits, stage1
     log(f"[baseline] training the same-budget direct model {key}")
     if quiet:
         runtime = dataclasses.replace(runtime, report=discard_report, checkpoint_dir=None)
-    direct, _ = _stage3(baseline_config(config), stage1, splits, runtime, log, float("nan"))
+    direct, _ = _stage3(baseline_config(config), stage1, inputs, splits, runtime, log, float("nan"))
     if runtime.is_main:
         save_baseline(stage1_dir, key, direct)
     return {**direct, "direct_mAP": direct["mAP"]}
@@ -103,13 +113,12 @@ def _finish(config: TrialConfig, stage1: Stage1, splits: Splits, stage1_dir: str
     return metrics
 
 
-def _stage3(config: TrialConfig, stage1: Stage1, splits: Splits, runtime: Runtime, log: Log,
+def _stage3(config: TrialConfig, stage1: Stage1, inputs: GCNInputs, splits: Splits, runtime: Runtime, log: Log,
             direct_mAP: float) -> Trained:
     """Stage 3 by the config's mode: fine-tune the backbone with the head, or the head alone."""
     if config.finetune_backbone:
-        return finetune(config, stage1, splits, runtime, log, direct_mAP)
-    return train_head(config, stage1, splits.train.labels, splits.val.labels, splits.train.classes, runtime, log,
-                      direct_mAP)
+        return finetune(config, stage1.backbone_state, inputs, splits, runtime, log, direct_mAP)
+    return train_head_only(config, inputs, runtime, log, direct_mAP)
 
 
 def _numbers(metrics: dict) -> dict[str, float]:
