@@ -1,19 +1,24 @@
-"""Benchmark: where a study's minutes go, and what the two-level study buys. Prints ratios measured in
-this one run (timings on a shared 2-core machine are noisy: compare the ratios, not the seconds).
+"""Benchmark: where a study's minutes go. Prints ratios measured in this one run (timings on a shared
+2-core machine are noisy: compare the ratios, not the seconds).
 
-Parts (`--parts`, all by default):
-  studies    the default two-level study (screen 500 head configurations on cached features, fine-tune 8)
-             against today's single-level study (8 fine-tuning trials, no early stopping) and a naive study
-             that retrains the backbone for every trial (8 trials, each with its own stage 1): wall time and
-             the hypervolume of each final front against a fixed reference point; from the two-level
-             study also the screened trials per minute (all, and the last 100), Spearman's rank correlation
-             of screening with fine-tuning, and the non-training share of its fine-tuning trials.
-  growth     the driver's preflight and a trial's set-up (split index, datasets, model; features excluded)
-             on generated COCO-format annotations of 2k, 20k and 120k images of 4 x 4 pixels.
-  epoch      one training epoch inside a Ray Train worker against the same epoch in a plain PyTorch loop
-             written here (same data, model, batch and threads).
+Parts (`--parts`, default: modes epoch):
+  modes      the default study (screen 500 head configurations on cached features, fine-tune 8) with its
+             one-worker fine-tuning trials trained in their own trial processes (train_in_trial=true, the
+             default) and on Ray Train worker actors (train_in_trial=false, how every trial trained before):
+             wall time, the hypervolume of each final front against a fixed reference point, and per
+             fine-tuning trial that ran all its epochs the median phases, the fixed start-up (everything
+             before its first training step) and the non-training share (1 - epochs with their evaluation /
+             the trial's wall time); the screened trials per minute and screening's rank correlation.
+  levels     the two-level study against a single-level study (8 fine-tuning trials, no early stopping)
+             and a naive one that retrains the backbone for every trial.
+  growth     the driver's preflight and a trial's set-up (split index, datasets, head inputs, model) on
+             generated COCO-format annotations of 2k, 20k and 120k images of 4 x 4 pixels.
+  epoch      one training epoch in a plain PyTorch loop written here (alone, and beside an idle local Ray:
+             what Ray's own processes cost), in a Tune trial's own process, in one Ray Train worker actor, and
+             split between two worker actors (same data, model, batch; the same CPUs in total), alternated
+             over rounds.
 
-    python bench/study_speed.py [--parts studies growth epoch] [--out DIR] [--screen 500] [--finetune 8]
+    python bench/study_speed.py [--parts modes levels growth epoch] [--out DIR] [--screen 500] [--finetune 8]
 """
 
 from __future__ import annotations
@@ -59,22 +64,19 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def run_studies(out: Path, screen: int, finetune: int) -> dict:
-    """The three studies, each in its own storage (no shared stage-1 cache), same seeds."""
-    from mlflow.tracking import MlflowClient
-
+def run_studies(out: Path, plans: dict[str, list[str]]) -> dict:
+    """Each planned study in its own storage (no shared stage-1 cache), same seeds; its wall time, front
+    and phases."""
     from study.pareto import hypervolume
     from study.report import screening_agreement, trial_table
+    from trainables.mlflow_runs import store
 
     results = {}
-    plans = {"two-level": ["--screen", str(screen), "--num-samples", str(finetune)],
-             "single-level": ["--screen", "0", "--num-samples", str(finetune), "--eta", "0"],
-             "naive": ["--screen", "0", "--num-samples", str(finetune), "--eta", "0", "--space", "naive"]}
     for name, extra in plans.items():
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         args = ["study", "run", "--name", name, "--storage", str(folder / "studies"), "--tracking-uri",
-                f"sqlite:///{folder}/mlflow.db", *extra, "--set", *SEED_SETS]
+                f"sqlite:///{folder}/mlflow.db", *extra]
         print(f"[studies] {name}: imlgcn {' '.join(args)}", flush=True)
         env = {**os.environ, "IMLGCN_CACHE": str(out / "cache")}
         if name == "naive":
@@ -87,50 +89,56 @@ def run_studies(out: Path, screen: int, finetune: int) -> dict:
         else:
             seconds, done = _imlgcn(args, folder, env)
         (folder / "stderr.log").write_text(done.stderr)
-        trials = trial_table(MlflowClient(tracking_uri=f"sqlite:///{folder}/mlflow.db"), name)
+        runs = store(f"sqlite:///{folder}/mlflow.db")
+        trials = trial_table(runs, name)
         front = trials[trials["pareto"]]
         row = {"wall_s": seconds, "hypervolume": hypervolume(front["mAP"], front["n_params"].astype(float), *REFERENCE),
                "front": len(front), "finetuned": int((trials["level"] == "finetune").sum()),
                "screened": int((trials["level"] == "screen").sum()), "best_mAP": float(front["mAP"].max())}
-        if name == "two-level":
-            row.update(_screening_rate(MlflowClient(tracking_uri=f"sqlite:///{folder}/mlflow.db"), name))
+        if row["screened"]:
+            row.update(_screening_rate(runs, name))
             row["rank_correlation"], row["rank_pairs"] = screening_agreement(trials)
-            row.update(_non_training_share(MlflowClient(tracking_uri=f"sqlite:///{folder}/mlflow.db"), name))
+        row.update(_non_training_share(runs, name))
         results[name] = row
         print(f"[studies] {name}: {json.dumps(row)}", flush=True)
     return results
 
 
-def _screening_rate(client, name: str) -> dict:
-    experiment = client.get_experiment_by_name(name)
-    runs = client.search_runs([experiment.experiment_id], "tags.level = 'screen' and tags.stage = 'trial'",
-                              max_results=50000)
-    ends = np.sort([r.info.end_time for r in runs]) / 1000.0
-    starts = np.sort([r.info.start_time for r in runs]) / 1000.0
+def _screening_rate(runs, name: str) -> dict:
+    query = "tags.level = 'screen' and tags.stage = 'trial'"
+    screened = runs.search(runs.find_experiment(name), query)
+    ends = np.sort([r.info.end_time for r in screened]) / 1000.0
+    starts = np.sort([r.info.start_time for r in screened]) / 1000.0
     last = min(100, len(ends) - 1)
     return {"screened_per_min": 60 * len(ends) / (ends[-1] - starts[0]),
             "screened_per_min_last100": 60 * last / (ends[-1] - ends[-1 - last])}
 
 
-def _non_training_share(client, name: str) -> dict:
-    """1 - (training + evaluation epochs) / wall time, over fine-tuning trials that ran all their epochs."""
-    experiment = client.get_experiment_by_name(name)
-    runs = client.search_runs([experiment.experiment_id], "tags.level = 'finetune' and tags.stage = 'trial'",
-                              max_results=1000)
-    shares, phases = [], {}
-    for run in runs:
+def _non_training_share(runs, name: str) -> dict:
+    """Over fine-tuning trials that ran all their epochs: 1 - (training + evaluation epochs) / wall time,
+    the fixed start-up (phase_startup_s: the trial's start to its first training step), and the median of
+    every phase."""
+    query = "tags.level = 'finetune' and tags.stage = 'trial'"
+    shares, startups, phases = [], [], {}
+    for run in runs.search(runs.find_experiment(name), query):
         m = run.data.metrics
-        needed = ("phase_train_s", "phase_evaluate_s", "wall_time_s")
+        needed = ("phase_train_s", "phase_evaluate_s", "phase_startup_s", "wall_time_s")
         if run.data.tags.get("stopped_early") == "true" or any(k not in m for k in needed):
             continue
         shares.append(1 - (m["phase_train_s"] + m["phase_evaluate_s"]) / m["wall_time_s"])
+        startups.append(m["phase_startup_s"])
         for key, value in m.items():
             if key.startswith("phase_"):
-                phases.setdefault(key, []).append(value)
-        phases.setdefault("wall_time_s", []).append(m["wall_time_s"])
-    return {"non_training_share_median": float(np.median(shares)) if shares else float("nan"),
+                phases.setdefault(key[len("phase_"):-len("_s")], []).append(value)
+        phases.setdefault("wall_time", []).append(m["wall_time_s"])
+
+    def median(values: list) -> float:
+        return float(np.median(values)) if values else float("nan")
+
+    return {"full_trials": len(shares), "non_training_share_median": median(shares),
             "non_training_share_max": float(np.max(shares)) if shares else float("nan"),
-            "phases_median_s": {k: round(float(np.median(v)), 2) for k, v in sorted(phases.items())}}
+            "startup_s_median": median(startups), "startup_s_max": float(np.max(startups)) if startups else float("nan"),
+            "phases_median_s": {k: round(median(v), 2) for k, v in sorted(phases.items())}}
 
 
 def write_coco(folder: Path, images: int, seed: int = 0) -> Path:
@@ -170,8 +178,9 @@ def run_growth(out: Path) -> dict:
     """Preflight and trial set-up at 2k, 20k and 120k images (best of 3 for the set-up)."""
     from study.preflight import prepare_data
     from trainables.config import TrialConfig
+    from trainables.gcn_inputs import gcn_inputs
+    from trainables.head import head_model
     from trainables.splits import load_splits
-    from trainables.stage3 import stage3_model
 
     table = {}
     for images in (2_000, 20_000, 120_000):
@@ -184,15 +193,16 @@ def run_growth(out: Path) -> dict:
         for _ in range(3):
             began = time.perf_counter()
             splits = load_splits(config, index)
-            stage1 = _fake_stage1(config, len(classes))
-            stage3_model(config, stage1, splits.train.labels, splits.train.classes)
+            stage1 = _fake_stage1(config, len(classes), len(splits.train.labels), len(splits.val.labels))
+            inputs = gcn_inputs(stage1, splits.train.labels, splits.val.labels, splits.train.classes)
+            head_model(config, inputs, stage1.backbone_state)
             setups.append(time.perf_counter() - began)
         table[images] = {"preflight_s": preflight, "trial_setup_s": min(setups)}
         print(f"[growth] {images} images: {json.dumps(table[images])}", flush=True)
     return table
 
 
-def _fake_stage1(config, classes: int):
+def _fake_stage1(config, classes: int, train: int, val: int):
     """A stage-1 result without training (its weights do not matter for the set-up time)."""
     from trainables.backbones import create_backbone
     from trainables.stage_cache import Stage1
@@ -201,8 +211,9 @@ def _fake_stage1(config, classes: int):
 
     backbone = create_backbone(config.backbone)
     head = torch.nn.Linear(backbone.num_features, classes)
-    return Stage1("bench", backbone.state_dict(), head.state_dict(), np.zeros((1, 1), np.float32),
-                  np.zeros((1, 1), np.float32), {"mAP": 0.0})
+    d = backbone.num_features
+    return Stage1("bench", backbone.state_dict(), head.state_dict(), np.zeros((train, d), np.float32),
+                  np.zeros((val, d), np.float32), {"mAP": 0.0})
 
 
 EPOCH_FN = """
@@ -250,11 +261,13 @@ def _plain_epochs(config: dict, threads: int, repeats: int, env: dict) -> list[f
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_epoch(out: Path, threads: int = 2, repeats: int = 4, rounds: int = 3) -> dict:
-    """The same epochs in a plain loop (a fresh process, no Ray) and in one Ray Train worker of `threads`
-    CPUs, alternated for `rounds` rounds so that the machine's drift hits both alike; medians over all
-    epochs after each run's first. The plain loop also runs once with OMP_WAIT_POLICY=PASSIVE (what the
-    workers had before, see study.ray_session): what that OpenMP policy alone costs."""
+def run_epoch(out: Path, threads: int = 2, repeats: int = 3, rounds: int = 3) -> dict:
+    """The same epochs in a plain loop (a fresh process, no Ray), in a Tune trial's own process holding
+    `threads` CPUs (how a one-worker trial trains now), in one Ray Train worker actor of `threads` CPUs
+    (how it trained before) and split between two worker actors of threads / 2 CPUs each (data parallel),
+    alternated for `rounds` rounds so that the machine's drift hits all alike; medians over all epochs
+    after each run's first."""
+    from ray import tune
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -264,42 +277,56 @@ def run_epoch(out: Path, threads: int = 2, repeats: int = 4, rounds: int = 3) ->
 
     os.environ.setdefault("IMLGCN_CACHE", str(out / "cache"))
     config, _, _ = prepare_data(TrialConfig(), lambda text: None)
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result_file = out / "ray_epochs.json"
+    arguments = {"config": config.to_dict(), "repeats": repeats, "out": str(result_file)}
 
-    def train_fn(loop_config: dict) -> None:
+    def on_workers(loop_config: dict) -> None:
         from trainables.trainable import worker_runtime
 
         scope: dict = {}
         exec(EPOCH_FN, scope)
         times = scope["epoch_times"](loop_config["config"], loop_config["threads"], loop_config["repeats"],
                                      worker_runtime())
-        Path(loop_config["out"]).write_text(json.dumps(times))
+        if worker_runtime().is_main:
+            Path(loop_config["out"]).write_text(json.dumps(times))
 
-    plain, in_ray = [], []
+    def in_trial(trial_config: dict) -> None:
+        scope: dict = {}
+        exec(EPOCH_FN, scope)
+        times = scope["epoch_times"](trial_config["config"], trial_config["threads"], trial_config["repeats"])
+        Path(trial_config["out"]).write_text(json.dumps(times))
+
+    times: dict[str, list[float]] = {"plain": [], "plain_beside_idle_ray": [], "in_trial": [], "one_worker_actor": [],
+                                     "two_worker_actors": []}
     for round_ in range(rounds):
-        plain += _plain_epochs(config.to_dict(), threads, repeats, env)
+        times["plain"] += _plain_epochs(config.to_dict(), threads, repeats, env)
         start_ray(num_cpus=threads, worker_logs=False)
         try:
-            TorchTrainer(train_fn, train_loop_config={"config": config.to_dict(), "threads": threads,
-                                                      "repeats": repeats, "out": str(result_file)},
-                         scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": threads}),
-                         run_config=RunConfig(name=f"epoch-{round_}", storage_path=str(out / "ray_train"))).fit()
+            # what Ray's own processes (GCS, raylet, dashboard, agents, log monitor) cost a loop on this machine
+            times["plain_beside_idle_ray"] += _plain_epochs(config.to_dict(), threads, repeats, env)
+            tune.Tuner(tune.with_resources(in_trial, {"cpu": threads}), param_space={**arguments, "threads": threads},
+                       run_config=tune.RunConfig(name=f"in-trial-{round_}", storage_path=str(out / "ray_tune"),
+                                                 verbose=0)).fit()
+            times["in_trial"] += json.loads(result_file.read_text())
+            for workers, key in ((1, "one_worker_actor"), (2, "two_worker_actors")):
+                TorchTrainer(on_workers, train_loop_config={**arguments, "threads": threads // workers},
+                             scaling_config=ScalingConfig(num_workers=workers,
+                                                          resources_per_worker={"CPU": threads // workers}),
+                             run_config=RunConfig(name=f"epoch-{workers}-{round_}",
+                                                  storage_path=str(out / "ray_train"))).fit()
+                times[key] += json.loads(result_file.read_text())
         finally:
             stop_ray()
-        in_ray += json.loads(result_file.read_text())
-        print(f"[epoch] round {round_ + 1}: plain {[round(t, 2) for t in plain[-repeats:]]} s, "
-              f"Ray Train {[round(t, 2) for t in in_ray[-repeats:]]} s", flush=True)
-    passive = _plain_epochs(config.to_dict(), threads, repeats, {**env, "OMP_WAIT_POLICY": "PASSIVE"})
-    return {"plain_s": float(np.median(plain)), "plain_passive_s": float(np.median(passive)),
-            "ray_train_s": float(np.median(in_ray)), "speed_ratio": float(np.median(plain) / np.median(in_ray)),
-            "passive_ratio": float(np.median(plain) / np.median(passive))}
+        print(f"[epoch] round {round_ + 1}: " + ", ".join(f"{k} {[round(t, 2) for t in v[-repeats:]]} s"
+                                                          for k, v in times.items()), flush=True)
+    medians = {k: float(np.median(v)) for k, v in times.items()}
+    return {"median_s": medians, "speed_vs_plain": {k: medians["plain"] / v for k, v in medians.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", default=["studies", "growth", "epoch"],
-                        choices=("studies", "growth", "epoch"))
+    parser.add_argument("--parts", nargs="+", default=["modes", "epoch"], choices=("modes", "levels", "growth", "epoch"))
     parser.add_argument("--out", help="work folder (default: a new temporary folder)")
     parser.add_argument("--screen", type=int, default=500)
     parser.add_argument("--finetune", type=int, default=8)
@@ -308,39 +335,51 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     print(f"work folder {out}", flush=True)
     summary = {}
+    two_level = ["--screen", str(args.screen), "--num-samples", str(args.finetune), "--set", *SEED_SETS]
     if "epoch" in args.parts:
         summary["epoch"] = run_epoch(out)
     if "growth" in args.parts:
         summary["growth"] = run_growth(out)
-    if "studies" in args.parts:
-        summary["studies"] = run_studies(out, args.screen, args.finetune)
+    if "modes" in args.parts:
+        summary["modes"] = run_studies(out / "modes", {"in-trial": two_level,
+                                                       "worker-actors": [*two_level, "train_in_trial=false"]})
+    if "levels" in args.parts:
+        summary["levels"] = run_studies(out / "levels", {
+            "two-level": two_level,
+            "single-level": ["--screen", "0", "--num-samples", str(args.finetune), "--eta", "0", "--set", *SEED_SETS],
+            "naive": ["--screen", "0", "--num-samples", str(args.finetune), "--eta", "0", "--space", "naive", "--set",
+                      *SEED_SETS]})
     print("\n=== summary (ratios from this run) ===")
     if "epoch" in summary:
         e = summary["epoch"]
-        print(f"epoch in a Ray Train worker vs a plain loop: {e['ray_train_s']:.2f} s vs {e['plain_s']:.2f} s "
-              f"= {e['speed_ratio']:.2f}x the plain loop's speed; the plain loop with OMP_WAIT_POLICY=PASSIVE: "
-              f"{e['plain_passive_s']:.2f} s = {e['passive_ratio']:.2f}x")
+        print("epoch                median_s  speed vs the plain loop")
+        for key, seconds in e["median_s"].items():
+            print(f"{key:<20} {seconds:8.2f}  {e['speed_vs_plain'][key]:23.2f}")
     if "growth" in summary:
         g = summary["growth"]
         print("images    preflight_s  trial_setup_s  setup / setup(2k)")
         for images, row in g.items():
             print(f"{images:>7}  {row['preflight_s']:11.2f}  {row['trial_setup_s']:13.3f}  "
                   f"{row['trial_setup_s'] / g[2_000]['trial_setup_s']:17.2f}")
-    if "studies" in summary:
-        s = summary["studies"]
-        two = s["two-level"]
-        print("study          wall_s  vs two-level  screened  fine-tuned  front  best_mAP  hypervolume  HV / two-level")
+    for part, first in (("modes", "in-trial"), ("levels", "two-level")):
+        if part not in summary:
+            continue
+        s = summary[part]
+        print(f"study          wall_s  vs {first:<9}  screened  fine-tuned  front  best_mAP  hypervolume  HV / {first}")
         for name, row in s.items():
-            print(f"{name:<13} {row['wall_s']:7.0f}  {row['wall_s'] / two['wall_s']:12.2f}  {row['screened']:8d}  "
+            print(f"{name:<13} {row['wall_s']:7.0f}  {row['wall_s'] / s[first]['wall_s']:12.2f}  {row['screened']:8d}  "
                   f"{row['finetuned']:10d}  {row['front']:5d}  {row['best_mAP']:8.2f}  {row['hypervolume']:11.0f}  "
-                  f"{row['hypervolume'] / two['hypervolume'] if two['hypervolume'] else float('nan'):14.2f}")
+                  f"{row['hypervolume'] / s[first]['hypervolume'] if s[first]['hypervolume'] else float('nan'):14.2f}")
         print(f"hypervolume reference point: mAP {REFERENCE[0]}, n_params {REFERENCE[1]:.0f}")
-        print(f"screening: {two['screened_per_min']:.0f} trials a minute overall, "
-              f"{two['screened_per_min_last100']:.0f} over the last 100")
-        print(f"screening vs fine-tuning: Spearman {two['rank_correlation']:.2f} over {two['rank_pairs']} "
-              "promoted configurations that ran all their epochs")
-        print(f"non-training share of a fine-tuning trial: median {two['non_training_share_median']:.2f}, "
-              f"max {two['non_training_share_max']:.2f}; median phases {two['phases_median_s']}")
+        for name, row in s.items():
+            if "screened_per_min" in row:
+                print(f"{name}: screening {row['screened_per_min']:.0f} trials a minute overall, "
+                      f"{row['screened_per_min_last100']:.0f} over the last 100; Spearman with fine-tuning "
+                      f"{row['rank_correlation']:.2f} over {row['rank_pairs']} promoted configurations")
+            print(f"{name}: fine-tuning trials that ran all their epochs: {row['full_trials']}; non-training share "
+                  f"median {row['non_training_share_median']:.3f} (max {row['non_training_share_max']:.3f}); fixed "
+                  f"start-up median {row['startup_s_median']:.2f} s (max {row['startup_s_max']:.2f} s); median phases "
+                  f"{row['phases_median_s']}")
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
 
 

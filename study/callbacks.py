@@ -13,7 +13,7 @@ import sys
 import time
 
 from study.console import verbose
-from trainables.mlflow_runs import FINAL_KEYS, FINISHED, RUNNING, store, trial_run_id
+from trainables.mlflow_runs import FINAL_KEYS, FINISHED, RUNNING, final_tags, store, trial_run_id
 
 STATUS_EVERY_S = 15.0
 
@@ -107,12 +107,13 @@ class TrialProgress:
 
 def _error_cause(trial) -> str:
     """The last 'SomethingError: message' line of the trial's stored traceback (e.g. DataError: image X ...)."""
+    from study.failures import error_cause
+
     try:
         text = str(trial.get_error() or "")
     except Exception:  # the error file is gone or unreadable: the trial folder still has the log
         text = ""
-    causes = [line.strip() for line in text.splitlines() if "Error: " in line and not line.startswith(" ")]
-    return causes[-1] if causes else "see the trial's error.txt in the study's tune folder"
+    return error_cause(text) or "see the trial's error.txt in the study's tune folder"
 
 
 def driver_rss_mb() -> float:
@@ -145,5 +146,5 @@ def close_stopped_run(tracking_uri: str, runs_dir: str, trial_id: str, result: d
     values["wall_time_s"] = float(result.get("time_total_s", 0.0))
     epoch = int(result.get("epoch", 0))
     runs.set_tags(run_id, {"stopped_early": str(epoch < epochs).lower()})
-    runs.finish(run_id, values, step=epoch)
+    runs.finish(run_id, values, step=epoch, tags=final_tags(result))
     return stopped

@@ -10,7 +10,6 @@ frequency) is printed and logged on the parent run as compare.txt / compare.csv 
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -30,7 +29,6 @@ from trainables.mlflow_runs import FINISHED, KILLED, RunLog, store
 from trainables.run_context import RunContext
 
 Progress = Callable[[str], None]
-STAGE1_MAX_FAILURES = 2
 
 
 def arm_configs(base: TrialConfig, arms: dict[str, dict[str, Any]], classes: int) -> dict[str, TrialConfig]:
@@ -107,19 +105,13 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
 
 def _references(config: TrialConfig, seeds: list[int], context: RunContext, at_once: int,
                 progress: Progress) -> None:
-    """Stage 1 and the same-budget baseline of every seed (skipped where cached), `concurrent` at once."""
-    from trainables.trainable import torch_trainer
+    """Stage 1 and the same-budget baseline of every seed (skipped where cached), `at_once` at once."""
+    from study.trainings import run_trainings
 
     progress(f"stage 1 and the same-budget baseline for training seeds {', '.join(map(str, seeds))}")
-
-    def one(seed: int) -> None:
-        seeded = dataclasses.replace(config, seed=seed)
-        reference = dataclasses.replace(context, stages="baseline")
-        torch_trainer(seeded, reference, f"references-seed{seed}", STAGE1_MAX_FAILURES).fit()
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=at_once) as pool:
-        for future in [pool.submit(one, seed) for seed in seeds]:
-            future.result()
+    reference = dataclasses.replace(context, stages="baseline")
+    run_trainings({f"seed{seed}": (dataclasses.replace(config, seed=seed), reference) for seed in seeds},
+                  context.train_storage, "references", at_once)
 
 
 def _arms(config: TrialConfig, arms: dict[str, dict], seeds: list[int], context: RunContext, at_once: int,

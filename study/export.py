@@ -67,13 +67,14 @@ def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, 
                   progress: Callable[[str], None] = lambda text: None) -> list[dict]:
     """Register the chosen trials' models as versions of `imlgcn-<study>`, smallest first; one already
     registered is reused. Each model is an MLflow logged model of its trial's run (the runs table's Models
-    column), folded and self-contained; the aliases `best` (highest mAP) and `smallest` point at the front's
-    ends."""
+    column), folded and self-contained; the aliases `best` (highest mAP) and `smallest` (the study's size)
+    point at the front's ends."""
     from study.report import trial_table
 
     runs = store(tracking_uri)
-    trials = trial_table(runs, record.name)
-    rows = chosen_trials(trials, trial_id, front, record.name).sort_values(["n_params", "trial_id"])
+    trials = trial_table(runs, record.name, record.size_metric)
+    size = record.size_metric
+    rows = chosen_trials(trials, trial_id, front, record.name).sort_values([size, "trial_id"])
     kept = kept_model_dirs(record)
     missing = [t for t in rows["trial_id"].astype(str) if t not in kept]
     if missing:
@@ -100,10 +101,11 @@ def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, 
         else:
             progress(f"trial {tid} ({n}/{len(rows)}) is already version {version.version} of {name}")
         exported.append({"model": f"models:/{name}/{version.version}", "trial_id": tid,
-                         "mAP": round(float(row.mAP), 2), "n_params": int(row.n_params), "version": str(version.version)})
-    if front and exported:
-        best = max(exported, key=lambda e: (e["mAP"], -e["n_params"]))
-        smallest = min(exported, key=lambda e: (e["n_params"], -e["mAP"]))
+                         "mAP": round(float(row.mAP), 2), "n_params": int(row.n_params),
+                         size: float(getattr(row, size)), "version": str(version.version)})
+    if front and exported:  # the front's ends on the study's own size
+        best = max(exported, key=lambda e: (e["mAP"], -e[size]))
+        smallest = min(exported, key=lambda e: (e[size], -e["mAP"]))
         for alias, chosen in (("best", best), ("smallest", smallest)):
             runs.set_alias(name, alias, chosen["version"])
             progress(f"alias models:/{name}@{alias} -> version {chosen['version']} (trial {chosen['trial_id']})")

@@ -25,7 +25,7 @@ from trainables.mlflow_runs import FINISHED, KILLED, RUNNING, store
 Progress = Callable[[str], None]
 
 
-def create_study(name: str, config: TrialConfig, space: str, objective: str, num_samples: int,
+def create_study(name: str, config: TrialConfig, space: str, objective: str, size: str, num_samples: int,
                  max_concurrent: int, storage: str, tracking_uri: str | None, progress: Progress,
                  address: str | None = None, screen: int = 0, eta: int = 3) -> StudyRecord:
     """Check everything, then write the study record and open its MLflow parent run."""
@@ -52,7 +52,7 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, num
         raise ConfigError(_exists_message(storage, name)) from None
     try:
         record = _new_record(name, config, space, objective, max_concurrent, storage, tracking_uri, address,
-                             progress, eta)
+                             progress, eta, size)
         plan_runs(record, screen, num_samples)
         record.save()
         return record
@@ -79,7 +79,7 @@ def _exists_message(storage: str, name: str) -> str:
 
 
 def _new_record(name: str, config: TrialConfig, space: str, objective: str, max_concurrent: int, storage: str,
-                tracking_uri: str | None, address: str | None, progress: Progress, eta: int) -> StudyRecord:
+                tracking_uri: str | None, address: str | None, progress: Progress, eta: int, size: str) -> StudyRecord:
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)
     check_ray_address(address)
@@ -95,11 +95,11 @@ def _new_record(name: str, config: TrialConfig, space: str, objective: str, max_
             raise
     runs = store(uri)
     exp = runs.experiment_id(name)
-    parent = runs.create(exp, name, {"stage": "study", "space": space, "objective": objective})
+    parent = runs.create(exp, name, {"stage": "study", "space": space, "objective": objective, "size": size})
     record = StudyRecord(name=name, storage=str(Path(storage).absolute()), base_config=config.to_dict(),
                          space=space, objective=objective, num_samples=0, max_concurrent=max_concurrent,
                          num_classes=len(classes), tracking_uri=uri, experiment_id=exp, parent_run_id=parent,
-                         split_index=index, eta=eta)
+                         split_index=index, eta=eta, size=size)
     return record
 
 
@@ -213,7 +213,7 @@ def _screened(record: StudyRecord, run_name: str) -> int:
 
 def promote(record: StudyRecord, k: int) -> list[dict]:
     """The head configurations to fine-tune: k of the screened ones not fine-tuned yet, by non-dominated
-    sorting on (mAP, n_params) with the last front cut by crowding distance (a spread across sizes); by
+    sorting on (mAP, the study's size) with the last front cut by crowding distance (a spread across sizes); by
     mAP alone for objective=map. Read from the screening level's Optuna study (exact parameter values)."""
     import numpy as np
     import optuna
@@ -246,7 +246,7 @@ def _prune(record: StudyRecord, progress: Progress) -> None:
     from study.export import prune_models
     from study.report import trial_table
 
-    trials = trial_table(store(record.tracking_uri), record.name)
+    trials = trial_table(store(record.tracking_uri), record.name, record.size_metric)
     if not trials.empty:
         prune_models(record, trials, progress)
 

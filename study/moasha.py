@@ -1,7 +1,7 @@
 """Multi-objective early stopping for fine-tuning trials: a rung scheduler in the style of MOASHA
 (Schmucker et al., Syne Tune), as a Ray Tune scheduler, and the Optuna searcher that reports its stops.
 
-Rungs sit at epochs r_min * eta^i below max_t. When a trial reaches a rung, its (mAP, n_params) joins
+Rungs sit at epochs r_min * eta^i below max_t. When a trial reaches a rung, its (mAP, size) joins
 the points recorded there; all of them are ranked by non-dominated sorting (then by mAP within a front),
 and the trial continues only if it is within the top ceil(n / eta): the asynchronous successive-halving
 rule with Pareto ranks instead of one score.
@@ -40,7 +40,7 @@ def rungs(max_t: int, grace_period: int = 1, eta: int = 3) -> list[int]:
 
 
 def keeps(points: list[tuple[float, float]], index: int, eta: int) -> bool:
-    """Whether point `index` of the (mAP, n_params) points recorded at a rung is in the top ceil(n / eta)
+    """Whether point `index` of the (mAP, size) points recorded at a rung is in the top ceil(n / eta)
     by (non-dominated rank, -mAP); exact ties keep the earlier point."""
     high = np.array([p[0] for p in points], dtype=np.float64)
     low = np.array([p[1] for p in points], dtype=np.float64)
@@ -51,7 +51,7 @@ def keeps(points: list[tuple[float, float]], index: int, eta: int) -> bool:
 
 
 class MOASHA(FIFOScheduler):
-    """Asynchronous successive halving with non-dominated sorting of (mAP, n_params) at each rung."""
+    """Asynchronous successive halving with non-dominated sorting of (mAP, the study's size) at each rung."""
 
     def __init__(self, max_t: int, grace_period: int = 1, eta: int = 3, time_attr: str = "epoch",
                  metrics: tuple[str, str] = ("mAP", "n_params")) -> None:

@@ -22,7 +22,7 @@ TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEM
 # off in every process we start (our own lines print the URI redacted).
 # OpenMP keeps its default wait policy: a worker runs as many torch threads as the CPUs Ray gave it,
 # so its threads do not compete with another worker's; OMP_WAIT_POLICY=PASSIVE (set here before) made
-# an epoch 1.23x slower (bench/study_speed.py --parts epoch). A user's own setting is passed on.
+# an epoch 1.23x slower (bench/study_speed.py --parts epoch at 8dbe46d). A user's own setting is passed on.
 WORKER_ENV = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
               "MLFLOW_LOGGING_LEVEL": "INFO"}  # the driver's setting (see study.console) is passed on
 PASSED_ON = ("OMP_WAIT_POLICY",)  # the user's, when set

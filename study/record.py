@@ -28,6 +28,10 @@ class StudyError(ValueError):
     """A study name, folder or state is wrong; the message says which command to use instead."""
 
 
+# --size -> the size metric a study minimises (trainables.sizes measures them all for every run)
+SIZES = {"inference_params": "n_params_inference", "flops": "flops", "latency": "latency_ms", "params": "n_params"}
+
+
 @dataclass
 class StudyRecord:
     """A study's persistent record."""
@@ -36,7 +40,7 @@ class StudyRecord:
     storage: str  # absolute path of the storage root
     base_config: dict  # the flat TrialConfig every trial starts from
     space: str
-    objective: str  # multi (mAP up, n_params down) | map (mAP only, ASHA)
+    objective: str  # multi (mAP up, the size down) | map (mAP only, ASHA)
     num_samples: int  # fine-tuning trials asked so far (run + extends)
     max_concurrent: int
     num_classes: int
@@ -50,6 +54,12 @@ class StudyRecord:
     # "points": the promoted configurations a finetune run starts from}
     tune_runs: dict[str, dict] = field(default_factory=dict)
     status: str = "running"  # running | finished
+    size: str = "params"  # the second objective (--size, a key of SIZES); records from before --size: params
+
+    @property
+    def size_metric(self) -> str:
+        """The metric the study minimises beside maximising mAP (n_params_inference for --size inference_params)."""
+        return SIZES[self.size]
 
     @property
     def folder(self) -> Path:

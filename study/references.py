@@ -13,10 +13,8 @@ from typing import Callable
 from study.record import StudyRecord
 from trainables.baseline import baseline_config, baseline_key, load_baseline
 from trainables.config import TrialConfig
-from trainables.mlflow_runs import FAILED, FINAL_KEYS, RUNNING, RunLog, store
+from trainables.mlflow_runs import FAILED, FINAL_KEYS, RUNNING, RunLog, final_tags, store
 from trainables.stage_cache import STAGE1_FIELDS, load_stage1, stage1_key
-
-REFERENCES_MAX_FAILURES = 2
 
 
 def reference_configs(record: StudyRecord) -> dict[str, TrialConfig]:
@@ -52,11 +50,11 @@ def ensure_references(record: StudyRecord, config: TrialConfig, cpus_per_worker:
                 progress(f"stage 1 {key}: pretraining {config.backbone} for {config.pretrain_epochs} epochs")
             progress(f"baseline {keys['finetune']}: the direct model for {config.epochs} more epochs, as every "
                      "trial trains")
-            from trainables.trainable import torch_trainer
+            from study.trainings import run_trainings
 
             context = dataclasses.replace(record.context(cpus_per_worker), stages="baseline",
                                           run_id=new_runs.get("finetune", ""), pretrain_run_id=new_runs.get("pretrain", ""))
-            torch_trainer(config, context, keys["finetune"], REFERENCES_MAX_FAILURES).fit()
+            run_trainings({keys["finetune"]: (config, context)}, record.tune_dir, "references", 1, restore=True)
         stored = _close_runs(runs, record, config, key, keys, references, new_runs)
     except BaseException:
         for run_id in new_runs.values():
@@ -93,14 +91,10 @@ def _open_runs(runs: RunLog, record: StudyRecord, config: TrialConfig, key: str,
 def _close_runs(runs: RunLog, record: StudyRecord, config: TrialConfig, key: str, keys: dict[str, str],
                 references: dict[str, TrialConfig], opened: dict[str, str]) -> dict[str, dict]:
     """Final metrics and FINISHED on the opened runs; returns the stored baselines by level."""
-    from trainables.model import count_parameters
-
     stage1 = load_stage1(record.stage1_dir, key)
     stored = {level: load_baseline(record.stage1_dir, bkey) for level, bkey in keys.items()}
-    sizes = count_parameters(config.backbone, record.num_classes, "none")
-    size_metrics = {"n_params": sizes["total"], "n_params_inference": sizes["inference"]}
-    for name, run_id in opened.items():
+    for name, run_id in opened.items():  # each measured its sizes where it trained (trainables.sizes)
         values = stage1.metrics if name == "pretrain" else stored[name]
-        runs.finish(run_id, {**{k: values[k] for k in FINAL_KEYS if k in values}, **size_metrics},
-                    step=0 if name == "pretrain" else references[name].epochs)
+        runs.finish(run_id, {k: float(values[k]) for k in FINAL_KEYS if k in values},
+                    step=0 if name == "pretrain" else references[name].epochs, tags=final_tags(values))
     return stored

@@ -18,9 +18,11 @@ from mlflow.entities import Run
 
 from study.pareto import pareto_front
 from study.preflight import redact
+from study.front_table import SIZE_LABELS, size_text
 from study.record import StudyError
 from study.report_plots import write_png
 from trainables.config import HEAD, SEARCH, TrialConfig, keys_of
+from trainables.metrics import SIZE_KEYS
 from trainables.mlflow_runs import FINAL_KEYS, RunLog, store
 
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
@@ -41,8 +43,9 @@ KINDS = {f.name: f.type for f in fields(TrialConfig)}  # str | int | float | boo
 COLUMNS = ("trial_id", "run_id", "level", "pareto_tag", "stopped_early", *METRICS, *SEARCHED, "head_key", "pareto")
 
 
-def trial_table(runs: RunLog, study: str) -> pd.DataFrame:
-    """One row per finished trial (the latest run when a trial id finished twice), with the `pareto` flag.
+def trial_table(runs: RunLog, study: str, size: str = "n_params") -> pd.DataFrame:
+    """One row per finished trial (the latest run when a trial id finished twice), with the `pareto` flag
+    on (max mAP, min `size`).
 
     `level` is screen (head on cached features) or finetune; the front is the fine-tuned one: trials of
     level finetune that ran all their epochs (a scheduler's early stop is no full result).
@@ -74,7 +77,8 @@ def trial_table(runs: RunLog, study: str) -> pd.DataFrame:
     eligible = ((table["level"] == "finetune") & ~table["stopped_early"]).to_numpy()
     table["pareto"] = False
     if eligible.any():
-        table.loc[eligible, "pareto"] = pareto_front(table[eligible])
+        table.loc[eligible, "pareto"] = pareto_front(table[eligible].astype({size: float}), minimize=size)
+    table.attrs["size"] = size
     return table
 
 
@@ -107,12 +111,14 @@ def baseline_table(runs: RunLog, study: str) -> pd.DataFrame:
     """The finished same-budget direct models (backbone + linear head trained as long as the trials):
     the baselines the front must beat; `level` says which trials each one is the reference of."""
     rows = [{"run_id": run.info.run_id, "backbone": run.data.params.get("backbone", ""),
-             "level": run.data.tags.get("level", "finetune"),
-             "mAP": run.data.metrics.get("mAP", np.nan), "n_params": run.data.metrics.get("n_params", np.nan)}
+             "level": run.data.tags.get("level", "finetune"), "mAP": run.data.metrics.get("mAP", np.nan),
+             **{key: run.data.metrics.get(key, np.nan) for key in SIZE_KEYS}}
             for run in _finished_runs(runs, study, "baseline")]
-    table = pd.DataFrame(rows, columns=["run_id", "backbone", "level", "mAP", "n_params"])
-    table["mAP"] = table["mAP"].astype(float)
-    table["n_params"] = pd.to_numeric(table["n_params"]).round().astype("Int64")
+    table = pd.DataFrame(rows, columns=["run_id", "backbone", "level", "mAP", *SIZE_KEYS])
+    for key in ("mAP", *SIZE_KEYS):
+        table[key] = table[key].astype(float)
+    for key in ("n_params", "n_params_inference"):
+        table[key] = pd.to_numeric(table[key]).round().astype("Int64")
     return table
 
 
@@ -122,14 +128,15 @@ def reference(baselines: pd.DataFrame) -> pd.Series | None:
     return tuned.iloc[-1] if len(tuned) else None
 
 
-def write_report(tracking_uri: str, study: str, out_dir: str | Path) -> dict[str, Any]:
-    """Write trials.csv, front.txt, pareto.png and pareto.html to `out_dir`, log them on the study's parent
-    run with its summary metrics, and keep every trial run's `pareto` tag current."""
+def write_report(tracking_uri: str, study: str, out_dir: str | Path, size: str = "n_params") -> dict[str, Any]:
+    """Write trials.csv, front.txt, pareto.png and pareto.html to `out_dir` for the front on (max mAP,
+    min `size`), log them on the study's parent run with its summary metrics, and keep every trial run's
+    `pareto` tag current."""
     from study.front_table import format_front
     from study.report_html import write_html
 
     runs = store(tracking_uri)
-    trials = trial_table(runs, study)
+    trials = trial_table(runs, study, size)
     if trials.empty:
         raise StudyError(f"study {study!r} has no finished trials yet: resume the study (`imlgcn study resume "
                          f"{study}`) or wait for a trial to finish, then report")
@@ -137,18 +144,18 @@ def write_report(tracking_uri: str, study: str, out_dir: str | Path) -> dict[str
     parent = _parent_run_id(runs, study)
     baselines = baseline_table(runs, study)
     base = reference(baselines)
-    front = trials[trials["pareto"]].sort_values(["n_params", "trial_id"]).reset_index(drop=True)
+    front = trials[trials["pareto"]].sort_values([size, "trial_id"]).reset_index(drop=True)
     finetuned = int((trials["level"] == "finetune").sum())
     screened = int((trials["level"] == "screen").sum())
-    text = format_front(front, base, searched, finetuned, screened)
+    text = format_front(front, base, searched, finetuned, screened, size, same_size_note(trials, base, size))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "trials.csv", "txt": out / "front.txt", "png": out / "pareto.png", "html": out / "pareto.html"}
     trials.drop(columns="pareto_tag").to_csv(paths["csv"], index=False)  # the tag as it was: now `pareto`
     paths["txt"].write_text(text + "\n")
-    write_png(trials, front, baselines, paths["png"], title=study)
+    write_png(trials, front, baselines, paths["png"], title=study, size=size)
     experiment = _experiment_id(runs, study)
-    write_html(trials, front, baselines, searched, paths["html"], study, text.splitlines()[0],
+    write_html(trials, front, baselines, searched, paths["html"], study, text.splitlines()[0], size,
                run_link=lambda run_id: run_url(tracking_uri, experiment, run_id))
     for path in paths.values():
         runs.log_artifact(parent, path, "report")
@@ -162,6 +169,19 @@ def write_report(tracking_uri: str, study: str, out_dir: str | Path) -> dict[str
     runs.log_metrics(parent, {k: v for k, v in summary.items() if v == v}, step=0)
     return {**{key: str(path) for key, path in paths.items()}, "front": front, "trials": len(trials),
             "screened": screened, "agreement": (rho, pairs), "text": text}
+
+
+def same_size_note(trials: pd.DataFrame, baseline: pd.Series | None, size: str) -> str:
+    """A line for a front whose size axis is flat: every fine-tuned trial (and the direct model) has the
+    same `size`, as every head-only space has once the GCN is folded away; else ""."""
+    tuned = trials.loc[(trials["level"] == "finetune") & ~trials["stopped_early"], size].astype(float)
+    if size == "n_params" or len(tuned) < 2 or tuned.nunique() > 1:
+        return ""
+    label = SIZE_LABELS[size]
+    return (f"note: every fine-tuned trial has the same {label} ({size_text(size, float(tuned.iloc[0]))}): the space "
+            "searches only the head, which folds into a C x d linear layer at deployment, so the front is the "
+            "best mAP; a space that searches backbones or resolutions trades accuracy for size; pass "
+            "--size params for the paper's count (GCN weights included)")
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:

@@ -1,7 +1,7 @@
 """The interactive report: one offline HTML page with the answer first, then the picture, then every trial.
 
 - the front's title and table (baseline row, exact sizes, searched parameters, differences to the baseline);
-- a plotly chart of mAP against parameters (screened configurations faint, the fine-tuned front as a
+- a plotly chart of mAP against the study's size (screened configurations faint, the fine-tuned front as a
   step line, the baselines as stars), whose hover shows every searched parameter of a trial;
 - a table of all trials, sortable by clicking a column header, each trial id a link to its MLflow run.
 plotly.js is embedded, so the file opens without a network.
@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from study.front_table import front_rows
-from study.report_plots import _millions
+from study.report_plots import AXES, axis
 
 SORTER = """
 <script>
@@ -40,7 +40,7 @@ tr.front td { font-weight: bold; } tr.screen td { color: #888; }
 </style>"""
 
 
-def _hover(table: pd.DataFrame, searched: list[str]) -> list[str]:
+def _hover(table: pd.DataFrame, searched: list[str], size: str = "n_params") -> list[str]:
     """One hover text per trial: its id, level, every searched parameter, mAP and exact size."""
     texts = []
     for row in table.to_dict("records"):
@@ -48,6 +48,8 @@ def _hover(table: pd.DataFrame, searched: list[str]) -> list[str]:
         lines += [f"{k} {_fmt(k, row.get(k))}" for k in searched
                   if not (k == "pca_dim" and row.get("embedding") != "fpca")]
         lines += [f"mAP {row['mAP']:.2f}", f"n_params {int(row['n_params']):,}"]
+        if size != "n_params" and row.get(size) is not pd.NA and row.get(size) == row.get(size):
+            lines.append(f"{size} {float(row[size]):,.6g}")
         texts.append("<br>".join(lines))
     return texts
 
@@ -61,30 +63,30 @@ def _fmt(key: str, value) -> str:
 
 
 def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str],
-           title: str) -> go.Figure:
-    """mAP against parameters (millions) with every searched parameter in the hover."""
+           title: str, size: str = "n_params") -> go.Figure:
+    """mAP against `size` (see report_plots.AXES) with every searched parameter in the hover."""
     fig = go.Figure()
     screened = trials[trials["level"] == "screen"]
     rest = trials[~trials["pareto"] & (trials["level"] != "screen")]
     hover = "%{text}<extra></extra>"
     if len(screened):
-        fig.add_trace(go.Scatter(x=_millions(screened), y=screened["mAP"], mode="markers", opacity=0.35,
+        fig.add_trace(go.Scatter(x=axis(screened, size), y=screened["mAP"], mode="markers", opacity=0.35,
                                  name="screened (head on cached features)", marker={"color": "#bbbbbb", "size": 5},
-                                 text=_hover(screened, searched), hovertemplate=hover))
-    fig.add_trace(go.Scatter(x=_millions(rest), y=rest["mAP"], mode="markers", name="fine-tuned",
-                             marker={"color": "#777777", "size": 7}, text=_hover(rest, searched), hovertemplate=hover))
-    fig.add_trace(go.Scatter(x=_millions(front), y=front["mAP"], mode="lines+markers", name="Pareto front",
+                                 text=_hover(screened, searched, size), hovertemplate=hover))
+    fig.add_trace(go.Scatter(x=axis(rest, size), y=rest["mAP"], mode="markers", name="fine-tuned",
+                             marker={"color": "#777777", "size": 7}, text=_hover(rest, searched, size), hovertemplate=hover))
+    fig.add_trace(go.Scatter(x=axis(front, size), y=front["mAP"], mode="lines+markers", name="Pareto front",
                              line={"shape": "hv", "color": "#1f77b4"}, marker={"size": 9},
-                             text=_hover(front, searched), hovertemplate=hover))
+                             text=_hover(front, searched, size), hovertemplate=hover))
     for level, symbol, opacity in (("finetune", "star", 1.0), ("screen", "star-open", 0.5)):
         chosen = baselines[baselines["level"] == level]
         if len(chosen):
             fig.add_trace(go.Scatter(
-                x=[float(v) / 1e6 for v in chosen["n_params"]], y=chosen["mAP"], mode="markers", opacity=opacity,
+                x=axis(chosen, size), y=chosen["mAP"], mode="markers", opacity=opacity,
                 name="direct model, same budget" + (" (screening)" if level == "screen" else ""),
                 marker={"symbol": symbol, "size": 14, "color": "#d62728"}, text=chosen["backbone"],
-                hovertemplate="direct model %{text}<br>mAP %{y:.2f}<br>params %{x:.3f} M<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="parameters (millions)", yaxis_title="mAP (%)",
+                hovertemplate="direct model %{text}<br>mAP %{y:.2f}<br>" + AXES[size][0] + " %{x:.4g}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title=AXES[size][0], yaxis_title="mAP (%)",
                       template="plotly_white", height=520)
     return fig
 
@@ -106,7 +108,7 @@ def _table(frame: pd.DataFrame, table_id: str, row_class: Callable[[dict], str] 
 
 
 def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str], path: Path,
-               study: str, headline: str, run_link: Callable[[str], str]) -> None:
+               study: str, headline: str, size: str, run_link: Callable[[str], str]) -> None:
     """The whole page (see the module docstring)."""
     base = baselines[baselines["level"] == "finetune"]
     base_row = base.iloc[-1] if len(base) else None
@@ -118,17 +120,19 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
         "mAP vs direct": [f"{m - d:+.2f}" if d == d else "" for m, d in zip(trials["mAP"], trials["direct_mAP"])],
         "n_params": [f"{int(v):,}" for v in trials["n_params"]],
         "n_params_inference": [f"{int(v):,}" if v is not pd.NA else "-" for v in trials["n_params_inference"]],
+        "GFLOPs": [f"{v / 1e9:.3g}" if v == v else "-" for v in trials["flops"]],
+        "latency ms": [f"{v:.3g}" if v == v else "-" for v in trials["latency_ms"]],
         "pareto": trials["pareto"].map({True: "yes", False: ""}),
         "stopped early": trials["stopped_early"].map({True: "yes", False: ""}),
     })
     links = {str(t): run_link(r) for t, r in zip(trials["trial_id"], trials["run_id"])}
-    chart = figure(trials, front, baselines, searched, f"{study}: mAP vs model size").to_html(
+    chart = figure(trials, front, baselines, searched, f"{study}: mAP vs model size", size).to_html(
         full_html=False, include_plotlyjs=True, div_id="pareto-plot")
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(study)}: study report</title>
 {STYLE}{SORTER}</head><body>
 <h1>{html.escape(study)}</h1>
 <h2>{html.escape(headline)}</h2>
-{_table(front_rows(front, base_row, searched), "front-table", links=links)}
+{_table(front_rows(front, base_row, searched, size), "front-table", links=links)}
 {chart}
 <h2>All {len(trials)} trials (click a column to sort; a trial id opens its MLflow run)</h2>
 {_table(all_rows, "trials-table", row_class=lambda r: "front" if r["pareto"] else ("screen" if r["level"] == "screen" else ""),

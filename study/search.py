@@ -1,6 +1,6 @@
 """The study's searcher: Ray's OptunaSearch, plus what makes its trials findable and its stops honest.
 
-- The Optuna study names its objectives (mAP, n_params), so Optuna Dashboard does not show
+- The Optuna study names its objectives (mAP and the study's size metric), so Optuna Dashboard does not show
   "Objective 0 / Objective 1".
 - Every Optuna trial carries the Tune trial id and the MLflow run id (user attributes), and every MLflow
   run the Optuna study and trial number (tags optuna_study, optuna_trial): each of the three tools

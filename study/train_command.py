@@ -15,16 +15,16 @@ from typing import Callable
 from study.mlflow_store import resolve_tracking_uri
 from study.preflight import prepare_data, preflight, redact
 from trainables.config import TrialConfig
-from trainables.mlflow_runs import RunLog, final_metrics, store
+from trainables.mlflow_runs import RunLog, final_metrics, final_tags, store
 from trainables.run_context import RunContext
 
 Progress = Callable[[str], None]
-TRAIN_MAX_FAILURES = 2  # worker-group restarts from the last checkpoint before the run fails
 
 
 def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None, storage: str,
               experiment: str, progress: Progress) -> dict:
-    """Run pretrain -> embed -> train on Ray Train; log to MLflow; return the final metrics."""
+    """Run pretrain -> embed -> train as one Tune trial (in its own process on one worker, on Ray Train
+    workers when data parallel); log to MLflow; return the final metrics."""
     from study.ray_session import check_gpus, node_cpus, start_ray, stop_ray
 
     began = time.time()
@@ -47,24 +47,26 @@ def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None
 
 def _tracked_fit(config: TrialConfig, classes: tuple[str, ...], context: RunContext, runs: RunLog,
                  experiment: str, began: float, progress: Progress) -> dict:
+    from study.trainings import run_trainings
     from trainables.saved_model import self_contained
-    from trainables.trainable import torch_trainer
+    from trainables.trainable import trains_in_trial
 
     run_id = runs.create(context.experiment_id, f"{config.embedding}-{config.backbone}", {"stage": "train"},
                          config.to_dict())
     progress(f"MLflow run {run_id} in experiment {experiment!r} at {redact(context.tracking_uri)}")
     context = context.for_run(run_id, run_id)
     with runs.failing(run_id):
-        progress(f"training on {config.num_workers} Ray Train worker(s) x {context.cpus_per_worker} CPU"
-                 f"{' + 1 GPU' if config.use_gpu else ''}")
-        metrics = torch_trainer(config, context, f"train-{run_id}", TRAIN_MAX_FAILURES).fit().return_value
+        gpu = " + 1 GPU" if config.use_gpu else ""
+        progress(f"training in one Tune trial's process on {context.cpus_per_worker} CPU{gpu}" if trains_in_trial(config)
+                 else f"training on {config.num_workers} Ray Train workers x {context.cpus_per_worker} CPU{gpu}")
+        metrics = run_trainings({run_id: (config, context)}, context.train_storage, f"train-{run_id}", 1)[run_id]
         final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
                  "wall_time_s": round(time.time() - began, 1)}
         with tempfile.TemporaryDirectory() as folder:  # a head-only model gets its backbone in the artifact
             runs.log_artifacts(run_id, self_contained(context.model_dir, Path(folder) / "model"), "model")
-        runs.finish(run_id, final, step=config.epochs)
+        runs.finish(run_id, final, step=config.epochs, tags=final_tags(metrics))
     progress(f"model saved to {context.model_dir} and logged as runs:/{run_id}/model "
              f"(try `imlgcn predict --model runs:/{run_id}/model IMAGE`)")
     return {**final, "n_params": int(final["n_params"]), "n_params_inference": int(final["n_params_inference"]),
-            "num_classes": len(classes), "run_id": run_id,
+            **final_tags(metrics), "num_classes": len(classes), "run_id": run_id,
             "model": context.model_dir}

@@ -4,7 +4,7 @@ Level `screen` judges head configurations on cached features (long-lived actors,
 `finetune` trains the promoted ones with the backbone on Ray Train workers, with multi-objective early
 stopping (MOASHA). Each level has its own Optuna study in the study's journal (`NAME:screen`,
 `NAME:finetune`), so fine-tuned results never mix with screening's cheaper ones in one sampler, and the
-journal survives a killed driver. Multi-objective (maximise mAP, minimise n_params) passes metric/mode
+journal survives a killed driver. Multi-objective (maximise mAP, minimise the study's size) passes metric/mode
 to the searcher only: set in TuneConfig they would silently make it single-objective.
 """
 
@@ -84,7 +84,7 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None):
                               finetune=chosen.finetune if level == "finetune" else None,
                               num_classes=record.num_classes, constants=level_config(record, level))
     storage = optuna.storages.JournalStorage(JournalFileBackend(record.optuna_journal))
-    metric, mode = (["mAP", "n_params"], ["max", "min"]) if record.objective == "multi" else ("mAP", "max")
+    metric, mode = (["mAP", record.size_metric], ["max", "min"]) if record.objective == "multi" else ("mAP", "max")
     from study.search import StudySearch
 
     return StudySearch(space, metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
@@ -107,7 +107,7 @@ def scheduler(record: StudyRecord, level: str):
                              reduction_factor=record.eta)
     from study.moasha import MOASHA
 
-    return MOASHA(max_t=epochs, grace_period=1, eta=record.eta)
+    return MOASHA(max_t=epochs, grace_period=1, eta=record.eta, metrics=("mAP", record.size_metric))
 
 
 def searched_names(record: StudyRecord, level: str) -> tuple[str, ...]:

@@ -34,7 +34,21 @@ def test_params_reproduces_table1(capsys, args, total):
 
 def test_params_of_the_demo_preset(capsys):
     code, out, _ = run(capsys, "params", "--preset", "demo", "--set", "embedding=none")
-    assert code == 0 and set(json.loads(out)) == {"total", "backbone", "head", "inference"}
+    assert code == 0 and set(json.loads(out)) == {"total", "backbone", "head", "inference", "image_size", "gflops"}
+
+
+GFLOPS = {  # the folded model's GFLOPs per image at the preset's 448 px (2 per multiply-add), and Table 1's count
+    "paper-coco": (45.871, 31.5), "mlgcn-coco": (62.395, 44.9), "asl-coco": (45.871, 29.5)}
+
+
+@pytest.mark.parametrize("preset", sorted(GFLOPS))
+def test_params_prints_gflops_and_the_papers_count(capsys, preset):
+    """TResNet-M: 5.7 GMACs at 224 px, x4 at 448; ResNet-101: 7.8 GMACs at 224 px (the backbones' papers)."""
+    code, out, _ = run(capsys, "params", "--preset", preset)
+    counts = json.loads(out)
+    assert code == 0 and counts["image_size"] == 448
+    assert (counts["gflops"], counts["paper_table1_M"]) == GFLOPS[preset]
+    assert round(counts["total"] / 1e6, 1) == counts["paper_table1_M"]
 
 
 def test_data_synth_and_stats(capsys, tmp_path):

@@ -1,7 +1,7 @@
 """Every shipped preset trains end to end with `imlgcn train`: its own backbone, loss, schedule,
 augmentation and GCN settings, overridden only for size, weights, device and what the tiny data forces
 (image size and counts, epochs, pretrained=false, use_gpu=false, pca_dim); paper-coco also data parallel
-on two CPU workers. The durations are printed (-s or the report's captured output) for the closing note."""
+on two CPU workers; the demo's run is also checked in MLflow and served by `imlgcn predict`. The durations are printed (-s or the report's captured output) for the closing note."""
 
 import json
 import math
@@ -57,14 +57,55 @@ def test_preset_trains_end_to_end(tmp_path, tiny_data, preset):
     expected = count_parameters(values["backbone"], classes, embedding, in_dim=in_dim,
                                 hidden=values.get("gcn_hidden", 1024))
     assert result["n_params"] == expected["total"] and result["n_params_inference"] == expected["inference"]
-    workers = 2 if "num_workers=2" in CASES[preset] else 1
-    starts = done.stderr.count(f"[workers] {workers} Ray Train worker(s)")
-    assert starts == 1, f"the worker group started {starts} times (a restart)"
+    started = "[workers] 2 Ray Train worker(s)" if "num_workers=2" in CASES[preset] else \
+        "[trial] training in its own Tune trial process"  # one worker: no worker actor
+    starts = done.stderr.count(started)
+    assert starts == 1, f"the training started {starts} times (a restart)"
     if embedding == "none" and values.get("epochs") == 0:  # the direct model only: its own baseline
         assert result["direct_mAP"] == result["mAP"] and "[train] epoch" not in done.stderr
         assert "[warm-up]" not in done.stderr  # nothing trains after stage 1
     if values.get("lr_schedule") == "step":  # milestones 10,20,30 (or 30) past the one epoch: said, no decay
         assert "the learning rate never decays" in done.stderr
+    if preset == "demo":
+        _logged_to_mlflow_and_predicts(tmp_path, done, result, values)
+
+
+def _logged_to_mlflow_and_predicts(tmp_path: Path, done: subprocess.CompletedProcess, result: dict, values: dict) -> None:
+    """`imlgcn train`'s run in MLflow (params, final metrics, per-epoch curves), its stored stage 1 and
+    model, on the loopback node, and `imlgcn predict` on the logged model."""
+    import re
+
+    from mlflow.tracking import MlflowClient
+
+    from trainables.sizes import count_flops, deployed_model
+
+    assert "training in its own Tune trial process on node 127.0.0.2" in done.stderr  # on the loopback node
+    assert "[pretrain] epoch 1/1" in done.stderr and "[train] epoch 1/1" in done.stderr  # progress
+    for key in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "n_params"):
+        assert key in result
+    assert isinstance(result["n_params"], int)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["stage"] == "train"
+    assert run.data.params["tau"] == str(values["tau"]) and run.data.params["backbone"] == values["backbone"]
+    assert run.data.metrics["mAP"] == pytest.approx(result["mAP"]) and run.data.metrics["n_params"] == result["n_params"]
+    for key in ("n_params", "n_params_inference", "flops", "latency_ms", "images_per_s"):  # the four sizes (+ speed)
+        assert run.data.metrics[key] > 0, key
+    assert run.data.tags["latency_device"] == result["latency_device"]
+    assert re.fullmatch(r"cpu \(\d+ threads\)", result["latency_device"])  # timed on the CPU it trained on
+    folded = deployed_model(values["backbone"], result["num_classes"], bias=False, meta=True)
+    assert run.data.metrics["flops"] == count_flops(folded, 32)  # at the run's resolution
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_mAP")] == [1]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "pretrain_mAP")] == [1]
+    assert any((tmp_path / "runs" / "stage1").iterdir())  # stage 1 stored for reuse
+    assert Path(result["model"], "model.safetensors").is_file()
+    image = next((tmp_path / "cache").glob("synthetic/*/val2014/*"))
+    predicted = subprocess.run([str(EXE), "predict", "--model", f"runs:/{result['run_id']}/model", "--json",
+                                "--threshold", "0", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", str(image)],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    labels = json.loads(predicted.stdout)["labels"]
+    assert len(labels) == result["num_classes"] and all(0 <= x["probability"] <= 1 for x in labels)
 
 
 def test_preset_pca_dim_larger_than_the_classes_is_one_line(tmp_path, tiny_data):

@@ -138,7 +138,8 @@ def test_tables_are_typed(store) -> None:
 
 def test_format_front_leads_with_the_answer(store) -> None:
     lines = store["result"]["text"].splitlines()
-    assert lines[0] == ("Pareto front: 5 of 8 fine-tuned trials; none dominated by the same-budget direct model")
+    assert lines[0] == ("Pareto front: 5 of 8 fine-tuned trials, on mAP and parameters (the paper's count); "
+                        "none dominated by the same-budget direct model")
     assert lines[1].split()[:2] == ["trial", "embedding"] and "vs" in lines[1]
     assert lines[2].split()[:2] == ["direct", "(baseline)"] and "11,200,000" in lines[2]  # exact counts
     t0 = lines[3].split()
@@ -147,6 +148,38 @@ def test_format_front_leads_with_the_answer(store) -> None:
     stronger = pd.Series({"mAP": 61.0, "n_params": 11.2e6, "backbone": "x"})  # beats t0 at the same size
     text = format_front(store["result"]["front"], stronger, ["embedding", "tau"], 8)
     assert "1 of them dominated" in text.splitlines()[0] and DOMINATED in text.splitlines()[3]
+
+
+def _plane(sizes: list[float], size: str) -> pd.DataFrame:
+    return pd.DataFrame({"trial_id": [f"t{i}" for i in range(len(sizes))], "level": "finetune", "stopped_early": False,
+                         "mAP": [60.0 + i for i in range(len(sizes))], size: sizes, "n_params": [1e6 + i for i in range(len(sizes))],
+                         "n_params_inference": [9e5] * len(sizes), "pareto": True})
+
+
+def test_a_head_only_front_on_a_deployed_size_says_every_trial_is_as_large() -> None:
+    """--size inference_params over a head-only space: the GCN folds away, every trial deploys at the
+    same size, and the report says so instead of drawing a front across one size."""
+    from study.report import same_size_note
+
+    flat = _plane([9e5, 9e5, 9e5], "n_params_inference")
+    note = same_size_note(flat, None, "n_params_inference")
+    assert note.startswith("note: every fine-tuned trial has the same inference parameters (900,000)")
+    assert "--size params" in note
+    assert same_size_note(flat, None, "n_params") == ""  # the paper's count varies with the GCN: no note
+    assert same_size_note(_plane([1e8, 2e8, 2e8], "flops"), None, "flops") == ""
+
+
+def test_the_front_table_on_flops_shows_them_and_the_difference() -> None:
+    front = _plane([2.0e8, 3.5e8], "flops")
+    base = pd.Series({"mAP": 60.5, "n_params": 1e6, "n_params_inference": 9e5, "flops": 2.0e8})
+    text = format_front(front, base, [], 2, size="flops")
+    lines = text.splitlines()
+    assert lines[0] == ("Pareto front: 2 of 2 fine-tuned trials, on mAP and FLOPs per image; 1 of them dominated "
+                        "by the same-budget direct model")  # t0: 60.0 mAP at the direct model's 0.2 GFLOPs
+    assert lines[1].split() == ["trial", "mAP", "mAP", "vs", "direct", "n_params", "n_params_inference", "GFLOPs",
+                                "GFLOPs", "vs", "direct", "note"]
+    assert lines[3].split()[:7] == ["t0", "60.00", "-0.50", "1,000,000", "900,000", "0.2", "+0"]
+    assert lines[4].split()[:7] == ["t1", "61.00", "+0.50", "1,000,001", "900,000", "0.35", "+0.15"]
 
 
 def test_dominance_by_hand() -> None:

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from trainables.metrics import FINAL_METRICS
+from trainables.metrics import DEVICE_KEY, FINAL_METRICS, SIZE_KEYS
 
-# a finished run's result; the sizes are metrics so the UI can chart them (n_params: the paper's count, GCN
-# weights included; n_params_inference: the folded model's, backbone + C x d)
-FINAL_KEYS = (*FINAL_METRICS, "n_params", "n_params_inference")
+# a finished run's result; the sizes (trainables.sizes) are metrics so the UI can chart them; the device
+# their timings come from is the run's tag DEVICE_KEY
+FINAL_KEYS = (*FINAL_METRICS, *SIZE_KEYS)
 # per-epoch report key -> MLflow metric key (the step is the epoch)
 EPOCH_KEYS = {"pretrain_loss": "pretrain_loss", "pretrain_mAP": "pretrain_mAP", "loss": "train_loss",
               "mAP": "val_mAP", "CF1": "val_CF1", "OF1": "val_OF1"}
@@ -32,6 +32,11 @@ PAGE = 10_000  # runs per search request (a study of thousands of trials is read
 def final_metrics(result: Mapping[str, float]) -> dict[str, float]:
     """The FINAL_KEYS of a run's last result, as floats."""
     return {key: float(result[key]) for key in FINAL_KEYS}
+
+
+def final_tags(result: Mapping[str, object]) -> dict[str, str]:
+    """The tags of a run's last result: the device its latency was timed on."""
+    return {DEVICE_KEY: str(result[DEVICE_KEY])} if DEVICE_KEY in result else {}
 
 
 def trial_run_id(runs_dir: str, trial_id: str) -> str | None:
@@ -116,8 +121,10 @@ class RunLog:
 
         self._client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def finish(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
-        """Log the final metrics and close the run FINISHED."""
+    def finish(self, run_id: str, metrics: Mapping[str, float], step: int, tags: Mapping[str, str] | None = None) -> None:
+        """Log the final metrics (and tags) and close the run FINISHED."""
+        if tags:
+            self.set_tags(run_id, tags)
         self.log_metrics(run_id, metrics, step)
         self.close(run_id, FINISHED)
 
@@ -213,8 +220,9 @@ class RunLog:
         """A runs:/ or models:/ artifact URI of this store, downloaded into `folder`."""
         import mlflow
 
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder),
-                                                        tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri))
+        with self._process_wide_uri():  # a models:/ URI is resolved with a default MlflowClient() (MLflow 3.17)
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder),
+                                                            tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri))
 
     # --- model registry
     def registered_versions(self, name: str, description: str) -> dict[str, object]:
@@ -237,11 +245,29 @@ class RunLog:
         self._client.log_model_artifacts(model.model_id, str(folder))
         self._client.finalize_logged_model(model.model_id, "READY")
         self._client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
-        return self._client.create_model_version(name, source=f"models:/{model.model_id}", run_id=run_id,
-                                                 tags=dict(tags), model_id=model.model_id)
+        with self._process_wide_uri():  # the SQL registry resolves a models:/<id> source with MlflowClient()
+            return self._client.create_model_version(name, source=f"models:/{model.model_id}", run_id=run_id,
+                                                     tags=dict(tags), model_id=model.model_id)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self._client.set_registered_model_alias(name, alias, version)
+
+    @contextlib.contextmanager
+    def _process_wide_uri(self):
+        """This store as MLflow's process-wide tracking and registry URI for one call, then the previous
+        ones back. MLflow 3.17 forces it in two places: the SQL model registry's create_model_version and
+        the models:/ artifact repository both build a default MlflowClient() (the global URIs) whatever
+        client or URIs the caller passed; without this, a store other than ./mlflow.db is not found."""
+        import mlflow
+
+        tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(tracking)
+            mlflow.set_registry_uri(registry)
 
 
 def _write_marker(runs_dir: str, trial_id: str, run_id: str) -> None:

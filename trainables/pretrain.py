@@ -17,6 +17,7 @@ from trainables.evaluation import evaluate_model, forward_rows
 from trainables.losses import build_loss
 from trainables.model import build_model
 from trainables.runtime import Runtime
+from trainables.sizes import model_sizes
 from trainables.splits import Splits
 from trainables.stage_cache import Stage1, load_stage1_metrics, save_stage1, stage1_key, stored_stage1
 
@@ -73,8 +74,9 @@ def run_stage1(config: TrialConfig, splits: Splits, stage1_dir: str, runtime: Ru
     log("[embed] pooled features of the training and validation images")
     train_features = embed(model, splits.train_eval_set, runtime, config)
     val_features = embed(model, splits.val_set, runtime, config)
+    sizes = model_sizes(model, config)  # the direct model's: stage 1 is a study's direct model
     stage1 = Stage1(key, model.backbone.state_dict(), model.head.state_dict(), train_features, val_features,
-                    {k: float(v) for k, v in metrics.items() if not isinstance(v, list)})
+                    {**{k: float(v) for k, v in metrics.items() if not isinstance(v, list)}, **sizes})
     if runtime.is_main:
         save_stage1(stage1_dir, stage1)
     runtime.barrier()

@@ -123,4 +123,4 @@ def _stage3(config: TrialConfig, stage1: Stage1, inputs: GCNInputs, splits: Spli
 
 def _numbers(metrics: dict) -> dict[str, float]:
     """The scalar metrics (per-class lists left out), e.g. for a saved model's imlgcn.json."""
-    return {k: float(v) for k, v in metrics.items() if not isinstance(v, (list, tuple))}
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}

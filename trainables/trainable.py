@@ -27,12 +27,13 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from trainables.config import TrialConfig
-from trainables.mlflow_runs import RunLog, final_metrics, store
+from trainables.mlflow_runs import RunLog, final_metrics, final_tags, store
 from trainables.run_context import RunContext
 from trainables.runtime import Runtime
 
 WAITING_TRIAL_MEMORY = 256 * 2**20  # bytes a data-parallel trial's process needs while its workers train
 CHECKPOINTS_KEPT = 1  # per-epoch checkpoints: the last one is all a restart needs
+TRAIN_MAX_FAILURES = 2  # retries from the last checkpoint before `imlgcn train` or a reference fails
 
 
 def trains_in_trial(config: TrialConfig) -> bool:
@@ -146,7 +147,8 @@ def screen_trial(config: dict[str, Any], context: RunContext) -> None:
     metrics = screen(trial_config, inputs)
     final = {**final_metrics(metrics), "direct_mAP": float(direct["mAP"]), "wall_time_s": round(time.time() - started, 3)}
     trial_id = tune.get_context().get_trial_id()
-    tags = {"level": "screen", "tune_run": context.tune_run, "ray_node_id": ray.get_runtime_context().get_node_id()}
+    tags = {"level": "screen", "tune_run": context.tune_run, "ray_node_id": ray.get_runtime_context().get_node_id(),
+            **final_tags(metrics)}
     run_id = store(context.tracking_uri).record_trial(context.runs_dir, trial_id, context.experiment_id,
                                                      context.parent_run_id, trial_config.to_dict(), final, tags,
                                                      int(started * 1000))
@@ -165,42 +167,70 @@ def compare_trial(config: dict[str, Any], context: RunContext, base: dict[str, A
     tune.report(_run_trial(trial_config, context, tags, f"{config['arm']}-seed{config['seed']}", began))
 
 
+def train_trial(config: dict[str, Any], trainings: dict[str, tuple[TrialConfig, RunContext]]) -> None:
+    """The Tune function trainable of `imlgcn train` and of the references (stage 1 and the same-budget
+    baselines) of a study or a comparison: training `config["training"]`, a TrialConfig with its RunContext
+    made on the driver, trained as any trial; its final metrics are the trial's last result."""
+    from ray import tune
+
+    began = time.time()
+    trial_config, context = trainings[config["training"]]
+    metrics = run_trial(trial_config, replace(context, started_at=began), f"train-{config['training']}",
+                        max_failures=TRAIN_MAX_FAILURES, to_tune=lambda report: True)
+    tune.report({k: v for k, v in metrics.items() if not isinstance(v, dict)})
+
+
+def run_trial(config: TrialConfig, context: RunContext, name: str, max_failures: int = 1,
+              callbacks: tuple = (), to_tune: Callable[[dict], bool] | None = None) -> dict:
+    """Train as `context` says (stages, MLflow runs, model folder) in this Tune trial's process when it
+    trains on one worker, else on Ray Train workers (a TorchTrainer named `name`, its per-epoch reports
+    passed to Tune by `callbacks`); returns the final metrics. `to_tune` chooses the reports that go to
+    Tune (with their checkpoints) from this process: by default stage 3's, which a study's searcher reads."""
+    runs = store(context.tracking_uri)
+    if trains_in_trial(config):
+        return _train_in_trial(config, context, runs, to_tune or is_trial_result)
+    return torch_trainer(config, context, name, max_failures, callbacks).fit().return_value
+
+
 def _run_trial(trial_config: TrialConfig, study: RunContext, tags: dict[str, str] | None = None,
                run_name: str | None = None, began: float | None = None) -> dict:
-    """Train one trial in this Tune trial process or on Ray Train workers (see the module docstring), log
-    it to its MLflow run, and return its last result (final metrics, direct_mAP, per-class APs)."""
+    """A study's or a comparison's trial: trained by `run_trial`, logged to its MLflow run (one per trial
+    id, reopened on a retry); returns its last result (final metrics, direct_mAP, per-class APs)."""
     import ray
     from ray import tune
 
     began = began or time.time()
-    for name in ("ray.train", "ray.tune"):  # the driver prints one line per trial instead
-        logging.getLogger(name).setLevel(logging.WARNING)
     trial_id = tune.get_context().get_trial_id()
     runs = store(study.tracking_uri)
     run_id = runs.trial_run(study.runs_dir, trial_id, study.experiment_id, study.parent_run_id,
                             trial_config.to_dict(), ray.get_runtime_context().get_node_id(), tags, run_name)
     run = replace(study.for_run(run_id, trial_id, trial_config.keep_checkpoints), started_at=began)
     with runs.failing(run_id):
-        if trains_in_trial(trial_config):
-            metrics = _train_in_trial(trial_config, run, runs)
-        else:
-            trainer = torch_trainer(trial_config, run, f"train-{trial_id}", max_failures=1, callbacks=(_stage3_reports(),))
-            metrics = trainer.fit().return_value
+        metrics = run_trial(trial_config, run, f"train-{trial_id}", callbacks=(_stage3_reports(),))
         final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
                  "wall_time_s": round(time.time() - began, 2)}
-        runs.finish(run_id, final, step=trial_config.epochs)
+        runs.finish(run_id, final, step=trial_config.epochs, tags=final_tags(metrics))
     return {**final, "epoch": trial_config.epochs, "class_AP": list(metrics.get("class_AP", [])), "mlflow_run_id": run_id}
 
 
-def _train_in_trial(config: TrialConfig, run: RunContext, runs: RunLog) -> dict:
+def _train_in_trial(config: TrialConfig, run: RunContext, runs: RunLog, to_tune: Callable[[dict], bool]) -> dict:
     """The stages in this Tune trial's process, on the CPUs (and GPU) the trial holds: every epoch goes
     to MLflow and, with its checkpoint, to Tune, which retries a failed trial from the last one."""
     import torch
 
+    for name in ("ray.train", "ray.tune"):  # no INFO line per checkpoint: the epoch lines are the progress
+        logging.getLogger(name).setLevel(logging.WARNING)
     torch.set_num_threads(run.cpus_per_worker)
     device = torch.device("cuda" if config.use_gpu else "cpu")  # Ray shows the trial its own GPU as cuda:0
-    runtime = tune_runtime(on_report=lambda report: runs.log_epoch(run.run_id, report), device=device,
-                           started_at=run.started_at)
+
+    def log_epoch(report: dict) -> None:
+        run_id = run.run_id if is_trial_result(report) else (run.pretrain_run_id or run.run_id)
+        if run_id:
+            runs.log_epoch(run_id, report)
+
+    runtime = tune_runtime(on_report=log_epoch, device=device, started_at=run.started_at, to_tune=to_tune)
+    _stderr(f"[trial] training in its own Tune trial process on node {_node_ip()}, {torch.get_num_threads()} "
+            f"torch thread(s), device {device}")
     return _run_stages(config, run, runtime, _stderr, runs)
 
 
@@ -272,13 +302,15 @@ def worker_runtime(on_report: Callable[[dict], None] | None = None, started_at: 
                    started_at=started_at or time.time())
 
 
-def tune_runtime(on_report: Callable[[dict], None], device=None, started_at: float | None = None) -> Runtime:
-    """The Runtime of a run that trains in its own Tune trial process (one rank): reports go to Tune."""
+def tune_runtime(on_report: Callable[[dict], None], device=None, started_at: float | None = None,
+                 to_tune: Callable[[dict], bool] = is_trial_result) -> Runtime:
+    """The Runtime of a run that trains in its own Tune trial process (one rank): the reports `to_tune`
+    chooses go to Tune with their checkpoints."""
     from ray import tune
 
     def report(metrics: dict, folder: str | None) -> None:
         on_report(metrics)
-        if is_trial_result(metrics):
+        if to_tune(metrics):
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
         if folder:
             shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,37 @@
+"""mlflow_runs against real SQLite stores: a model registered in one store is found there, whatever
+store MLflow's process-wide default (./mlflow.db in the working directory) points at."""
+
+import os
+import subprocess
+import sys
+
+SCRIPT = """
+import sys, tempfile
+from pathlib import Path
+from trainables.mlflow_runs import store
+
+uri = sys.argv[1]
+runs = store(uri)
+experiment = runs.experiment_id("e")
+run_id = runs.create(experiment, "r", {"stage": "trial"}, {})
+folder = Path(tempfile.mkdtemp()) / "model"
+folder.mkdir()
+(folder / "weights.txt").write_text("w")
+runs.registered_versions("m", "a model")
+version = runs.register_model("m", experiment, run_id, folder, {"trial_id": "t"}, "model")
+got = runs.download(f"models:/m/{version.version}", tempfile.mkdtemp())
+print(sorted(p.name for p in got.rglob("*") if p.is_file()))
+"""
+
+
+def test_register_and_download_use_the_store_not_the_working_directory_default(tmp_path):
+    """MLflow 3.17 resolves models:/ URIs through its process-wide URI; with an ./mlflow.db beside the
+    command (the default store) and the study in another, export and predict must still use the latter."""
+    (tmp_path / "other").mkdir()
+    default = subprocess.run([sys.executable, "-c", SCRIPT, f"sqlite:///{tmp_path}/mlflow.db"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert default.returncode == 0, default.stderr[-3000:]
+    moved = subprocess.run([sys.executable, "-c", SCRIPT, f"sqlite:///{tmp_path}/other/moved.db"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    assert "weights.txt" in moved.stdout
