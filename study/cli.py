@@ -134,17 +134,19 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
 
 
 def _add_study_commands(commands) -> None:
+    from study.record import SIZES
+
     study = commands.add_parser("study", help="Ray Tune + Optuna studies").add_subparsers(dest="study_command",
                                                                                             required=True)
     run = study.add_parser("run", help="start a study")
     run.add_argument("--name", required=True)
     _add_config_options(run)
     run.add_argument("--space", default="paper", help="search space in search_spaces/ (paper, small)")
-    run.add_argument("--size", choices=("inference_params", "flops", "latency", "params"), default="inference_params",
+    run.add_argument("--size", choices=tuple(SIZES), default="inference_params",
                      help="the size the multi-objective study minimises: the deployed (folded) model's parameters, "
                           "its FLOPs per image, its batch-1 latency, or the paper's count (GCN included)")
     run.add_argument("--objective", choices=("multi", "map"), default="multi",
-                     help="multi: maximise mAP and minimise n_params (Pareto); map: mAP alone with ASHA")
+                     help="multi: maximise mAP and minimise --size (Pareto); map: mAP alone with ASHA")
     run.add_argument("--num-samples", type=int, default=DEFAULT_STUDY_SAMPLES,
                      help="fine-tuning trials (level 2): the screened configurations promoted, plus Optuna's backbone lr")
     run.add_argument("--screen", type=int, default=DEFAULT_SCREENED,

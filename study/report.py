@@ -78,7 +78,6 @@ def trial_table(runs: RunLog, study: str, size: str = "n_params") -> pd.DataFram
     table["pareto"] = False
     if eligible.any():
         table.loc[eligible, "pareto"] = pareto_front(table[eligible].astype({size: float}), minimize=size)
-    table.attrs["size"] = size
     return table
 
 
