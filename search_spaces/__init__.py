@@ -1,26 +1,33 @@
 """Search spaces by name. Each is two define-by-run functions (module-level, so Ray can pickle them):
 `head(trial, num_classes)` suggests what screening on cached features can judge (node features, graph,
 PCA size, the head's learning rate); `finetune(trial)` what only fine-tuning can judge (the backbone's
-learning rate). Every suggested name is a TrialConfig field."""
+learning rate). Every suggested name is a TrialConfig field. A space whose `plane` is not empty also samples
+the stage-1 settings it lists (backbones, resolutions): the study trains stage 1 and the direct model of
+each combination before the trials (see study.references)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
 
-import optuna
+from search_spaces import paper, paper_coco_sizes, sizes, small
 
-from search_spaces import paper, small
+if TYPE_CHECKING:  # annotations only: `imlgcn --help` lists the spaces without importing Optuna
+    import optuna
 
 
 @dataclass(frozen=True)
 class SearchSpace:
     head: Callable[[optuna.Trial, int], dict[str, Any]]
     finetune: Callable[[optuna.Trial], dict[str, Any]]
+    plane: dict[str, tuple] = field(default_factory=dict)  # stage-1 settings sampled: {"backbone": .., "image_size": ..}
 
 
 SPACES: dict[str, SearchSpace] = {"paper": SearchSpace(paper.space, paper.finetune_space),
-                                  "small": SearchSpace(small.space, small.finetune_space)}
+                                  "small": SearchSpace(small.space, small.finetune_space),
+                                  "sizes": SearchSpace(sizes.space, sizes.finetune_space, sizes.PLANE),
+                                  "paper-coco-sizes": SearchSpace(paper_coco_sizes.space, paper_coco_sizes.finetune_space,
+                                                                  paper_coco_sizes.PLANE)}
 
 
 def get_space(name: str) -> SearchSpace:

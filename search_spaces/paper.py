@@ -7,9 +7,11 @@ so trials of the other embeddings do not spend samples on a parameter they ignor
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+if TYPE_CHECKING:  # annotations only: `imlgcn --help` lists the spaces without importing Optuna
+    import optuna
+
 
 
 def space(trial: optuna.Trial, num_classes: int) -> dict[str, Any]:
@@ -28,6 +30,13 @@ def head_space(trial: optuna.Trial, num_classes: int, embeddings: list[str]) -> 
         trial.suggest_int("pca_dim", min(2, num_classes), num_classes, log=True)
     trial.suggest_float("gcn_lr", 1e-4, 3e-2, log=True)
     return {}
+
+
+def plane_point(trial: optuna.Trial, plane: dict[str, tuple]) -> None:
+    """Suggest one stage-1 setting of `plane` ({"backbone": names, "image_size": pixels}): a point of the
+    accuracy-versus-size plane, whose stage 1 and direct model the study trains before any trial."""
+    for name, choices in plane.items():
+        trial.suggest_categorical(name, list(choices))
 
 
 def finetune_space(trial: optuna.Trial) -> dict[str, Any]:

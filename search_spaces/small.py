@@ -5,11 +5,12 @@ Suits the GCN-only fast mode, where the backbone learning rate has no effect.
 
 from __future__ import annotations
 
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from search_spaces.paper import head_space
+
+if TYPE_CHECKING:  # annotations only: `imlgcn --help` lists the spaces without importing Optuna
+    import optuna
 
 
 def space(trial: optuna.Trial, num_classes: int) -> dict[str, Any]:

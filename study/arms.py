@@ -6,7 +6,8 @@ model, with the controls that tell what an effect is due to:
 - fpca-p0: p = 0 makes A' the identity (no label context), so a gain without it is not the graph's;
 - random-nodes: node features with no label information (fixed by the seed, k = C columns like fpca);
 - fi-centred: F_I minus its mean row, which tells how much of PCA's gain is only centring.
-A YAML file of the same shape (arm name: {key: value}) defines a custom set.
+`sizes` crosses the `sizes` space's backbones with the direct and the fpca head (the paper's question with
+seeds: see study.compare_sizes). A YAML file of the same shape (arm name: {key: value}) defines a custom set.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from search_spaces.sizes import PLANE as SIZES_PLANE
 from trainables.config import RUN, keys_of
 
 ARM_SETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -34,6 +36,9 @@ ARM_SETS: dict[str, dict[str, dict[str, Any]]] = {
         "fpca": {"embedding": "fpca"},
     },
 }
+ARM_SETS["sizes"] = {  # the `sizes` plane's backbones crossed with heads, at the base config's resolution
+    f"{head}-{backbone}": {"backbone": backbone, "embedding": "none" if head == "direct" else "fpca"}
+    for backbone in SIZES_PLANE["backbone"] for head in ("direct", "fpca")}
 SHARED_KEYS = keys_of(RUN)  # every arm of a set runs the same way (workers, devices: one resource request)
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from search_spaces import SPACES
 from trainables.config import EMBEDDINGS, ConfigError, TrialConfig
 from trainables.datasets import DATASETS, get_dataset
 
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--word-dim", type=int, default=300)
     params.add_argument("--hidden", type=int, default=1024)
     params.add_argument("--image-size", type=int, help="resolution of the GFLOPs count (default: the config's)")
+    params.add_argument("--space", choices=tuple(SPACES),
+                        help="a size-plane space (sizes, paper-coco-sizes): every size of each of its (backbone, "
+                             "resolution) points with the config's head")
 
     _add_study_commands(commands)
     commands.add_parser("config", help="every config key with its default and meaning")
@@ -86,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(compare)
     compare.add_argument("--arms", default="table3",
                          help="a built-in arm set (table3: direct, direct-reinit, word, fi, fi-centred, fpca, fpca-p0, "
-                              "random-nodes; paper: direct, word, fi, fpca) or a YAML file; the first arm is the reference")
+                              "random-nodes; paper: direct, word, fi, fpca; sizes: direct and fpca on each backbone of "
+                              "the sizes space) or a YAML file; the first arm is the reference")
     compare.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (the data seed stays)")
     compare.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as the CPUs allow")
     compare.add_argument("--storage", default="imlgcn_studies", help="folders of studies and comparisons")
@@ -141,7 +146,9 @@ def _add_study_commands(commands) -> None:
     run = study.add_parser("run", help="start a study")
     run.add_argument("--name", required=True)
     _add_config_options(run)
-    run.add_argument("--space", default="paper", help="search space in search_spaces/ (paper, small)")
+    run.add_argument("--space", default="paper", choices=tuple(SPACES),
+                     help="search space in search_spaces/: the paper's head space, a smaller one, the size plane of "
+                          "the embedded data (backbones x resolutions), Table 1's backbones on COCO")
     run.add_argument("--size", choices=tuple(SIZES), default="inference_params",
                      help="the size the multi-objective study minimises: the deployed (folded) model's parameters, "
                           "its FLOPs per image, its batch-1 latency, or the paper's count (GCN included)")
@@ -261,45 +268,9 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 
 def cmd_params(args: argparse.Namespace) -> dict:
-    from trainables.model import count_parameters
+    from study.params_command import params
 
-    if args.backbone is None and args.embedding is None:
-        from study.config import load_trial_config
-
-        config = load_trial_config(args.preset or "demo", args.config, args.assignments)
-        classes = args.num_classes or (config.synthetic_class_count() if config.dataset == "synthetic"
-                                       else get_dataset(config.dataset).num_classes)
-        if classes is None:
-            raise ConfigError(f"dataset={config.dataset} has no fixed number of classes: add --num-classes C")
-        backbone, embedding, pca_dim = config.backbone, config.embedding, config.pca_components(classes)
-        hidden, word_dim = config.gcn_hidden, args.word_dim
-    else:
-        missing = [f"--{n.replace('_', '-')}" for n in ("backbone", "num_classes", "embedding") if getattr(args, n) is None]
-        if missing:
-            raise ConfigError(f"params needs {', '.join(missing)} (or --preset NAME)")
-        backbone, classes, embedding = args.backbone, args.num_classes, args.embedding
-        config = TrialConfig(backbone=backbone, embedding=embedding, pca_dim=args.pca_dim or 0)
-        config.check_backbone()
-        pca_dim, hidden, word_dim = config.pca_components(classes), args.hidden, args.word_dim
-    in_dim = {"word": word_dim, "fpca": pca_dim, "random": pca_dim}.get(embedding)
-    if embedding in ("fpca", "random") and not 1 <= pca_dim <= classes:
-        raise ConfigError(f"--pca-dim {pca_dim} must be in 1..{classes} (the number of classes)")
-    counts = count_parameters(backbone, classes, embedding, in_dim=in_dim, hidden=hidden)
-    return {**counts, **_deployed_flops(backbone, classes, embedding, args.image_size or config.image_size),
-            **({"paper_table1_M": PAPER_TABLE1_M[args.preset]} if args.preset in PAPER_TABLE1_M else {})}
-
-
-# The paper's Table 1 (COCO) parameter counts of the models the presets reproduce, in millions
-PAPER_TABLE1_M = {"paper-coco": 31.5, "mlgcn-coco": 44.9, "asl-coco": 29.5}
-
-
-def _deployed_flops(backbone: str, classes: int, embedding: str, image_size: int) -> dict:
-    """GFLOPs of one image through the folded (deployed) model, counted on the meta device: no weights
-    are downloaded or allocated, so it is exact for any timm backbone on any machine."""
-    from trainables.sizes import count_flops, deployed_model
-
-    model = deployed_model(backbone, classes, bias=embedding == "none", meta=True)
-    return {"image_size": image_size, "gflops": round(count_flops(model, image_size) / 1e9, 3)}
+    return params(args)
 
 
 def cmd_data(args: argparse.Namespace) -> dict | None:

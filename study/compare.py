@@ -93,9 +93,9 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
         slots = worker_slots(config.cpus_per_worker or 1)
         at_once = max_concurrent or max(1, slots // config.num_workers)
         context = dataclasses.replace(context, cpus_per_worker=config.worker_cpus(node_cpus(), at_once))
-        _references(config, seeds, context, at_once, progress)
+        _references(config, list(configs.values()), seeds, context, at_once, progress)
         results = _arms(config, arms, seeds, context, at_once, folder, progress)
-        table = _table(results, next(iter(arms)), config, seeds, arms_spec, runs, parent)
+        table = _table(results, next(iter(arms)), config, seeds, arms_spec, runs, parent, configs)
         status = FINISHED
         return table
     finally:
@@ -103,14 +103,24 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
         stop_ray()
 
 
-def _references(config: TrialConfig, seeds: list[int], context: RunContext, at_once: int,
+def _references(base: TrialConfig, configs: list[TrialConfig], seeds: list[int], context: RunContext, at_once: int,
                 progress: Progress) -> None:
-    """Stage 1 and the same-budget baseline of every seed (skipped where cached), `at_once` at once."""
+    """Stage 1 and the base config's same-budget baseline for every seed and every stage-1 setting the arms
+    use (one per backbone and resolution; skipped where cached), `at_once` at once, before any arm trains."""
+    from study.references import point_name
     from study.trainings import run_trainings
+    from trainables.stage_cache import STAGE1_FIELDS, stage1_key
 
-    progress(f"stage 1 and the same-budget baseline for training seeds {', '.join(map(str, seeds))}")
+    points: dict[str, TrialConfig] = {}
+    for seed in seeds:
+        for config in configs:
+            seeded = dataclasses.replace(base, **{k: getattr(config, k) for k in STAGE1_FIELDS}, seed=seed)
+            points.setdefault(stage1_key(seeded), seeded)
+    several = len(points) > len(seeds)
+    progress(f"stage 1 and the same-budget baseline for training seeds {', '.join(map(str, seeds))}"
+             + (f" on {len(points) // len(seeds)} backbones / resolutions" if several else ""))
     reference = dataclasses.replace(context, stages="baseline")
-    run_trainings({f"seed{seed}": (dataclasses.replace(config, seed=seed), reference) for seed in seeds},
+    run_trainings({f"seed{c.seed}" + (f"-{point_name(c)}" if several else ""): (c, reference) for c in points.values()},
                   context.train_storage, "references", at_once)
 
 
@@ -144,7 +154,7 @@ def _arms(config: TrialConfig, arms: dict[str, dict], seeds: list[int], context:
 
 
 def _table(results: dict, reference: str, config: TrialConfig, seeds: list[int], arms_spec: str, runs: RunLog,
-           parent: str) -> dict:
+           parent: str, configs: dict[str, TrialConfig]) -> dict:
     """Build the table, log it on the parent run (text, CSV, metrics) and return it."""
     from trainables.datasets import get_dataset, read_split
 
@@ -156,6 +166,10 @@ def _table(results: dict, reference: str, config: TrialConfig, seeds: list[int],
              f"data seed {config.data_seed}), {mode}, {config.epochs} epochs; mean ± sd, paired difference to "
              f"{reference} with its 95 % interval")
     text = format_table(rows, reference, title)
+    if len({(c.backbone, c.image_size) for c in configs.values()}) > 1:  # arms on several backbones / resolutions
+        from study.compare_sizes import sizes_text
+
+        text += "\n" + sizes_text(results, configs)
     metrics = {f"{row['arm']}.{key}": float(value) for row in rows for key, value in row.items()
                if key not in ("arm", "seeds") and value == value}
     runs.log_metrics(parent, metrics, step=0)

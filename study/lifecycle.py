@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from study.console import verbose
 from study.mlflow_store import resolve_tracking_uri
-from study.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_data, redact
+from study.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_plane, redact
 from study.record import StudyError, StudyInterrupted, StudyRecord, driver_lock, load_record, study_folder
 from trainables.config import ConfigError, TrialConfig
 from trainables.mlflow_runs import FINISHED, KILLED, RUNNING, store
@@ -83,7 +82,7 @@ def _new_record(name: str, config: TrialConfig, space: str, objective: str, max_
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)
     check_ray_address(address)
-    config, classes, index = prepare_data(config, progress, Path(storage).absolute() / "stage1")
+    config, classes, index = prepare_plane(config, space, progress, Path(storage).absolute() / "stage1")
     if config.use_gpu:  # needs Ray up: start it now (run_trials keeps it) so no record is written for nothing
         from study.ray_session import check_gpus, start_ray, stop_ray
 
@@ -141,8 +140,7 @@ def _run_trials(record: StudyRecord, address: str | None, progress: Progress) ->
             if config.use_gpu:
                 record.max_concurrent = min(record.max_concurrent, max(1, cluster_gpus() // config.num_workers))
         cpus = config.worker_cpus(node_cpus(), record.max_concurrent)
-        # the references train alone, before any trial: on every CPU their workers can use (0 = share)
-        ensure_references(record, config, replace(config, cpus_per_worker=0).worker_cpus(node_cpus()), progress)
+        ensure_references(record, node_cpus(), progress)  # alone, before any trial, on every CPU
         for run_name, run in record.tune_runs.items():
             if not run["done"]:
                 _run_level(record, run_name, run, config, cpus, worker_slots(1), progress)

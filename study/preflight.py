@@ -153,3 +153,27 @@ def fetch_pretrained(config: TrialConfig, progress: Callable[[str], None]) -> No
         create_backbone(config.backbone, pretrained=True)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+
+
+def prepare_plane(config: TrialConfig, space: str, progress: Callable[[str], None],
+                  index_root: Path) -> tuple[TrialConfig, list[str], str]:
+    """prepare_data for a study over `space`: with a size plane, every backbone it lists is checked (and its
+    weights fetched when pretrained), and the embedded set is drawn once at the plane's largest resolution,
+    so that every resolution sees the same images (each trial resizes them to its own image_size)."""
+    from search_spaces import get_space
+
+    plane = get_space(space).plane
+    if not plane:
+        return prepare_data(config, progress, index_root)
+    backbones = [name for name in plane.get("backbone", ()) if name != config.backbone]
+    if backbones and config.pretrained_path:
+        raise ConfigError(f"--space {space} trains {len(backbones) + 1} backbones and pretrained_path holds the weights "
+                          "of one: use pretrained=true (timm's weights) or a space without a backbone list")
+    for name in backbones:
+        point = replace(config, backbone=name)
+        point.check_backbone()
+        if config.pretrained:
+            fetch_pretrained(point, progress)
+    drawn = replace(config, image_size=max(plane.get("image_size", (config.image_size,))))
+    prepared, classes, index = prepare_data(drawn, progress, index_root)
+    return replace(prepared, image_size=config.image_size), classes, index

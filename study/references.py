@@ -3,12 +3,16 @@ direct model whose backbone every trial starts from) and the same-budget baselin
 continued for exactly the trials' stage-3 budget: with its backbone for the fine-tuning level, on the
 cached features for the screening level), which every trial's `direct_mAP` refers to and the report
 draws. One MLflow run each (tags stage=pretrain / stage=baseline + level), under the study's parent run.
+
+A space with a size plane (`search_spaces.SearchSpace.plane`) has one stage 1 and one set of baselines per
+point, (backbone, resolution): they train at the same time, as many as the cluster holds, before any trial.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import itertools
+from typing import Any, Callable
 
 from study.record import StudyRecord
 from trainables.baseline import baseline_config, baseline_key, load_baseline
@@ -17,53 +21,122 @@ from trainables.mlflow_runs import FAILED, FINAL_KEYS, RUNNING, RunLog, final_ta
 from trainables.stage_cache import STAGE1_FIELDS, load_stage1, stage1_key
 
 
-def reference_configs(record: StudyRecord) -> dict[str, TrialConfig]:
-    """The baseline config of each level the study runs: `finetune` always, `screen` when it screens."""
+def plane_points(plane: dict[str, tuple]) -> list[dict[str, Any]]:
+    """Every combination of a space's plane ({"backbone": b, "image_size": s}, ...), or [{}] (the base
+    config's settings) for a space without one."""
+    return [dict(zip(plane, values)) for values in itertools.product(*plane.values())] if plane else [{}]
+
+
+def study_points(record: StudyRecord) -> list[dict[str, Any]]:
+    """The study's stage-1 settings: the points of its space's plane."""
+    from search_spaces import get_space
+
+    return plane_points(get_space(record.space).plane)
+
+
+def point_configs(record: StudyRecord, level: str) -> list[TrialConfig]:
+    """The baseline config of `level` at each point of the study's plane."""
+    from study.tuner import level_config
+
+    return [baseline_config(TrialConfig(**{**level_config(record, level), **point})) for point in study_points(record)]
+
+
+def point_name(config: TrialConfig) -> str:
+    """'test_resnet@64px' (study.plane.model_name of the config's point)."""
+    from study.plane import model_name
+
+    return model_name(config.backbone, config.image_size)
+
+
+def reference_configs(record: StudyRecord, point: dict[str, Any]) -> dict[str, TrialConfig]:
+    """The baseline config of each level the study runs at one point: `finetune` always, `screen` when it screens."""
     from study.tuner import level_config
 
     levels = {run["level"] for run in record.tune_runs.values()} | {"finetune"}
-    return {level: baseline_config(TrialConfig(**level_config(record, level))) for level in sorted(levels)}
+    return {level: baseline_config(TrialConfig(**{**level_config(record, level), **point})) for level in sorted(levels)}
 
 
-def ensure_references(record: StudyRecord, config: TrialConfig, cpus_per_worker: int,
-                      progress: Callable[[str], None]) -> dict:
-    """Stage 1 and the baselines unless cached, each with its finished MLflow run; returns the fine-tuning
-    baseline's metrics."""
-    key = stage1_key(config)
+@dataclasses.dataclass
+class _Point:
+    """One point's references: its stage-1 config and key, baseline configs and keys by level, new MLflow runs."""
+    config: TrialConfig
+    key: str
+    references: dict[str, TrialConfig]
+    keys: dict[str, str]
+    opened: dict[str, str]
+
+
+def ensure_references(record: StudyRecord, node_cpus: list[int], progress: Callable[[str], None]) -> None:
+    """Stage 1 and the baselines of every point of the study's plane unless cached, each with its finished
+    MLflow run: the missing ones train together, as many at once as the nodes hold (one point alone gets
+    every CPU a worker can use)."""
     runs = store(record.tracking_uri)
-    references = reference_configs(record)
-    keys = {level: baseline_key(direct) for level, direct in references.items()}
-    stage1 = load_stage1(record.stage1_dir, key)
-    pretrain_logged = _logged(runs, record, "pretrain_key", key)
-    if stage1 is not None and pretrain_logged:
-        progress(f"stage 1 {key} already done (direct model mAP {stage1.metrics['mAP']:.2f})")
-    missing = [level for level, bkey in keys.items() if not _logged(runs, record, "baseline_key", bkey)]
-    stored = {level: load_baseline(record.stage1_dir, bkey) for level, bkey in keys.items()}
-    if not missing and all(stored.values()):
-        progress(f"baseline {keys['finetune']} already done (same-budget direct model mAP "
-                 f"{stored['finetune']['mAP']:.2f})")
-        return stored["finetune"]
-    new_runs = _open_runs(runs, record, config, key, keys, references, missing, pretrain_logged)
-    try:
+    base = TrialConfig(**record.base_config)
+    points, trainings = [], {}
+    for point in study_points(record):
+        config = dataclasses.replace(base, **point)
+        references = reference_configs(record, point)
+        keys = {level: baseline_key(direct) for level, direct in references.items()}
+        key = stage1_key(config)
+        label = f"{point_name(config)}: " if point else ""
+        stage1 = load_stage1(record.stage1_dir, key)
+        pretrain_logged = _logged(runs, record, "pretrain_key", key)
+        missing = [level for level, bkey in keys.items() if not _logged(runs, record, "baseline_key", bkey)]
+        stored = {level: load_baseline(record.stage1_dir, bkey) for level, bkey in keys.items()}
+        if stage1 is not None and pretrain_logged and not missing and all(stored.values()):
+            progress(f"{label}stage 1 {key} and baseline {keys['finetune']} already done (direct model mAP "
+                     f"{stage1.metrics['mAP']:.2f}, same-budget {stored['finetune']['mAP']:.2f})")
+            continue
+        opened = _open_runs(runs, record, config, key, keys, references, missing, pretrain_logged)
+        points.append(_Point(config, key, references, keys, opened))
         if stage1 is None or not all(stored.values()):
             if stage1 is None:
-                progress(f"stage 1 {key}: pretraining {config.backbone} for {config.pretrain_epochs} epochs")
-            progress(f"baseline {keys['finetune']}: the direct model for {config.epochs} more epochs, as every "
-                     "trial trains")
-            from study.trainings import run_trainings
-
-            context = dataclasses.replace(record.context(cpus_per_worker), stages="baseline",
-                                          run_id=new_runs.get("finetune", ""), pretrain_run_id=new_runs.get("pretrain", ""))
-            run_trainings({keys["finetune"]: (config, context)}, record.tune_dir, "references", 1, restore=True)
-        stored = _close_runs(runs, record, config, key, keys, references, new_runs)
+                progress(f"{label}stage 1 {key}: pretraining {config.backbone} for {config.pretrain_epochs} epochs")
+            progress(f"{label}baseline {keys['finetune']}: the direct model for {config.epochs} more epochs, as "
+                     "every trial trains")
+            trainings[keys["finetune"]] = points[-1]
+    try:
+        if trainings:
+            _train(record, _longest_first(trainings, record.num_classes), node_cpus)
+        for point in points:
+            stored = _close_runs(runs, record, point)
+            label = f"{point_name(point.config)}: " if len(study_points(record)) > 1 else ""
+            progress(f"{label}baseline {point.keys['finetune']}: the direct model continued for the trials' budget "
+                     f"reaches mAP {stored['finetune']['mAP']:.2f}")
     except BaseException:
-        for run_id in new_runs.values():
-            if runs.status(run_id) == RUNNING:
-                runs.close(run_id, FAILED)
+        for point in points:
+            for run_id in point.opened.values():
+                if runs.status(run_id) == RUNNING:
+                    runs.close(run_id, FAILED)
         raise
-    progress(f"baseline {keys['finetune']}: the direct model continued for the trials' budget reaches mAP "
-             f"{stored['finetune']['mAP']:.2f}")
-    return stored["finetune"]
+
+
+def _longest_first(trainings: dict[str, _Point], num_classes: int) -> dict[str, _Point]:
+    """The trainings by FLOPs per image, largest first (Tune starts them in this order): the longest one
+    starts at once instead of last, when the others are done and its CPUs would wait alone (measured on
+    the sizes plane with resnet10t: its 64 px stage 1 started fifth of six and ran 6 minutes on one core
+    while the other stayed idle)."""
+    from trainables.sizes import count_flops, deployed_model
+
+    def flops(point: _Point) -> int:
+        config = point.config
+        return count_flops(deployed_model(config.backbone, num_classes, bias=True, meta=True), config.image_size)
+
+    return dict(sorted(trainings.items(), key=lambda item: -flops(item[1])))
+
+
+def _train(record: StudyRecord, trainings: dict[str, _Point], node_cpus: list[int]) -> None:
+    """The missing references as one Tune run (restored after a crash), each point on every CPU its share
+    of the nodes gives: they train alone, before any trial."""
+    from study.trainings import run_trainings
+
+    first = next(iter(trainings.values())).config
+    at_once = min(len(trainings), max(1, sum(node_cpus) // first.num_workers))
+    cpus = dataclasses.replace(first, cpus_per_worker=0).worker_cpus(node_cpus, at_once)
+    run_trainings({name: (point.config, dataclasses.replace(record.context(cpus), stages="baseline",
+                                                            run_id=point.opened.get("finetune", ""),
+                                                            pretrain_run_id=point.opened.get("pretrain", "")))
+                   for name, point in trainings.items()}, record.tune_dir, "references", at_once, restore=True)
 
 
 def _logged(runs: RunLog, record: StudyRecord, tag: str, value: str) -> bool:
@@ -75,26 +148,26 @@ def _open_runs(runs: RunLog, record: StudyRecord, config: TrialConfig, key: str,
                references: dict[str, TrialConfig], missing: list[str], pretrain_logged: bool) -> dict[str, str]:
     """MLflow runs for what has none yet: {"pretrain": id, level: id}."""
     parent = {"mlflow.parentRunId": record.parent_run_id}
+    name = point_name(config) if len(study_points(record)) > 1 else config.backbone
     opened = {}
     if not pretrain_logged:
-        opened["pretrain"] = runs.create(record.experiment_id, f"pretrain-{config.backbone}",
+        opened["pretrain"] = runs.create(record.experiment_id, f"pretrain-{name}",
                                          {"stage": "pretrain", "pretrain_key": key, **parent},
                                          {k: getattr(config, k) for k in STAGE1_FIELDS})
     for level in missing:
         opened[level] = runs.create(
-            record.experiment_id, f"baseline-{level}-{config.backbone}",
+            record.experiment_id, f"baseline-{level}-{name}",
             {"stage": "baseline", "level": level, "baseline_key": keys[level], "pretrain_key": key, **parent},
             references[level].to_dict())
     return opened
 
 
-def _close_runs(runs: RunLog, record: StudyRecord, config: TrialConfig, key: str, keys: dict[str, str],
-                references: dict[str, TrialConfig], opened: dict[str, str]) -> dict[str, dict]:
-    """Final metrics and FINISHED on the opened runs; returns the stored baselines by level."""
-    stage1 = load_stage1(record.stage1_dir, key)
-    stored = {level: load_baseline(record.stage1_dir, bkey) for level, bkey in keys.items()}
-    for name, run_id in opened.items():  # each measured its sizes where it trained (trainables.sizes)
+def _close_runs(runs: RunLog, record: StudyRecord, point: _Point) -> dict[str, dict]:
+    """Final metrics and FINISHED on the point's opened runs; returns its stored baselines by level."""
+    stage1 = load_stage1(record.stage1_dir, point.key)
+    stored = {level: load_baseline(record.stage1_dir, bkey) for level, bkey in point.keys.items()}
+    for name, run_id in point.opened.items():  # each measured its sizes where it trained (trainables.sizes)
         values = stage1.metrics if name == "pretrain" else stored[name]
         runs.finish(run_id, {k: float(values[k]) for k in FINAL_KEYS if k in values},
-                    step=0 if name == "pretrain" else references[name].epochs, tags=final_tags(values))
+                    step=0 if name == "pretrain" else point.references[name].epochs, tags=final_tags(values))
     return stored

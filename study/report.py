@@ -17,6 +17,7 @@ import pandas as pd
 from mlflow.entities import Run
 
 from study.pareto import pareto_front
+from study.plane import dominating_direct, eligible, format_plane, is_plane, plane_front, plane_rows
 from study.preflight import redact
 from study.front_table import SIZE_LABELS, size_text
 from study.record import StudyError
@@ -110,10 +111,11 @@ def baseline_table(runs: RunLog, study: str) -> pd.DataFrame:
     """The finished same-budget direct models (backbone + linear head trained as long as the trials):
     the baselines the front must beat; `level` says which trials each one is the reference of."""
     rows = [{"run_id": run.info.run_id, "backbone": run.data.params.get("backbone", ""),
+             "image_size": pd.to_numeric(run.data.params.get("image_size"), errors="coerce"),
              "level": run.data.tags.get("level", "finetune"), "mAP": run.data.metrics.get("mAP", np.nan),
              **{key: run.data.metrics.get(key, np.nan) for key in SIZE_KEYS}}
             for run in _finished_runs(runs, study, "baseline")]
-    table = pd.DataFrame(rows, columns=["run_id", "backbone", "level", "mAP", *SIZE_KEYS])
+    table = pd.DataFrame(rows, columns=["run_id", "backbone", "image_size", "level", "mAP", *SIZE_KEYS])
     for key in ("mAP", *SIZE_KEYS):
         table[key] = table[key].astype(float)
     for key in ("n_params", "n_params_inference"):
@@ -143,19 +145,29 @@ def write_report(tracking_uri: str, study: str, out_dir: str | Path, size: str =
     parent = _parent_run_id(runs, study)
     baselines = baseline_table(runs, study)
     base = reference(baselines)
-    front = trials[trials["pareto"]].sort_values([size, "trial_id"]).reset_index(drop=True)
     finetuned = int((trials["level"] == "finetune").sum())
     screened = int((trials["level"] == "screen").sum())
-    text = format_front(front, base, searched, finetuned, screened, size, same_size_note(trials, base, size))
+    directs = baselines[baselines["level"] == "finetune"].reset_index(drop=True)
+    front_table, notes = None, []
+    if is_plane(directs):  # the front over the trials and every point's direct model together
+        trials["pareto"], direct_front = plane_front(trials, directs, size)
+        trials["dominated_by"] = [name if tuned else "" for name, tuned in
+                                  zip(dominating_direct(trials, directs, size), eligible(trials))]
+        text = format_plane(trials, directs, direct_front, searched, size, screened)
+        front_table = plane_rows(trials[trials["pareto"]], directs, direct_front, searched, size)
+        notes = text.splitlines()[-1:]
+    front = trials[trials["pareto"]].sort_values([size, "trial_id"]).reset_index(drop=True)
+    if front_table is None:
+        text = format_front(front, base, searched, finetuned, screened, size, same_size_note(trials, base, size))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "trials.csv", "txt": out / "front.txt", "png": out / "pareto.png", "html": out / "pareto.html"}
     trials.drop(columns="pareto_tag").to_csv(paths["csv"], index=False)  # the tag as it was: now `pareto`
     paths["txt"].write_text(text + "\n")
-    write_png(trials, front, baselines, paths["png"], title=study, size=size)
+    write_png(trials, front, directs if front_table is not None else baselines, paths["png"], title=study, size=size)
     experiment = _experiment_id(runs, study)
     write_html(trials, front, baselines, searched, paths["html"], study, text.splitlines()[0], size,
-               run_link=lambda run_id: run_url(tracking_uri, experiment, run_id))
+               run_link=lambda run_id: run_url(tracking_uri, experiment, run_id), front_table=front_table, notes=notes)
     for path in paths.values():
         runs.log_artifact(parent, path, "report")
     rho, pairs = screening_agreement(trials)

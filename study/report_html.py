@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from study.front_table import front_rows
-from study.report_plots import AXES, axis
+from study.report_plots import AXES, axis, direct_names
 
 SORTER = """
 <script>
@@ -84,7 +84,7 @@ def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, s
             fig.add_trace(go.Scatter(
                 x=axis(chosen, size), y=chosen["mAP"], mode="markers", opacity=opacity,
                 name="direct model, same budget" + (" (screening)" if level == "screen" else ""),
-                marker={"symbol": symbol, "size": 14, "color": "#d62728"}, text=chosen["backbone"],
+                marker={"symbol": symbol, "size": 14, "color": "#d62728"}, text=direct_names(chosen),
                 hovertemplate="direct model %{text}<br>mAP %{y:.2f}<br>" + AXES[size][0] + " %{x:.4g}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title=AXES[size][0], yaxis_title="mAP (%)",
                       template="plotly_white", height=520)
@@ -99,7 +99,7 @@ def _table(frame: pd.DataFrame, table_id: str, row_class: Callable[[dict], str] 
         cells = []
         for column, value in record.items():
             text = html.escape("" if value is None or value is pd.NA else str(value))
-            if links and column == "trial" and str(value) in links:
+            if links and column in ("trial", "model") and str(value) in links:
                 text = f'<a href="{html.escape(links[str(value)])}" target="_blank">{text}</a>'
             cells.append(f"<td>{text}</td>")
         css = f' class="{row_class(record)}"' if row_class else ""
@@ -108,8 +108,10 @@ def _table(frame: pd.DataFrame, table_id: str, row_class: Callable[[dict], str] 
 
 
 def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str], path: Path,
-               study: str, headline: str, size: str, run_link: Callable[[str], str]) -> None:
-    """The whole page (see the module docstring)."""
+               study: str, headline: str, size: str, run_link: Callable[[str], str],
+               front_table: pd.DataFrame | None = None, notes: list[str] | tuple[str, ...] = ()) -> None:
+    """The whole page (see the module docstring). `front_table` replaces the front's rows (a size plane's,
+    with every direct model) and `notes` (the plane's answer) follow the headline."""
     base = baselines[baselines["level"] == "finetune"]
     base_row = base.iloc[-1] if len(base) else None
     all_rows = pd.DataFrame({
@@ -125,14 +127,21 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
         "pareto": trials["pareto"].map({True: "yes", False: ""}),
         "stopped early": trials["stopped_early"].map({True: "yes", False: ""}),
     })
+    if "dominated_by" in trials:
+        all_rows.insert(len(all_rows.columns) - 2, "dominated by", trials["dominated_by"].fillna(""))
     links = {str(t): run_link(r) for t, r in zip(trials["trial_id"], trials["run_id"])}
+    links.update({f"trial {t}": url for t, url in links.items()})
+    if front_table is None:
+        front_table = front_rows(front, base_row, searched, size)
+    answer = "".join(f"<p><b>{html.escape(line)}</b></p>" for line in notes)
     chart = figure(trials, front, baselines, searched, f"{study}: mAP vs model size", size).to_html(
         full_html=False, include_plotlyjs=True, div_id="pareto-plot")
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(study)}: study report</title>
 {STYLE}{SORTER}</head><body>
 <h1>{html.escape(study)}</h1>
 <h2>{html.escape(headline)}</h2>
-{_table(front_rows(front, base_row, searched, size), "front-table", links=links)}
+{answer}
+{_table(front_table, "front-table", links=links)}
 {chart}
 <h2>All {len(trials)} trials (click a column to sort; a trial id opens its MLflow run)</h2>
 {_table(all_rows, "trials-table", row_class=lambda r: "front" if r["pareto"] else ("screen" if r["level"] == "screen" else ""),

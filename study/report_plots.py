@@ -35,9 +35,9 @@ def write_png(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame
     ax.scatter(axis(front, size), front["mAP"], s=30, color="tab:blue", zorder=3,
                label=f"Pareto front ({len(front)})")
     markers = ("*", "D", "s", "^", "P", "X")
-    for i, row in enumerate(baselines.itertuples(index=False)):
+    for i, (row, name) in enumerate(zip(baselines.itertuples(index=False), direct_names(baselines))):
         ax.scatter([_as_float(getattr(row, size)) / AXES[size][1]], [row.mAP], s=110, marker=markers[i % len(markers)],
-                   color="tab:red", edgecolor="black", zorder=4, label=f"direct model ({row.backbone})")
+                   color="tab:red", edgecolor="black", zorder=4, label=f"direct model ({name})")
     if _spans_decade(trials, baselines, size):
         ax.set_xscale("log")
     ax.set_xlabel(AXES[size][0])
@@ -47,6 +47,20 @@ def write_png(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame
     ax.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
     figure.savefig(path, format="png")
+
+
+def direct_names(baselines: pd.DataFrame) -> list[str]:
+    """Each direct model's name: its backbone, with its resolution when the study has several points
+    ('resnet10t@64px'); a screening-level one says so."""
+    from study.plane import model_name
+
+    plane = baselines[["backbone", "image_size"]].drop_duplicates().shape[0] > 1 if "image_size" in baselines else False
+    names = []
+    for row in baselines.to_dict("records"):
+        name = model_name(row["backbone"], row["image_size"]) if plane and row["image_size"] == row["image_size"] \
+            else row["backbone"]
+        names.append(name + (", screening" if plane and row.get("level") == "screen" else ""))
+    return names
 
 
 def axis(table: pd.DataFrame, size: str) -> np.ndarray:

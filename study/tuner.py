@@ -59,11 +59,14 @@ def trainable(record: StudyRecord, level: str, cpus_per_worker: int, tune_run: s
     (the logical run name) tags the MLflow runs of screened trials."""
     from ray import tune
 
+    from study.references import point_configs
     from trainables.baseline import baseline_config, baseline_key
+    from trainables.stage_cache import stage1_key
 
     constants = TrialConfig(**level_config(record, level))
-    context = replace(record.context(cpus_per_worker), level=level, tune_run=tune_run,
-                      baseline_key=baseline_key(baseline_config(constants)))
+    references = tuple((stage1_key(point), baseline_key(baseline_config(point)))
+                       for point in point_configs(record, level))
+    context = replace(record.context(cpus_per_worker), level=level, tune_run=tune_run, baseline_keys=references)
     if level == "screen":  # a head on cached features: one CPU, in the trial's process
         return tune.with_resources(tune.with_parameters(screen_trial, context=context), {"cpu": cpus_per_worker})
     return tune.with_resources(tune.with_parameters(imlgcn_trial, context=context), trial_resources(constants, context))

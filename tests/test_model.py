@@ -103,6 +103,19 @@ def test_direct_model_interface():
     assert model(images).shape == (2, C)
 
 
+@pytest.mark.parametrize("backbone", ["mobilenetv3_small_050", "lcnet_050"])
+def test_a_backbone_with_a_pre_logits_layer_gets_a_head_of_its_pooled_size(backbone):
+    """MobileNetV3 and LCNet return head_hidden_size features (a 1x1 conv after pooling), not num_features:
+    d is what the headless backbone returns, and counting agrees with the built model."""
+    for embedding in ("none", "fi"):
+        nodes, graph = (None, None) if embedding == "none" else (torch.randn(C, 8), torch.eye(C))
+        model = build_model(backbone, C, embedding, node_features=nodes, adjacency=graph, hidden=16).eval()
+        with torch.no_grad():
+            assert model(torch.randn(2, 3, 32, 32)).shape == (2, C)
+    d = create_backbone(backbone).eval()(torch.randn(1, 3, 32, 32)).shape[1]
+    assert count_parameters(backbone, C, "none")["head"] == d * C + C
+
+
 def test_build_model_validates_graph_inputs():
     adjacency, features = _graph()
     assert isinstance(build_model("test_resnet", C, "fi", features, adjacency, hidden=8), IMLGCN)

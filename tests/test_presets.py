@@ -38,8 +38,13 @@ def train(tmp_path: Path, preset: str, sets: list[str]) -> tuple[subprocess.Comp
     return done, time.perf_counter() - began
 
 
+SAME_AS = {"paper-coco-sizes": "paper-coco"}  # a study's base config: trained by the other preset's case
+
+
 def test_every_preset_has_a_case():
-    assert sorted(CASES) == sorted(p for p in preset_names() if not p.startswith("study-"))
+    assert sorted([*CASES, *SAME_AS]) == sorted(p for p in preset_names() if not p.startswith("study-"))
+    for preset, trained in SAME_AS.items():
+        assert preset_values(preset) == preset_values(trained)
 
 
 @pytest.mark.parametrize("preset", sorted(CASES))

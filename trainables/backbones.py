@@ -4,6 +4,8 @@ code, and meta-device copies that give a backbone's size and data config without
 
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 
 import timm
@@ -77,7 +79,15 @@ def meta_backbone(name: str) -> nn.Module:
         return timm.create_model(name, pretrained=False, num_classes=0)
 
 
+def pooled_dim(backbone: nn.Module) -> int:
+    """d, the size of the features a headless timm backbone returns: `head_hidden_size` where the model has
+    a pre-logits layer after pooling (MobileNetV3, LCNet: 1,280 or 1,024), else `num_features`."""
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+
+
+@functools.lru_cache(maxsize=64)
 def backbone_size(name: str) -> tuple[int, int]:
-    """(parameters, d) of a headless backbone."""
+    """(parameters, d) of a headless backbone; cached per name (building even a meta model is 50 ms, and a
+    screened head asks twice)."""
     backbone = meta_backbone(name)
-    return sum(p.numel() for p in backbone.parameters()), backbone.num_features
+    return sum(p.numel() for p in backbone.parameters()), pooled_dim(backbone)

@@ -59,7 +59,7 @@ def gcn_inputs(stage1: Stage1, train_labels: np.ndarray, val_labels: np.ndarray,
                      np.asarray(val_labels), counts, image_counts, fi, pca_full, dict(stage1.head_state))
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=16)  # a study of the size plane screens on one stage 1 per (backbone, resolution)
 def stored_inputs(stage1_dir: str, key: str, split_index: str) -> GCNInputs:
     """The inputs of a stored stage 1 and the driver's split index, loaded once per process (Tune reuses
     its actors: a screening actor's hundreds of trials, and the fine-tuning trials of one process)."""

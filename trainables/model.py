@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from trainables.backbones import backbone_size, create_backbone, meta_backbone
+from trainables.backbones import backbone_size, create_backbone, pooled_dim
 from trainables.config import EMBEDDINGS
 
 WORD_DIM = 300  # GloVe vectors, as ML-GCN
@@ -95,7 +95,7 @@ class DirectModel(nn.Module):
 def _feature_dim(backbone: nn.Module | None, feature_dim: int | None) -> int:
     """d: the backbone's pooled feature size, or the given one for a head built without its backbone."""
     if backbone is not None:
-        return backbone.num_features
+        return pooled_dim(backbone)
     if not feature_dim:
         raise ValueError("a head without a backbone needs feature_dim (the backbone's pooled feature size d)")
     return feature_dim
@@ -132,7 +132,7 @@ def build_model(backbone_name: str, num_classes: int, embedding: str, node_featu
         adjacency = torch.as_tensor(adjacency, dtype=torch.float32)
         _check_graph(adjacency, node_features, num_classes)
     backbone = create_backbone(backbone_name, pretrained, pretrained_path) if with_backbone else None
-    d = None if with_backbone else meta_backbone(backbone_name).num_features
+    d = None if with_backbone else backbone_size(backbone_name)[1]
     if embedding == "none":
         return DirectModel(backbone, num_classes, feature_dim=d)
     return IMLGCN(backbone, adjacency, node_features, hidden, feature_dim=d)

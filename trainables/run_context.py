@@ -30,9 +30,15 @@ class RunContext:
     stages: str = "all"  # all | stage1 (pretrain + embed only) | baseline (+ the same-budget direct model)
     split_index: str = ""  # the driver's split index (.npz) of the data set; "" = read the annotation files
     level: str = ""  # a study trial's level: screen | finetune (MLflow tag `level`)
-    baseline_key: str = ""  # the study's reference (trainables.baseline), whatever the trial's searched lrs
+    # the study's references (trainables.baseline) by stage-1 key, whatever the trial's searched lrs: one
+    # per (backbone, resolution) of a size plane; a key not in it compares with its own baseline
+    baseline_keys: tuple[tuple[str, str], ...] = ()
     tune_run: str = ""  # the study's Tune run a screened trial belongs to (its MLflow tag, to count on resume)
     started_at: float = 0.0  # time.time() when the trial started (0 = when the run's process did): its start-up is timed from it
+
+    def reference(self, stage1_key: str) -> str:
+        """The baseline key a run of stage 1 `stage1_key` compares with ("" = its own)."""
+        return dict(self.baseline_keys).get(stage1_key, "")
 
     def for_run(self, run_id: str, name: str, keep_checkpoints: str = "all") -> "RunContext":
         """This context for one training: its MLflow run, and its model folder models_dir/name (none when

@@ -102,10 +102,12 @@ def _run_stages(config: TrialConfig, context: RunContext, runtime: Runtime, log:
 
     from trainables.stages import run_stages
 
+    from trainables.stage_cache import stage1_key
+
     np.random.seed(config.seed)
     try:
         return run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None,
-                          context.split_index, context.baseline_key)
+                          context.split_index, context.reference(stage1_key(config)))
     finally:
         _drop_restored(runtime)
         if runs is not None and context.run_id:
@@ -138,8 +140,9 @@ def screen_trial(config: dict[str, Any], context: RunContext) -> None:
     started = time.time()
     trial_config = TrialConfig.from_dict(config)
     torch.set_num_threads(context.cpus_per_worker)
-    inputs = stored_inputs(context.stage1_dir, stage1_key(trial_config), context.split_index)
-    key = context.baseline_key or baseline_key(trial_config)
+    stage1 = stage1_key(trial_config)
+    inputs = stored_inputs(context.stage1_dir, stage1, context.split_index)
+    key = context.reference(stage1) or baseline_key(trial_config)
     direct = load_baseline(context.stage1_dir, key)
     if direct is None:  # a head-only baseline trains in a second, as every screened head
         direct = screen(baseline_config(trial_config), inputs)

@@ -1,0 +1,47 @@
+"""The accuracy-versus-size plane end to end (`--space sizes`): one stage 1 and one direct model per
+(backbone, resolution), trained before the trials from one drawn image set; screening on each point's own
+features; the front over trials and direct models; the answer in the printed front, front.txt and the HTML."""
+
+import pandas as pd
+import pytest
+
+from search_spaces.sizes import PLANE
+from tests.test_study import imlgcn, runs
+
+pytestmark = pytest.mark.slow
+
+TINY = ["synthetic_train_images=48", "synthetic_val_images=24", "pretrain_epochs=1", "epochs=1",
+        "head_warmup_epochs=0", "gcn_hidden=16", "batch_size=16"]
+
+
+def test_a_plane_study_trains_every_point_and_answers_the_question(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMLGCN_CACHE", str(tmp_path / "cache"))
+    done = imlgcn(tmp_path, "study", "run", "--name", "plane", "--space", "sizes", "--screen", "12", "--num-samples",
+                  "2", "--eta", "0", "--set", *TINY)
+    points = {f"{b}@{s}px" for b in PLANE["backbone"] for s in PLANE["image_size"]}
+    pretrain = runs(tmp_path, "plane", "pretrain")
+    assert sorted(r.info.run_name for r in pretrain) == sorted(f"pretrain-{p}" for p in points)
+    directs = runs(tmp_path, "plane", "baseline", level="finetune")
+    assert {(r.data.params["backbone"], int(r.data.params["image_size"])) for r in directs} == {
+        (b, s) for b in PLANE["backbone"] for s in PLANE["image_size"]}
+    sizes = {r.data.params["backbone"]: r.data.metrics["n_params_inference"] for r in directs}
+    assert max(sizes.values()) >= 10 * min(sizes.values())
+    assert len(list((tmp_path / "cache" / "synthetic").iterdir())) == 1  # one image set for every resolution
+    screened = runs(tmp_path, "plane", "trial", level="screen")
+    assert len(screened) == 12
+    for run in screened:  # each head judged on its own point: its size is its backbone's
+        own = [d for d in directs if d.data.params["backbone"] == run.data.params["backbone"]
+               and d.data.params["image_size"] == run.data.params["image_size"]][0]
+        assert run.data.metrics["direct_mAP"] <= 100 and run.data.params["image_size"] in ("32", "64")
+        assert abs(run.data.metrics["n_params_inference"] - own.data.metrics["n_params_inference"]) <= 27  # bias
+    front = done.stdout
+    assert front.startswith("Pareto front over 2 fine-tuned trials and 6 direct models (12 head configurations")
+    for point in points:
+        assert f"direct {point}" in front
+    answer = front.strip().splitlines()[-1]
+    assert answer.startswith(("IML-GCN on ", "The direct model on ", "No direct model in the study reaches")), answer
+    report = tmp_path / "studies" / "plane" / "report"
+    assert (report / "front.txt").read_text().strip().splitlines()[-1] == answer
+    assert answer in (report / "pareto.html").read_text()
+    trials = pd.read_csv(report / "trials.csv")
+    assert "dominated_by" in trials and set(trials["image_size"]) <= {32, 64}
