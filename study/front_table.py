@@ -46,7 +46,8 @@ def dominated_by(row_map: float, row_size: float, base_map: float, base_size: fl
     return base_map >= row_map and base_size <= row_size and (base_map > row_map or base_size < row_size)
 
 
-def _cell(key: str, value) -> str:
+def cell(key: str, value) -> str:
+    """A searched parameter as printed: learning rates in e-notation, floats to 3 decimals, '-' when unset."""
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA or value == "":
         return "-"
     if key.endswith("_lr") or key == "weight_decay":
@@ -60,13 +61,8 @@ def front_rows(front: pd.DataFrame, baseline: pd.Series | None, searched: list[s
                size: str = "n_params") -> pd.DataFrame:
     """The rows printed and shown in the HTML report: baseline first, then the front by `size`. Both
     parameter counts are always shown; FLOPs or latency get their own column when they are the size."""
-    extra = SHORT[size] if size in ("flops", "latency_ms") else None
     versus = f"{SHORT[size]} vs direct"
-
-    def sizes(values) -> dict:
-        row = {"n_params": _size_cell("n_params", values.get("n_params")),
-               "n_params_inference": _size_cell("n_params_inference", values.get("n_params_inference"))}
-        return {**row, extra: _size_cell(size, values.get(size))} if extra else row
+    sizes = size_cells(size)
 
     rows = []
     if baseline is not None:
@@ -82,10 +78,23 @@ def front_rows(front: pd.DataFrame, baseline: pd.Series | None, searched: list[s
                 note = DOMINATED
         pca = values.get("embedding") == "fpca"
         rows.append({"trial": str(values["trial_id"]),
-                     **{k: _cell(k, values.get(k)) if k != "pca_dim" or pca else "-" for k in searched},
+                     **{k: cell(k, values.get(k)) if k != "pca_dim" or pca else "-" for k in searched},
                      "mAP": f"{values['mAP']:.2f}", "mAP vs direct": d_map, **sizes(values), versus: d_size,
                      "note": note})
     return pd.DataFrame(rows)
+
+
+def size_cells(size: str):
+    """The size columns of a row (both parameter counts; FLOPs or latency too when they are the study's size)
+    from a mapping of its values."""
+    extra = SHORT[size] if size in ("flops", "latency_ms") else None
+
+    def cells(values) -> dict:
+        row = {"n_params": _size_cell("n_params", values.get("n_params")),
+               "n_params_inference": _size_cell("n_params_inference", values.get("n_params_inference"))}
+        return {**row, extra: _size_cell(size, values.get(size))} if extra else row
+
+    return cells
 
 
 def _known(value) -> bool:

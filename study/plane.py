@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from study.front_table import SHORT, SIZE_LABELS, size_text
+from study.front_table import SIZE_LABELS, cell, size_cells, size_text
 from study.pareto import pareto_front
 
 
@@ -106,32 +106,11 @@ def answer(trials: pd.DataFrame, directs: pd.DataFrame, size: str) -> str:
             f"{size_text(size, float(best[size]))}: in this study the GCN head gives no smaller model for that mAP.")
 
 
-def _cell(key: str, value) -> str:
-    if value is None or value is pd.NA or value == "" or (isinstance(value, float) and value != value):
-        return "-"
-    if key.endswith("_lr"):
-        return f"{float(value):.2e}"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def _size_cell(size: str, value) -> str:
-    if value is None or value is pd.NA or value != value:
-        return "-"
-    return f"{float(value) / 1e9:.3g}" if size == "flops" else f"{float(value):.3g}" if size == "latency_ms" \
-        else f"{int(round(float(value))):,}"
-
-
 def plane_rows(front: pd.DataFrame, directs: pd.DataFrame, direct_front: np.ndarray, searched: list[str],
                size: str) -> pd.DataFrame:
     """The printed table: every direct model (by size, `front` = on the plane's front), then the front's
     trials by size with their mAP against their own point's direct model."""
-    extra = SHORT[size] if size in ("flops", "latency_ms") else None
-
-    def sizes(values: dict) -> dict:
-        row = {"n_params": _size_cell("n_params", values.get("n_params")),
-               "n_params_inference": _size_cell("n_params_inference", values.get("n_params_inference"))}
-        return {**row, extra: _size_cell(size, values.get(size))} if extra else row
-
+    sizes = size_cells(size)
     rows = []
     ordered = directs.assign(_front=direct_front, _size=directs[size].astype(float)).sort_values("_size")
     for direct in ordered.to_dict("records"):
@@ -143,7 +122,7 @@ def plane_rows(front: pd.DataFrame, directs: pd.DataFrame, direct_front: np.ndar
         pca = trial.get("embedding") == "fpca"
         own = trial.get("direct_mAP")
         rows.append({"model": f"trial {trial['trial_id']}",
-                     **{k: _cell(k, trial.get(k)) if k != "pca_dim" or pca else "-" for k in searched},
+                     **{k: cell(k, trial.get(k)) if k != "pca_dim" or pca else "-" for k in searched},
                      "mAP": f"{trial['mAP']:.2f}", "vs own direct": f"{trial['mAP'] - own:+.2f}" if own == own else "",
                      **sizes(trial), "front": "yes"})
     return pd.DataFrame(rows)

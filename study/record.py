@@ -13,6 +13,7 @@ import os
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from trainables.run_context import RunContext
 
@@ -97,6 +98,12 @@ class StudyRecord:
     @property
     def optuna_journal(self) -> str:
         return str(self.folder / "optuna.journal")
+
+    def level_config(self, level: str) -> dict[str, Any]:
+        """The constants of a level's trials: screening trains the head alone and saves no model."""
+        if level == "screen":
+            return {**self.base_config, "finetune_backbone": False, "keep_checkpoints": "none"}
+        return dict(self.base_config)
 
     def context(self, cpus_per_worker: int) -> RunContext:
         """What every trial of this study needs from the driver."""

@@ -36,9 +36,7 @@ def study_points(record: StudyRecord) -> list[dict[str, Any]]:
 
 def point_configs(record: StudyRecord, level: str) -> list[TrialConfig]:
     """The baseline config of `level` at each point of the study's plane."""
-    from study.tuner import level_config
-
-    return [baseline_config(TrialConfig(**{**level_config(record, level), **point})) for point in study_points(record)]
+    return [baseline_config(TrialConfig(**{**record.level_config(level), **point})) for point in study_points(record)]
 
 
 def point_name(config: TrialConfig) -> str:
@@ -50,10 +48,8 @@ def point_name(config: TrialConfig) -> str:
 
 def reference_configs(record: StudyRecord, point: dict[str, Any]) -> dict[str, TrialConfig]:
     """The baseline config of each level the study runs at one point: `finetune` always, `screen` when it screens."""
-    from study.tuner import level_config
-
     levels = {run["level"] for run in record.tune_runs.values()} | {"finetune"}
-    return {level: baseline_config(TrialConfig(**{**level_config(record, level), **point})) for level in sorted(levels)}
+    return {level: baseline_config(TrialConfig(**{**record.level_config(level), **point})) for level in sorted(levels)}
 
 
 @dataclasses.dataclass
@@ -112,17 +108,30 @@ def ensure_references(record: StudyRecord, node_cpus: list[int], progress: Calla
 
 
 def _longest_first(trainings: dict[str, _Point], num_classes: int) -> dict[str, _Point]:
-    """The trainings by FLOPs per image, largest first (Tune starts them in this order): the longest one
-    starts at once instead of last, when the others are done and its CPUs would wait alone (measured on
-    the sizes plane with resnet10t: its 64 px stage 1 started fifth of six and ran 6 minutes on one core
-    while the other stayed idle)."""
-    from trainables.sizes import count_flops, deployed_model
+    """The trainings by the time of one training step, longest first (Tune starts them in this order): the
+    longest one starts at once instead of last, when the others are done and the CPUs they freed stay idle
+    (seen on the sizes plane: resnet10t's 64 px stage 1 started fifth of six and ran 6 minutes on one core
+    while the other waited). The step is timed here, not guessed: FLOPs rank MobileNetV3 cheapest of the
+    plane, yet its depthwise convolutions make it the slowest on a CPU."""
+    steps = {name: _step_seconds(point.config, num_classes) for name, point in trainings.items()}
+    return dict(sorted(trainings.items(), key=lambda item: -steps[item[0]]))
 
-    def flops(point: _Point) -> int:
-        config = point.config
-        return count_flops(deployed_model(config.backbone, num_classes, bias=True, meta=True), config.image_size)
 
-    return dict(sorted(trainings.items(), key=lambda item: -flops(item[1])))
+def _step_seconds(config: TrialConfig, num_classes: int) -> float:
+    """Seconds of one forward and backward pass of the point's direct model (random weights, 4 images at
+    its resolution) on the driver's CPU, after one untimed pass."""
+    import time
+
+    import torch
+
+    from trainables.model import build_model
+
+    model = build_model(config.backbone, num_classes, "none")
+    images = torch.randn(4, 3, config.image_size, config.image_size)
+    model(images).sum().backward()
+    began = time.perf_counter()
+    model(images).sum().backward()
+    return time.perf_counter() - began
 
 
 def _train(record: StudyRecord, trainings: dict[str, _Point], node_cpus: list[int]) -> None:

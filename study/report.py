@@ -75,10 +75,10 @@ def trial_table(runs: RunLog, study: str, size: str = "n_params") -> pd.DataFram
             table[key] = [run.data.params.get(key, "") for run in runs]
     table = table.sort_values("trial_id", kind="stable").reset_index(drop=True)
     table.attrs["searched"] = searched
-    eligible = ((table["level"] == "finetune") & ~table["stopped_early"]).to_numpy()
+    tuned = ((table["level"] == "finetune") & ~table["stopped_early"]).to_numpy()
     table["pareto"] = False
-    if eligible.any():
-        table.loc[eligible, "pareto"] = pareto_front(table[eligible].astype({size: float}), minimize=size)
+    if tuned.any():
+        table.loc[tuned, "pareto"] = pareto_front(table[tuned].astype({size: float}), minimize=size)
     return table
 
 

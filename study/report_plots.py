@@ -44,7 +44,7 @@ def write_png(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame
     ax.set_ylabel("mAP (%)")
     ax.set_title(f"{title}: mAP vs model size")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")  # a plane puts points in every corner
     figure.tight_layout()
     figure.savefig(path, format="png")
 

@@ -43,13 +43,6 @@ def constrained_space(trial, head: Callable, finetune: Callable | None, num_clas
     return {**{k: v for k, v in constants.items() if k not in chosen}, **values}
 
 
-def level_config(record: StudyRecord, level: str) -> dict[str, Any]:
-    """The constants of a level's trials: screening trains the head alone and saves no model."""
-    if level == "screen":
-        return {**record.base_config, "finetune_backbone": False, "keep_checkpoints": "none"}
-    return dict(record.base_config)
-
-
 def optuna_study_name(record: StudyRecord, level: str) -> str:
     return f"{record.name}:{level}"
 
@@ -63,7 +56,7 @@ def trainable(record: StudyRecord, level: str, cpus_per_worker: int, tune_run: s
     from trainables.baseline import baseline_config, baseline_key
     from trainables.stage_cache import stage1_key
 
-    constants = TrialConfig(**level_config(record, level))
+    constants = TrialConfig(**record.level_config(level))
     references = tuple((stage1_key(point), baseline_key(baseline_config(point)))
                        for point in point_configs(record, level))
     context = replace(record.context(cpus_per_worker), level=level, tune_run=tune_run, baseline_keys=references)
@@ -85,7 +78,7 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None):
     chosen = get_space(record.space)
     space = functools.partial(constrained_space, head=chosen.head,
                               finetune=chosen.finetune if level == "finetune" else None,
-                              num_classes=record.num_classes, constants=level_config(record, level))
+                              num_classes=record.num_classes, constants=record.level_config(level))
     storage = optuna.storages.JournalStorage(JournalFileBackend(record.optuna_journal))
     metric, mode = (["mAP", record.size_metric], ["max", "min"]) if record.objective == "multi" else ("mAP", "max")
     from study.search import StudySearch
@@ -136,7 +129,7 @@ def reuses_actors(record: StudyRecord, level: str) -> bool:
     trials, which train in them (imports, the stage-1 cache and the heads' inputs stay loaded, and a
     stopped trial's CPUs pass straight to the next trial); not those of data-parallel trials, whose
     actor waits for its Train workers and must die with them when a scheduler stops it."""
-    return level == "screen" or trains_in_trial(TrialConfig(**level_config(record, level)))
+    return level == "screen" or trains_in_trial(TrialConfig(**record.level_config(level)))
 
 
 def trial_dirname(trial) -> str:

@@ -5,6 +5,8 @@ features; the front over trials and direct models; the answer in the printed fro
 import pandas as pd
 import pytest
 
+from tests.mlflow_template import migrated_db
+
 from search_spaces.sizes import PLANE
 from tests.test_study import imlgcn, runs
 
@@ -45,3 +47,35 @@ def test_a_plane_study_trains_every_point_and_answers_the_question(tmp_path, mon
     assert answer in (report / "pareto.html").read_text()
     trials = pd.read_csv(report / "trials.csv")
     assert "dominated_by" in trials and set(trials["image_size"]) <= {32, 64}
+
+
+def test_compare_sizes_crosses_backbones_with_heads_and_answers_with_seeds(tmp_path, tiny_data):
+    """`imlgcn compare --arms sizes`: direct and fpca on each backbone of the plane, stage 1 and the baseline
+    trained once per (seed, backbone) before the arms; the table ends with the sizes section and its answer."""
+    import subprocess
+
+    from mlflow.tracking import MlflowClient
+
+    from tests.test_study import EXE, tiny_sets
+
+    migrated_db(tmp_path / "mlflow.db")
+    done = subprocess.run([EXE, "compare", "--name", "z", "--arms", "sizes", "--seeds", "0", "1",
+                           "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+                           *tiny_sets(tiny_data)], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "on 3 backbones / resolutions" in done.stderr
+    references = list((tmp_path / "studies" / "z" / "train" / "references").glob("trial_*"))
+    assert len(references) == 6  # (seed, backbone) pairs: no arm pretrains its own backbone
+    text = done.stdout
+    assert text.startswith("compare sizes: 6 arms x 2 training seeds")
+    for backbone in PLANE["backbone"]:
+        assert f"  direct-{backbone}: {backbone}@32px, " in text and f"  fpca-{backbone} - direct-{backbone}: " in text
+    assert text.strip().splitlines()[-1].startswith(("fpca-", "No direct arm reaches"))
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("compare-z")
+    arms = client.search_runs([experiment.experiment_id], "tags.stage = 'compare'")
+    assert len(arms) == 12 and {r.data.params["backbone"] for r in arms} == set(PLANE["backbone"])
+    for run in arms:  # each arm compares with its own backbone's same-budget direct model of its seed
+        own = [r for r in arms if r.data.tags["arm"] == f"direct-{r.data.params['backbone']}"
+               and r.data.params["backbone"] == run.data.params["backbone"] and r.data.tags["seed"] == run.data.tags["seed"]]
+        assert run.data.metrics["direct_mAP"] == pytest.approx(own[0].data.metrics["mAP"], abs=1e-6)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.mlflow_template import migrated_db
+
 pytestmark = pytest.mark.slow
 
 SCREENED = 100  # bench/study_speed.py and the sweep bench run thousands
@@ -14,6 +16,7 @@ SCREENED = 100  # bench/study_speed.py and the sweep bench run thousands
 
 def test_hundreds_of_screened_trials_keep_the_driver_memory_flat(tmp_path, tiny_data):
     exe = Path(sys.executable).with_name("imlgcn")
+    migrated_db(tmp_path / "mlflow.db")
     done = subprocess.run(
         [str(exe), "--verbose", "study", "run", "--name", "soak", "--space", "small", "--screen", str(SCREENED),
          "--num-samples", "1", "--storage", str(tmp_path / "studies"), "--tracking-uri",

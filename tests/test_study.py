@@ -14,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from study.pareto import pareto_front
+from tests.mlflow_template import migrated_db
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +27,8 @@ def tiny_sets(data: str, fast: bool = True) -> list[str]:
 
 
 def imlgcn(tmp_path, *args, timeout=900, check=True, db="mlflow.db") -> subprocess.CompletedProcess:
+    if check:  # a command expected to succeed starts from a migrated store (tests.mlflow_template)
+        migrated_db(tmp_path / db)
     done = subprocess.run([EXE, *args, "--storage", str(tmp_path / "studies"), "--tracking-uri",
                            f"sqlite:///{tmp_path}/{db}"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=timeout)
@@ -172,6 +175,7 @@ def test_a_killed_trial_process_resumes_its_trial_from_the_checkpoint(tmp_path, 
     args = [EXE, "--verbose", "study", "run", "--name", "s4", "--space", "small", "--screen", "0", "--num-samples", "1",
             "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
             *tiny_sets(tiny_data, fast=False), "epochs=60"]
+    migrated_db(tmp_path / "mlflow.db")
     driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)
     killed = None
@@ -261,6 +265,7 @@ def test_asha_study_then_a_trial_that_keeps_failing_is_recorded_and_the_study_go
 def test_compare_arms_over_seeds_logs_one_run_each_and_the_table(tmp_path, tiny_data):
     """`imlgcn compare` on Ray: every (arm, seed) is one MLflow run under the parent; the table is printed
     and logged on the parent run with the paired differences."""
+    migrated_db(tmp_path / "mlflow.db")
     done = subprocess.run([EXE, "compare", "--name", "c", "--arms", "paper", "--seeds", "0", "1",
                            "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
                            *tiny_sets(tiny_data)], cwd=tmp_path, capture_output=True, text=True, timeout=900)
@@ -289,6 +294,7 @@ def test_a_driver_killed_while_screening_resumes_to_exactly_the_asked_trials(tmp
     args = [EXE, "study", "run", "--name", "s6", "--space", "small", "--screen", str(asked), "--num-samples", "2",
             "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
             *tiny_sets(tiny_data)]
+    migrated_db(tmp_path / "mlflow.db")
     driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
@@ -337,6 +343,7 @@ sys.exit(main(sys.argv[1:]))
 def test_trials_that_pretrain_their_own_backbone_finish(tmp_path, tiny_data):
     """A space that searches a stage-1 setting: the trial's pretraining epochs carry no mAP / n_params,
     which Tune's searcher requires of every result (the benchmark's naive study once failed on that)."""
+    migrated_db(tmp_path / "mlflow.db")
     done = subprocess.run([sys.executable, "-c", OWN_STAGE1_SPACE, "study", "run", "--name", "own",
                            "--space", "own-stage1", "--screen", "0", "--num-samples", "2", "--eta", "0",
                            "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
@@ -362,6 +369,7 @@ def test_the_direct_model_only_path_in_a_study_and_a_compare(tmp_path, tiny_data
         assert run.data.metrics["mAP"] == pytest.approx(stage1) == run.data.metrics["direct_mAP"]
     arms = tmp_path / "arms.yaml"
     arms.write_text("direct: {}\ndirect-lr: {pretrain_lr: 0.01}\n")
+    migrated_db(tmp_path / "mlflow.db")
     done = subprocess.run([EXE, "compare", "--name", "c", "--arms", str(arms), "--seeds", "0", "1", "--storage",
                            str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", *direct_only],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
