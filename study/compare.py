@@ -114,7 +114,7 @@ def _references(base: TrialConfig, configs: list[TrialConfig], seeds: list[int],
     points: dict[str, TrialConfig] = {}
     for seed in seeds:
         for config in configs:
-            seeded = dataclasses.replace(base, **{k: getattr(config, k) for k in STAGE1_FIELDS}, seed=seed)
+            seeded = dataclasses.replace(base, **{**{k: getattr(config, k) for k in STAGE1_FIELDS}, "seed": seed})
             points.setdefault(stage1_key(seeded), seeded)
     several = len(points) > len(seeds)
     progress(f"stage 1 and the same-budget baseline for training seeds {', '.join(map(str, seeds))}"
