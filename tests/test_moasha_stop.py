@@ -6,8 +6,8 @@
   Train V2's placement groups live outside Tune's accounting and have leaked when Tune stopped a trial
   (ray-project/ray#54305).
 Here, on the study's own local Ray (2 CPUs), at most two trials at once: trial A reaches the rung first
-and then keeps its CPU until trial C has started (or 60 s pass); trial B reaches the rung dominated and is
-stopped (unstopped, it would hold its CPU for 120 s more); trial C can only get a CPU if B's was freed,
+and then keeps its CPU until trial C has started (or HOLD_S pass); trial B reaches the rung dominated and is
+stopped (unstopped, it would hold its CPU for 2 x HOLD_S more); trial C can only get a CPU if B's was freed,
 since A still holds the other one.
 """
 
@@ -21,6 +21,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 QUALITY = {"a": 50.0, "b": 10.0, "c": 30.0}  # mAP each trial reports; same size, so b is dominated by a
+# How long A holds its CPU waiting for C. Under CI's load (two end-to-end tests on 2 cores) a TorchTrainer's
+# controller and worker actor took over 60 s to start C once B was stopped, and A gave up first (seen on CI
+# twice); an unstopped B holds its CPU twice as long, so C can still only start early on B's freed CPU.
+HOLD_S = 200
 
 
 def _epochs(name: str, folder: Path, report) -> None:
@@ -30,11 +34,11 @@ def _epochs(name: str, folder: Path, report) -> None:
     for epoch in (1, 2, 3):
         report({"epoch": epoch, "mAP": QUALITY[name], "n_params": 100.0})
         if name == "a" and epoch == 1:  # hold this CPU until c has started
-            deadline = time.time() + 60
+            deadline = time.time() + HOLD_S
             while not (folder / "c.started").exists() and time.time() < deadline:
                 time.sleep(0.2)
         if name == "b" and epoch == 1:  # would hold its CPU for long if the stop did not free it
-            time.sleep(120)
+            time.sleep(2 * HOLD_S)
     (folder / f"{name}.ended").write_text(str(time.time()))
 
 
