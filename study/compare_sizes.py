@@ -48,8 +48,12 @@ def sizes_text(results: Mapping[str, Mapping[int, Mapping]], configs: Mapping[st
         return "\n".join(lines)
     match = min(reaching, key=lambda arm: (size[arm], -np.mean(m_ap[arm])))
     ratio = size[best] / size[match]
+    smaller = ratio < 1 and point_name(configs[match]) != point_name(configs[best])
+    verdict = ("the GCN head reaches that mAP with a smaller model" if smaller else
+               "in this comparison the GCN head gives no smaller model for that mAP")
     lines.append(f"{best} (IML-GCN on {point_name(configs[best])}, mean mAP {np.mean(m_ap[best]):.2f}) against the smallest "
                  f"direct arm that reaches it, {match} ({point_name(configs[match])}, {np.mean(m_ap[match]):.2f}): "
                  f"{ratio:.2f}x its inference parameters ({size_text(SIZE, size[best])} against "
-                 f"{size_text(SIZE, size[match])}), paired difference {best} - {match} {_interval(m_ap[best], m_ap[match])}.")
+                 f"{size_text(SIZE, size[match])}), paired difference {best} - {match} {_interval(m_ap[best], m_ap[match])}: "
+                 f"{verdict}.")
     return "\n".join(lines)

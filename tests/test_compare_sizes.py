@@ -34,6 +34,7 @@ def test_the_answer_with_seeds_names_the_smallest_direct_arm_that_reaches_the_be
     assert lines[-1].startswith("fpca-a (IML-GCN on test_efficientnet@64px, mean mAP 59.00) against the smallest direct "
                                 "arm that reaches it, direct-b (mobilenetv3_small_100@64px, 60.50): 0.10x its inference parameters "
                                 "(98 against 1,000), paired difference fpca-a - direct-b -1.50 [")
+    assert lines[-1].endswith(": the GCN head reaches that mAP with a smaller model.")
 
 
 def test_no_direct_arm_reaches_the_best_head() -> None:
@@ -64,3 +65,14 @@ def test_a_plane_study_draws_the_embedded_set_once_at_its_largest_resolution(tmp
     assert prepared.image_size == 32 and len(classes) == 27  # the base config keeps its resolution
     drawn = json.loads((Path(prepared.data_dir) / "synthetic.json").read_text())
     assert drawn["image_size"] == 64  # every resolution of the plane resizes the same 64 px images
+
+
+def test_a_head_reached_by_its_own_or_a_smaller_direct_arm_gives_no_smaller_model() -> None:
+    results = {"direct-a": {0: _result(70.0, 100), 1: _result(72.0, 100)},  # the small direct arm reaches it
+               "fpca-a": {0: _result(58.0, 98), 1: _result(60.0, 98)},
+               "direct-b": {0: _result(60.0, 1000), 1: _result(61.0, 1000)},
+               "fpca-b": {0: _result(64.0, 998), 1: _result(66.0, 998)}}
+    last = sizes_text(results, CONFIGS).splitlines()[-1]
+    assert last.startswith("fpca-b (IML-GCN on mobilenetv3_small_100@64px, mean mAP 65.00) against the smallest direct "
+                           "arm that reaches it, direct-a (test_efficientnet@64px, 71.00): 9.98x its inference parameters")
+    assert last.endswith(": in this comparison the GCN head gives no smaller model for that mAP.")
