@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from search_spaces.paper import finetune_space as paper_finetune_space
-from search_spaces.paper import head_space, plane_point
+from search_spaces.paper import finetune_space, head_space, plane_point  # noqa: F401 (finetune_space: the paper's)
 
 if TYPE_CHECKING:  # annotations only: `imlgcn --help` lists the spaces without importing Optuna
     import optuna
@@ -21,7 +20,3 @@ def space(trial: optuna.Trial, num_classes: int) -> dict[str, Any]:
     plane_point(trial, PLANE)
     return head_space(trial, num_classes, ["fi", "fpca", "word"])
 
-
-def finetune_space(trial: optuna.Trial) -> dict[str, Any]:
-    """The backbone's learning rate (the paper space's range)."""
-    return paper_finetune_space(trial)

@@ -69,7 +69,8 @@ def ensure_references(record: StudyRecord, node_cpus: list[int], progress: Calla
     runs = store(record.tracking_uri)
     base = TrialConfig(**record.base_config)
     points, trainings = [], {}
-    for point in study_points(record):
+    plane = study_points(record)
+    for point in plane:
         config = dataclasses.replace(base, **point)
         references = reference_configs(record, point)
         keys = {level: baseline_key(direct) for level, direct in references.items()}
@@ -83,7 +84,7 @@ def ensure_references(record: StudyRecord, node_cpus: list[int], progress: Calla
             progress(f"{label}stage 1 {key} and baseline {keys['finetune']} already done (direct model mAP "
                      f"{stage1.metrics['mAP']:.2f}, same-budget {stored['finetune']['mAP']:.2f})")
             continue
-        opened = _open_runs(runs, record, config, key, keys, references, missing, pretrain_logged)
+        opened = _open_runs(runs, record, config, key, keys, references, missing, pretrain_logged, len(plane) > 1)
         points.append(_Point(config, key, references, keys, opened))
         if stage1 is None or not all(stored.values()):
             if stage1 is None:
@@ -96,7 +97,7 @@ def ensure_references(record: StudyRecord, node_cpus: list[int], progress: Calla
             _train(record, _longest_first(trainings, record.num_classes), node_cpus)
         for point in points:
             stored = _close_runs(runs, record, point)
-            label = f"{point_name(point.config)}: " if len(study_points(record)) > 1 else ""
+            label = f"{point_name(point.config)}: " if len(plane) > 1 else ""
             progress(f"{label}baseline {point.keys['finetune']}: the direct model continued for the trials' budget "
                      f"reaches mAP {stored['finetune']['mAP']:.2f}")
     except BaseException:
@@ -154,10 +155,11 @@ def _logged(runs: RunLog, record: StudyRecord, tag: str, value: str) -> bool:
 
 
 def _open_runs(runs: RunLog, record: StudyRecord, config: TrialConfig, key: str, keys: dict[str, str],
-               references: dict[str, TrialConfig], missing: list[str], pretrain_logged: bool) -> dict[str, str]:
+               references: dict[str, TrialConfig], missing: list[str], pretrain_logged: bool,
+               named_by_point: bool) -> dict[str, str]:
     """MLflow runs for what has none yet: {"pretrain": id, level: id}."""
     parent = {"mlflow.parentRunId": record.parent_run_id}
-    name = point_name(config) if len(study_points(record)) > 1 else config.backbone
+    name = point_name(config) if named_by_point else config.backbone
     opened = {}
     if not pretrain_logged:
         opened["pretrain"] = runs.create(record.experiment_id, f"pretrain-{name}",
