@@ -40,7 +40,8 @@ class TrialProgress:
     """
 
     @staticmethod
-    def create(total: int, tracking_uri: str, runs_dir: str, level: str = "finetune", searched: tuple = ()):
+    def create(total: int, tracking_uri: str, runs_dir: str, level: str = "finetune", searched: tuple = (),
+               epochs: int = 0):
         from ray.tune import Callback
 
         class _Progress(Callback):
@@ -68,7 +69,6 @@ class TrialProgress:
                               f"({rate:.0f} a minute), best mAP {self.best[0]:.2f} (trial {self.best[1]}){rss}",
                               file=sys.stderr, flush=True)
                     return
-                epochs = int(trial.config.get("epochs", 0))
                 stopped = close_stopped_run(tracking_uri, runs_dir, trial.trial_id, r, epochs)
                 outcome = (f"stopped after epoch {int(r.get('epoch', 0))} of {epochs} (mAP {m_ap:.2f})" if stopped else
                            f"mAP {m_ap:.2f} ({m_ap - r.get('direct_mAP', float('nan')):+.2f} vs direct)")

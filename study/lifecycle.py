@@ -94,7 +94,9 @@ def _new_record(name: str, config: TrialConfig, space: str, objective: str, max_
             raise
     runs = store(uri)
     exp = runs.experiment_id(name)
-    parent = runs.create(exp, name, {"stage": "study", "space": space, "objective": objective, "size": size})
+    # the base config as the parent's params: a screened trial's run logs only its head and searched keys
+    parent = runs.create(exp, name, {"stage": "study", "space": space, "objective": objective, "size": size},
+                         params=config.to_dict())
     record = StudyRecord(name=name, storage=str(Path(storage).absolute()), base_config=config.to_dict(),
                          space=space, objective=objective, num_samples=0, max_concurrent=max_concurrent,
                          num_classes=len(classes), tracking_uri=uri, experiment_id=exp, parent_run_id=parent,
@@ -162,7 +164,7 @@ def _run_level(record: StudyRecord, run_name: str, run: dict, config: TrialConfi
     trials and ask for more than asked. MLflow knows exactly which finished (each screened trial is one
     run, written when it ends): a resumed screening runs the rest as a new Tune run over the same Optuna
     study (which knows every result told before)."""
-    from study.tuner import new_tuner, restored_tuner
+    from study.tuner import new_tuner, restored_tuner, sampler_name
     from trainables.trainable import trains_in_trial
 
     level = run["level"]
@@ -179,10 +181,11 @@ def _run_level(record: StudyRecord, run_name: str, run: dict, config: TrialConfi
         if level == "finetune" and "points" not in run and record.screen:
             run["points"] = promote(record, run["trials"])
             progress(f"study {record.name}: promoting {len(run['points'])} screened configurations to fine-tuning")
+        sampling = run.setdefault("sampler", sampler_name(level, run["trials"]))  # kept for a resume
         record.save()
         at_once = cpu_slots if level == "screen" else record.max_concurrent
         tuner = new_tuner(record, tune_name, level, trials, 1 if level == "screen" else cpus, at_once,
-                          run.get("points"), run_name)
+                          run.get("points"), run_name, sampling)
     if tuner is None:  # every asked configuration was screened before a restart
         run["done"] = True
         record.save()
@@ -191,8 +194,10 @@ def _run_level(record: StudyRecord, run_name: str, run: dict, config: TrialConfi
     gpu = " + 1 GPU" if config.use_gpu else ""
     where = (f" (each in its own trial process on {cpus} CPU{gpu})" if trains_in_trial(config) else
              f" (each on {config.num_workers} Ray Train workers x {cpus} CPU{gpu})")
+    sampled = f", sampled by {'TPE' if run.get('sampler', 'tpe') == 'tpe' else 'random search'}"
     progress(f"study {record.name}: {trials} {what}, up to "
-             f"{cpu_slots if level == 'screen' else record.max_concurrent} at once" + ("" if level == "screen" else where))
+             f"{cpu_slots if level == 'screen' else record.max_concurrent} at once" +
+             (sampled if level == "screen" else where))
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the Pareto table
         results = tuner.fit()
     ended = results.num_terminated + results.num_errors

@@ -111,7 +111,7 @@ class StudyRecord:
                           stage1_dir=str(self.stage1_dir), train_storage=str(self.train_dir),
                           models_dir=str(self.models_dir), cpus_per_worker=cpus_per_worker,
                           runs_dir=str(self.runs_dir), parent_run_id=self.parent_run_id,
-                          split_index=self.split_index)
+                          split_index=self.split_index, size_metric=self.size_metric)
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -44,14 +44,14 @@ KINDS = {f.name: f.type for f in fields(TrialConfig)}  # str | int | float | boo
 COLUMNS = ("trial_id", "run_id", "level", "pareto_tag", "stopped_early", *METRICS, *SEARCHED, "head_key", "pareto")
 
 
-def trial_table(runs: RunLog, study: str, size: str = "n_params") -> pd.DataFrame:
+def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list[Run] | None = None) -> pd.DataFrame:
     """One row per finished trial (the latest run when a trial id finished twice), with the `pareto` flag
-    on (max mAP, min `size`).
+    on (max mAP, min `size`); `finished`: the study's FINISHED trial runs, when the caller has read them.
 
     `level` is screen (head on cached features) or finetune; the front is the fine-tuned one: trials of
     level finetune that ran all their epochs (a scheduler's early stop is no full result).
     """
-    runs = _latest_per_trial(_finished_runs(runs, study, "trial"))
+    runs = _latest_per_trial(_finished_runs(runs, study, "trial") if finished is None else finished)
     rows = []
     for run in runs:
         params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
@@ -137,12 +137,13 @@ def write_report(tracking_uri: str, study: str, out_dir: str | Path, size: str =
     from study.report_html import write_html
 
     runs = store(tracking_uri)
-    trials = trial_table(runs, study, size)
+    finished = _finished_runs(runs, study, "trial")  # read once: a sweep has tens of thousands
+    trials = trial_table(runs, study, size, finished)
     if trials.empty:
         raise StudyError(f"study {study!r} has no finished trials yet: resume the study (`imlgcn study resume "
                          f"{study}`) or wait for a trial to finish, then report")
     searched = trials.attrs.get("searched", [])
-    parent = _parent_run_id(runs, study)
+    parent = _parent_run_id(runs, study, finished)
     baselines = baseline_table(runs, study)
     base = reference(baselines)
     finetuned = int((trials["level"] == "finetune").sum())
@@ -203,8 +204,11 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
 
 
 def _tag_front(runs: RunLog, trials: pd.DataFrame) -> None:
-    """Set the `pareto` tag (true / false) of every trial run whose membership changed."""
-    for run_id, on_front, old in zip(trials["run_id"], trials["pareto"], trials["pareto_tag"]):
+    """Set the `pareto` tag (true / false) of every fine-tuned trial run whose membership changed. The front
+    is made of fine-tuned trials: a screened run has no such tag (a sweep's thousands of screened runs
+    would cost as many MLflow writes at its first report)."""
+    tuned = trials[trials["level"] != "screen"]
+    for run_id, on_front, old in zip(tuned["run_id"], tuned["pareto"], tuned["pareto_tag"]):
         value = "true" if on_front else "false"
         if old != value:
             runs.set_tags(run_id, {"pareto": value})
@@ -242,11 +246,11 @@ def _latest_per_trial(runs: list[Run]) -> list[Run]:
     return kept
 
 
-def _parent_run_id(runs: RunLog, study: str) -> str:
-    """The study's parent run: the stage=study run most finished trials point to, else the latest one."""
+def _parent_run_id(runs: RunLog, study: str, finished: list[Run]) -> str:
+    """The study's parent run: the stage=study run most `finished` trials point to, else the latest one."""
     parents = runs.search(_experiment_id(runs, study), "tags.stage = 'study'", order_by=["attributes.start_time DESC"])
     if not parents:
         raise StudyError(f"study {study!r} has no parent run (tag stage=study): re-run `imlgcn study` "
                          "for it so the report has a run to attach to")
-    children = Counter(run.data.tags.get("mlflow.parentRunId") for run in _finished_runs(runs, study, "trial"))
+    children = Counter(run.data.tags.get("mlflow.parentRunId") for run in finished)
     return max(parents, key=lambda run: children[run.info.run_id]).info.run_id

@@ -3,12 +3,19 @@
 - the front's title and table (baseline row, exact sizes, searched parameters, differences to the baseline);
 - a plotly chart of mAP against the study's size (screened configurations faint, the fine-tuned front as a
   step line, the baselines as stars), whose hover shows every searched parameter of a trial;
-- a table of all trials, sortable by clicking a column header, each trial id a link to its MLflow run.
-plotly.js is embedded, so the file opens without a network.
+- a table of the trials, sortable by clicking a column header, each trial id a link to its MLflow run: every
+  fine-tuned trial and the best SCREENED_ROWS screened ones (a sweep screens tens of thousands: all of them
+  are in trials.csv beside the page).
+plotly.js is embedded gzip-compressed (1.4 MB instead of 4.8 MB) and unpacked by the browser's
+DecompressionStream, so the one file opens without a network and stays small; above WEBGL_POINTS screened
+points they are drawn with WebGL and their hover shows the trial id, mAP and size only.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import gzip
 import html
 from pathlib import Path
 from typing import Callable
@@ -19,6 +26,19 @@ import plotly.graph_objects as go
 from study.front_table import front_rows
 from study.report_plots import AXES, axis, direct_names
 
+SCREENED_ROWS = 200
+WEBGL_POINTS = 2000
+PLOT_LOADER = """<script>
+(async () => {
+  const packed = Uint8Array.from(atob(document.getElementById("plotly-js-gzip").textContent), c => c.charCodeAt(0));
+  const stream = new Blob([packed]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const code = document.createElement("script");
+  code.text = await new Response(stream).text();
+  document.head.appendChild(code);
+  const figure = JSON.parse(document.getElementById("pareto-figure").textContent);
+  Plotly.newPlot("pareto-plot", figure.data, figure.layout, {responsive: true});
+})();
+</script>"""
 SORTER = """
 <script>
 function sortTable(header) {
@@ -69,7 +89,13 @@ def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, s
     screened = trials[trials["level"] == "screen"]
     rest = trials[~trials["pareto"] & (trials["level"] != "screen")]
     hover = "%{text}<extra></extra>"
-    if len(screened):
+    if len(screened) > WEBGL_POINTS:  # a sweep: WebGL, and a short hover (the full one is in trials.csv)
+        fig.add_trace(go.Scattergl(x=axis(screened, size), y=screened["mAP"], mode="markers", opacity=0.35,
+                                   name="screened (head on cached features)", marker={"color": "#bbbbbb", "size": 4},
+                                   text=screened["trial_id"].astype(str),
+                                   hovertemplate="trial %{text} (screen)<br>mAP %{y:.2f}<br>" + AXES[size][0]
+                                                 + " %{x:.4g}<extra></extra>"))
+    elif len(screened):
         fig.add_trace(go.Scatter(x=axis(screened, size), y=screened["mAP"], mode="markers", opacity=0.35,
                                  name="screened (head on cached features)", marker={"color": "#bbbbbb", "size": 5},
                                  text=_hover(screened, searched, size), hovertemplate=hover))
@@ -107,6 +133,35 @@ def _table(frame: pd.DataFrame, table_id: str, row_class: Callable[[dict], str] 
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+@functools.lru_cache(maxsize=1)
+def _plotly_js_gzip() -> str:
+    """plotly.js of the installed plotly package, gzip-compressed, base64."""
+    from plotly.offline import get_plotlyjs
+
+    return base64.b64encode(gzip.compress(get_plotlyjs().encode(), compresslevel=9, mtime=0)).decode()
+
+
+def chart_html(fig: go.Figure) -> str:
+    """The chart as a div, its figure as JSON and the loader that unpacks plotly.js and draws it."""
+    figure = fig.to_json().replace("</", "<\\/")  # no "</script>" inside the JSON
+    return (f'<div id="pareto-plot" style="height:520px"></div>\n'
+            f'<script id="plotly-js-gzip" type="application/octet-stream">{_plotly_js_gzip()}</script>\n'
+            f'<script id="pareto-figure" type="application/json">{figure}</script>\n{PLOT_LOADER}')
+
+
+def table_rows(trials: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The trials the page lists (every fine-tuned trial, the best SCREENED_ROWS screened by mAP) and the
+    table's heading."""
+    screened = trials["level"] == "screen"
+    if screened.sum() <= SCREENED_ROWS:
+        return trials, f"All {len(trials)} trials (click a column to sort; a trial id opens its MLflow run)"
+    best = trials[screened].sort_values("mAP", ascending=False, kind="stable").head(SCREENED_ROWS)
+    shown = pd.concat([trials[~screened], best]).sort_index()
+    return shown, (f"The {int((~screened).sum())} fine-tuned trials and the best {SCREENED_ROWS} of "
+                   f"{int(screened.sum())} screened configurations (all {len(trials)}: trials.csv beside this page; "
+                   "click a column to sort; a trial id opens its MLflow run)")
+
+
 def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str], path: Path,
                study: str, headline: str, size: str, run_link: Callable[[str], str],
                front_table: pd.DataFrame | None = None, notes: list[str] | tuple[str, ...] = ()) -> None:
@@ -114,6 +169,8 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
     with every direct model) and `notes` (the plane's answer) follow the headline."""
     base = baselines[baselines["level"] == "finetune"]
     base_row = base.iloc[-1] if len(base) else None
+    chart = chart_html(figure(trials, front, baselines, searched, f"{study}: mAP vs model size", size))
+    trials, heading = table_rows(trials)
     all_rows = pd.DataFrame({
         "trial": trials["trial_id"].astype(str), "level": trials["level"],
         **{k: [_fmt(k, v) if not (k == "pca_dim" and e != "fpca") else "-" for v, e in zip(trials[k], trials["embedding"])]
@@ -134,8 +191,6 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
     if front_table is None:
         front_table = front_rows(front, base_row, searched, size)
     answer = "".join(f"<p><b>{html.escape(line)}</b></p>" for line in notes)
-    chart = figure(trials, front, baselines, searched, f"{study}: mAP vs model size", size).to_html(
-        full_html=False, include_plotlyjs=True, div_id="pareto-plot")
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(study)}: study report</title>
 {STYLE}{SORTER}</head><body>
 <h1>{html.escape(study)}</h1>
@@ -143,7 +198,7 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
 {answer}
 {_table(front_table, "front-table", links=links)}
 {chart}
-<h2>All {len(trials)} trials (click a column to sort; a trial id opens its MLflow run)</h2>
+<h2>{html.escape(heading).replace("trials.csv", '<a href="trials.csv">trials.csv</a>')}</h2>
 {_table(all_rows, "trials-table", row_class=lambda r: "front" if r["pareto"] else ("screen" if r["level"] == "screen" else ""),
         links=links)}
 </body></html>"""

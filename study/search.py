@@ -4,7 +4,9 @@
   "Objective 0 / Objective 1".
 - Every Optuna trial carries the Tune trial id and the MLflow run id (user attributes), and every MLflow
   run the Optuna study and trial number (tags optuna_study, optuna_trial): each of the three tools
-  points at the others.
+  points at the others. The searcher hands the Optuna names to the trial in its config (SEARCH_TAGS) and
+  the trial tags its own run: the driver, which feeds thousands of screened trials, writes nothing to
+  MLflow per trial.
 - A trial that ended before its last epoch without an error (a scheduler stopped it) is told to Optuna as
   PRUNED, not as COMPLETE with partial values, which would mislead the sampler.
 """
@@ -16,13 +18,15 @@ import warnings
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from trainables.mlflow_runs import store, trial_run_id
+from trainables.mlflow_runs import trial_run_id
 
 
 class StudySearch(OptunaSearch):
-    def __init__(self, *args, epochs: int, tracking_uri: str, metric_names: list[str], runs_dir: str,
+    def __init__(self, *args, epochs: int, metric_names: list[str], runs_dir: str, forget_finished: bool = False,
                  **kwargs) -> None:
-        self._epochs, self._tracking_uri, self._metric_names = epochs, tracking_uri, metric_names
+        """`forget_finished`: drop each Optuna trial handle once told (screening, which is never restored
+        from this searcher's state: a sweep's driver memory stays flat; the journal keeps every result)."""
+        self._epochs, self._metric_names, self._forget = epochs, metric_names, forget_finished
         self._runs_dir = runs_dir
         super().__init__(*args, **kwargs)  # sets the Optuna study up (see _setup_study)
 
@@ -32,6 +36,12 @@ class StudySearch(OptunaSearch):
             with warnings.catch_warnings():  # "experimental" in Optuna 5: stable enough to name objectives
                 warnings.simplefilter("ignore")
                 self._ot_study.set_metric_names(self._metric_names)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if isinstance(config, dict) and trial_id in self._ot_trials:
+            config = {**config, "optuna_study": self._study_name, "optuna_trial": self._ot_trials[trial_id].number}
+        return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._ot_trials and trial_id not in self._completed_trials:
@@ -44,8 +54,10 @@ class StudySearch(OptunaSearch):
             if trial_id not in self._completed_trials:
                 self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
                 self._completed_trials.add(trial_id)
-            return
-        super().on_trial_complete(trial_id, result, error)
+        elif trial_id not in self._completed_trials:
+            super().on_trial_complete(trial_id, result, error)
+        if self._forget:
+            self._ot_trials.pop(trial_id, None)
 
     def _finished_in_storage(self, trial_id: str) -> bool:
         """A searcher restored from Tune's checkpoint may not know that it told this trial already."""
@@ -53,12 +65,10 @@ class StudySearch(OptunaSearch):
         return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
 
     def _link(self, trial_id: str, result: dict) -> None:
-        """Optuna trial <-> Tune trial <-> MLflow run."""
+        """Optuna trial -> Tune trial and MLflow run (the run's tags point back: see suggest)."""
         ot_trial = self._ot_trials[trial_id]
         ot_trial.set_user_attr("tune_trial_id", trial_id)
         # a stopped trial returns no final result: its run id is in the marker its trial function wrote
         run_id = result.get("mlflow_run_id") or trial_run_id(self._runs_dir, trial_id)
         if run_id:
             ot_trial.set_user_attr("mlflow_run_id", run_id)
-            store(self._tracking_uri).set_tags(run_id, {"optuna_study": self._study_name,
-                                                        "optuna_trial": str(ot_trial.number)})

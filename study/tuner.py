@@ -22,25 +22,34 @@ from trainables.trainable import CHECKPOINTS_KEPT, imlgcn_trial, screen_trial, t
 
 # Tune saves its experiment state at most every 10 s by default ("auto"). A driver killed in that gap
 # restores without the trials created since, generates new ones, and the study ends with more
-# finished trials than asked (seen in tests/test_cluster.py). Our states are small: save every second.
-EXPERIMENT_CHECKPOINT_S = "1"
+# finished trials than asked (seen in tests/test_cluster.py). Fine-tuning's states are small: save every
+# second. Screening is never restored from Tune's state (lifecycle._run_level counts its finished trials in
+# MLflow), and its state grows with every trial (24 KB each, rewritten whole at each save: at 3,000 trials
+# a third of the driver's time): it is saved once, at the end. A TUNE_GLOBAL_CHECKPOINT_S set by the user wins.
+EXPERIMENT_CHECKPOINT_S = {"screen": "1000000000", "finetune": "1"}
+USER_CHECKPOINT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")
+# TPE's cost per sampled trial grows with the trials told (multi-objective: a non-domination sort of all of
+# them per suggestion; 16 ms at 100, 220 ms at 3,000 in bench/sweep_scale.py --parts samplers): a screening
+# run asking more than this samples at random (seeded), whose cost stays flat.
+TPE_MAX_TRIALS = 1000
 TRIAL_MAX_FAILURES = 2
 LEVELS = ("screen", "finetune")
 
 
 def constrained_space(trial, head: Callable, finetune: Callable | None, num_classes: int,
                       constants: dict[str, Any]) -> dict[str, Any]:
-    """Define-by-run: the space's suggestions (the head's, plus the fine-tuning ones at that level) and
-    every other config key as a constant. A direct-only base config (embedding=none, epochs=0) has no head
-    and no stage 3: the trials are its stage-1 direct model, and the space's head and fine-tuning
-    suggestions, which would not change it, are not made."""
+    """Define-by-run: the space's suggestions (the head's, plus the fine-tuning ones at that level). The
+    other config keys are the level's constants, which the trial function adds (`trainable`): a Tune trial
+    keeps its config in memory and in its state, so a sweep's thousands of trials carry only what was
+    searched. A direct-only base config (embedding=none, epochs=0) has no head and no stage 3: the trials
+    are its stage-1 direct model, and the space's head and fine-tuning suggestions, which would not change
+    it, are not made."""
     values: dict[str, Any] = {}
     if not (constants["embedding"] == "none" and constants["epochs"] == 0):
         values.update(head(trial, num_classes) or {})
         if finetune is not None:
             values.update(finetune(trial) or {})
-    chosen = set(trial.params) | set(values)
-    return {**{k: v for k, v in constants.items() if k not in chosen}, **values}
+    return values
 
 
 def optuna_study_name(record: StudyRecord, level: str) -> str:
@@ -60,14 +69,31 @@ def trainable(record: StudyRecord, level: str, cpus_per_worker: int, tune_run: s
     references = tuple((stage1_key(point), baseline_key(baseline_config(point)))
                        for point in point_configs(record, level))
     context = replace(record.context(cpus_per_worker), level=level, tune_run=tune_run, baseline_keys=references)
+    fixed = record.level_config(level)  # every key the space does not search (see constrained_space)
     if level == "screen":  # a head on cached features: one CPU, in the trial's process
-        return tune.with_resources(tune.with_parameters(screen_trial, context=context), {"cpu": cpus_per_worker})
-    return tune.with_resources(tune.with_parameters(imlgcn_trial, context=context), trial_resources(constants, context))
+        return tune.with_resources(tune.with_parameters(screen_trial, context=context, constants=fixed),
+                                   {"cpu": cpus_per_worker})
+    return tune.with_resources(tune.with_parameters(imlgcn_trial, context=context, constants=fixed),
+                               trial_resources(constants, context))
 
 
-def searcher(record: StudyRecord, level: str, points: list[dict] | None = None):
-    """OptunaSearch over the level's space; level 2 starts from the promoted `points` (their head values
-    fixed, the backbone's learning rate sampled) and tells scheduler-stopped trials as PRUNED."""
+def sampler_name(level: str, trials: int) -> str:
+    """The Optuna sampler of a Tune run: TPE, or random for a screening run of more than TPE_MAX_TRIALS."""
+    return "random" if level == "screen" and trials > TPE_MAX_TRIALS else "tpe"
+
+
+def sampler(name: str, seed: int):
+    import optuna
+
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, sampling: str = "tpe"):
+    """OptunaSearch over the level's space with the sampler `sampling`; level 2 starts from the promoted
+    `points` (their head values fixed, the backbone's learning rate sampled) and tells scheduler-stopped
+    trials as PRUNED."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
@@ -84,19 +110,23 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None):
     from study.search import StudySearch
 
     return StudySearch(space, metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
-                       seed=record.base_config["seed"], points_to_evaluate=points or None,
-                       epochs=int(record.base_config["epochs"]), tracking_uri=record.tracking_uri,
-                       runs_dir=str(record.runs_dir),
-                       metric_names=metric if isinstance(metric, list) else [metric])
+                       sampler=sampler(sampling, record.base_config["seed"]), points_to_evaluate=points or None,
+                       epochs=int(record.base_config["epochs"]), runs_dir=str(record.runs_dir),
+                       metric_names=metric if isinstance(metric, list) else [metric], forget_finished=level == "screen")
 
 
 def scheduler(record: StudyRecord, level: str):
-    """None at level 1 (a screened head trains in under a second); at level 2 ASHA for objective=map and
-    MOASHA for the multi-objective study (eta = 0 turns early stopping off)."""
+    """At level 1 first-in first-out over the live trials (a screened head trains in under a second: no
+    early stopping); at level 2 ASHA for objective=map and MOASHA for the multi-objective study (eta = 0
+    turns early stopping off)."""
     from ray.tune.schedulers import ASHAScheduler
 
     epochs = int(record.base_config["epochs"])
-    if level == "screen" or not record.eta or epochs < 2:
+    if level == "screen":
+        from study.live_fifo import LiveFIFOScheduler
+
+        return LiveFIFOScheduler()
+    if not record.eta or epochs < 2:
         return None
     if record.objective == "map":
         return ASHAScheduler(time_attr="epoch", metric="mAP", mode="max", max_t=epochs, grace_period=1,
@@ -137,16 +167,21 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
+def set_checkpoint_period(level: str) -> None:
+    """Tune reads TUNE_GLOBAL_CHECKPOINT_S when a run starts: the level's period, or the user's."""
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = USER_CHECKPOINT_S or EXPERIMENT_CHECKPOINT_S[level]
+
+
 def new_tuner(record: StudyRecord, run_name: str, level: str, num_samples: int, cpus_per_worker: int,
-              max_concurrent: int, points: list[dict] | None = None, logical_name: str = ""):
+              max_concurrent: int, points: list[dict] | None = None, logical_name: str = "", sampling: str = "tpe"):
     from ray import tune
 
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_CHECKPOINT_S)
+    set_checkpoint_period(level)
     # keeping one checkpoint per trial makes Tune save its (small) state after each, and warn that it did
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     return tune.Tuner(
         trainable(record, level, cpus_per_worker, logical_name or run_name),
-        tune_config=tune.TuneConfig(search_alg=searcher(record, level, points), scheduler=scheduler(record, level),
+        tune_config=tune.TuneConfig(search_alg=searcher(record, level, points, sampling), scheduler=scheduler(record, level),
                                     num_samples=num_samples, max_concurrent_trials=max_concurrent,
                                     trial_dirname_creator=trial_dirname, reuse_actors=reuses_actors(record, level)),
         run_config=tune.RunConfig(name=run_name, storage_path=str(record.tune_dir), verbose=0,
@@ -154,7 +189,8 @@ def new_tuner(record: StudyRecord, run_name: str, level: str, num_samples: int, 
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
                                   callbacks=[TrialProgress.create(num_samples, record.tracking_uri,
                                                                   str(record.runs_dir), level,
-                                                                  searched_names(record, level))]),
+                                                                  searched_names(record, level),
+                                                                  int(record.base_config["epochs"]))]),
     )
 
 
@@ -162,7 +198,7 @@ def restored_tuner(record: StudyRecord, run_name: str, level: str, cpus_per_work
     """The Tune run `run_name` restored with its searcher state, or None when it never saved any."""
     from ray import tune
 
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_CHECKPOINT_S)
+    set_checkpoint_period(level)
     path = str(record.tune_dir / run_name)
     if not tune.Tuner.can_restore(path):
         return None

@@ -6,6 +6,7 @@ from mlflow.tracking import MlflowClient
 from optuna.storages.journal import JournalFileBackend
 
 from study.search import StudySearch
+from trainables.mlflow_runs import search_tags
 
 
 def _space(trial):
@@ -14,6 +15,8 @@ def _space(trial):
 
 
 def test_a_stopped_trial_is_pruned_and_still_linked_to_its_mlflow_run(tmp_path):
+    """The searcher hands each trial its Optuna study and number (the trial tags its run with them) and
+    links the Optuna trial to the Tune trial and the MLflow run, also for a trial stopped early."""
     db = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=db)
     experiment = client.create_experiment("s")
@@ -21,11 +24,13 @@ def test_a_stopped_trial_is_pruned_and_still_linked_to_its_mlflow_run(tmp_path):
     runs_dir.mkdir()
     storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
     search = StudySearch(_space, metric=["mAP", "n_params"], mode=["max", "min"], study_name="s:finetune",
-                         storage=storage, seed=0, epochs=3, tracking_uri=db, runs_dir=str(runs_dir),
+                         storage=storage, seed=0, epochs=3, runs_dir=str(runs_dir),
                          metric_names=["mAP", "n_params"])
     for trial_id in ("stopped", "full"):
-        assert search.suggest(trial_id) is not None
-        run_id = client.create_run(experiment).info.run_id
+        config = search.suggest(trial_id)
+        values, tags = search_tags(config)
+        assert set(values) == {"tau"}  # what TrialConfig gets: the searched values only
+        run_id = client.create_run(experiment, tags=tags).info.run_id  # as the trial function opens its run
         (runs_dir / f"{trial_id}.run").write_text(run_id)  # what the trial function writes when it starts
     # stopped by the scheduler after epoch 1: its last result has no mlflow_run_id (only the final one has)
     search.on_trial_complete("stopped", {"epoch": 1, "mAP": 40.0, "n_params": 10.0})

@@ -15,7 +15,7 @@ import functools
 import os
 import time
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from trainables.metrics import DEVICE_KEY, FINAL_METRICS, SIZE_KEYS
 
@@ -32,6 +32,17 @@ PAGE = 10_000  # runs per search request (a study of thousands of trials is read
 def final_metrics(result: Mapping[str, float]) -> dict[str, float]:
     """The FINAL_KEYS of a run's last result, as floats."""
     return {key: float(result[key]) for key in FINAL_KEYS}
+
+
+# config keys the study's searcher adds to a trial's config (study.search): the Optuna study and trial the
+# trial's MLflow run is tagged with when the trial opens it (not by the driver: one MLflow write less there)
+SEARCH_TAGS = ("optuna_study", "optuna_trial")
+
+
+def search_tags(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A trial's Tune config split into (the TrialConfig values, the searcher's tags SEARCH_TAGS)."""
+    values = {k: v for k, v in config.items() if k not in SEARCH_TAGS}
+    return values, {k: str(config[k]) for k in SEARCH_TAGS if k in config}
 
 
 def final_tags(result: Mapping[str, object]) -> dict[str, str]:

@@ -33,6 +33,7 @@ class RunContext:
     # the study's references (trainables.baseline) by stage-1 key, whatever the trial's searched lrs: one
     # per (backbone, resolution) of a size plane; a key not in it compares with its own baseline
     baseline_keys: tuple[tuple[str, str], ...] = ()
+    size_metric: str = "n_params"  # the size a multi-objective study minimises (what a screened trial reports besides mAP)
     tune_run: str = ""  # the study's Tune run a screened trial belongs to (its MLflow tag, to count on resume)
     started_at: float = 0.0  # time.time() when the trial started (0 = when the run's process did): its start-up is timed from it
 

@@ -26,8 +26,8 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from trainables.config import TrialConfig
-from trainables.mlflow_runs import RunLog, final_metrics, final_tags, store
+from trainables.config import HEAD, SEARCH, TrialConfig, keys_of
+from trainables.mlflow_runs import RunLog, final_metrics, final_tags, search_tags, store
 from trainables.run_context import RunContext
 from trainables.runtime import Runtime
 
@@ -114,20 +114,30 @@ def _run_stages(config: TrialConfig, context: RunContext, runtime: Runtime, log:
             runs.log_metrics(context.run_id, {f"phase_{k}_s": v for k, v in runtime.timings.items()}, step=0)
 
 
-def imlgcn_trial(config: dict[str, Any], context: RunContext) -> None:
+def imlgcn_trial(config: dict[str, Any], context: RunContext, constants: dict[str, Any]) -> None:
     """The Tune function trainable of a study's fine-tuning level: one trial = stage 3 on top of the shared
-    stage 1, logged to its own MLflow run (one per trial id, reopened on a retry)."""
+    stage 1, logged to its own MLflow run (one per trial id, reopened on a retry). `config` holds the
+    searched values, `constants` every other key."""
     began = time.time()
-    final = _run_trial(TrialConfig.from_dict(config), context, {"level": context.level} if context.level else None,
-                       began=began)
+    values, search = search_tags({**constants, **config})
+    final = _run_trial(TrialConfig.from_dict(values), context, {"level": context.level, **search} if context.level
+                       else search or None, began=began)
     from ray import tune
 
     tune.report(final)  # the last result: what Optuna (and the schedulers) see
 
 
-def screen_trial(config: dict[str, Any], context: RunContext) -> None:
+# What a screened trial's MLflow run logs as params: the keys a head or a search can change. A sweep screens
+# tens of thousands: each of its other 35 keys would be one more row to write and to read back in every
+# report (reading a run costs about its number of params, tags and metrics); they are the study's base
+# config, logged once on its parent run.
+SCREENED_PARAMS = tuple(dict.fromkeys((*keys_of(HEAD), *keys_of(SEARCH), "finetune_backbone")))
+
+
+def screen_trial(config: dict[str, Any], context: RunContext, constants: dict[str, Any]) -> None:
     """The Tune function trainable of a study's screening level: the head alone on the cached stage-1
-    features (`head.screen`), everything shared loaded once per process, one MLflow write."""
+    features (`head.screen`), everything shared loaded once per process, one MLflow write. `config` holds
+    the searched values, `constants` every other key."""
     import ray
     import torch
     from ray import tune
@@ -138,7 +148,8 @@ def screen_trial(config: dict[str, Any], context: RunContext) -> None:
     from trainables.stage_cache import stage1_key
 
     started = time.time()
-    trial_config = TrialConfig.from_dict(config)
+    values, search = search_tags({**constants, **config})
+    trial_config = TrialConfig.from_dict(values)
     torch.set_num_threads(context.cpus_per_worker)
     stage1 = stage1_key(trial_config)
     inputs = stored_inputs(context.stage1_dir, stage1, context.split_index)
@@ -151,11 +162,14 @@ def screen_trial(config: dict[str, Any], context: RunContext) -> None:
     final = {**final_metrics(metrics), "direct_mAP": float(direct["mAP"]), "wall_time_s": round(time.time() - started, 3)}
     trial_id = tune.get_context().get_trial_id()
     tags = {"level": "screen", "tune_run": context.tune_run, "ray_node_id": ray.get_runtime_context().get_node_id(),
-            **final_tags(metrics)}
+            **final_tags(metrics), **search}
+    params = {k: v for k, v in trial_config.to_dict().items() if k in SCREENED_PARAMS}
     run_id = store(context.tracking_uri).record_trial(context.runs_dir, trial_id, context.experiment_id,
-                                                     context.parent_run_id, trial_config.to_dict(), final, tags,
-                                                     int(started * 1000))
-    tune.report({**final, "epoch": trial_config.epochs, "mlflow_run_id": run_id})
+                                                     context.parent_run_id, params, final, tags, int(started * 1000))
+    # Tune keeps every trial's last result, with running statistics of each number in it, in memory and in
+    # its state: only what the searcher and the console read (the rest is in MLflow)
+    tune.report({"mAP": final["mAP"], context.size_metric: final[context.size_metric], "epoch": trial_config.epochs,
+                 "mlflow_run_id": run_id})
 
 
 def compare_trial(config: dict[str, Any], context: RunContext, base: dict[str, Any],

@@ -1,0 +1,292 @@
+"""Benchmark: a screening sweep of N trials (default 10,000) on the embedded data, and how the driver's cost
+per trial behaves as the trials add up. Prints, per `--every` trials (default 1,000): trials per minute, the
+driver's CPU milliseconds per trial, its resident memory, and the sizes of the Tune state, the Optuna journal
+and the MLflow store; then the last stretch against the first (rate ratio, CPU ratio, memory growth per trial).
+
+Then (unless `--no-report`) `imlgcn study report` of the finished study: seconds and HTML size. Then (unless
+`--no-kill`) a second study of the same N is killed with SIGKILL after `--kill-at` of its trials finished and
+resumed with `imlgcn study resume`: seconds from the resume to its first new screened trial, and the count
+of finished screening runs in MLflow (exactly N, no trial id twice).
+
+`--cluster K` runs every study on K `ray start` nodes on loopback addresses (127.0.0.2, 127.0.0.3, ...) with
+`--cpus-per-node` logical CPUs each, so the driver feeds more concurrent trials than this machine has cores.
+
+    python bench/sweep_scale.py [--trials 10000] [--every 1000] [--cluster 0] [--cpus-per-node 2] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+EXE = str(BIN / "imlgcn")
+SAMPLE_S = 2.0
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+CHEAP = ("epochs=1", "gcn_hidden=64")
+COMPLETE, CREATE_STUDY, CREATE_TRIAL, SET_STATE = 1, 0, 4, 6  # Optuna's journal op codes and TrialState
+
+
+class JournalCounter:
+    """Screening trials told COMPLETE in an Optuna journal file, read incrementally (new lines only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.rest = path, 0, b""
+        self.studies: list[str] = []
+        self.trial_study: list[int] = []
+        self.created = 0
+        self.complete = 0
+
+    def poll(self) -> int:
+        if not self.path.exists():
+            return 0
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            data = self.rest + handle.read()
+            self.offset = handle.tell()
+        *lines, self.rest = data.split(b"\n")
+        for line in lines:
+            op = json.loads(line)
+            code = op["op_code"]
+            if code == CREATE_STUDY:
+                self.studies.append(op["study_name"])
+            elif code == CREATE_TRIAL:
+                self.trial_study.append(op["study_id"])
+                self.created += self.studies[op["study_id"]].endswith(":screen")
+            elif code == SET_STATE and op.get("state") == COMPLETE:
+                self.complete += self.studies[self.trial_study[op["trial_id"]]].endswith(":screen")
+        return self.complete
+
+
+def driver_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (not its children: Ray's daemons are not the driver)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def driver_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as handle:
+        return int(handle.read().split()[1]) * PAGE / 2**20
+
+
+def folder_mb(folder: Path, pattern: str) -> float:
+    return sum(p.stat().st_size for p in folder.glob(pattern) if p.is_file()) / 2**20 if folder.exists() else 0.0
+
+
+@dataclass
+class Sample:
+    t: float
+    done: int
+    cpu_s: float
+    rss_mb: float
+    tune_mb: float
+    journal_mb: float
+    mlflow_mb: float
+
+
+@dataclass
+class Sweep:
+    """One `imlgcn study run` watched from outside: samples every SAMPLE_S seconds."""
+    storage: Path
+    name: str
+    trials: int
+    address: str | None
+    overrides: list[str] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def study(self) -> Path:
+        return self.storage / self.name
+
+    @property
+    def db(self) -> Path:
+        return self.storage / "mlflow.db"
+
+    def command(self, verb: str = "run") -> list[str]:
+        where = ["--storage", str(self.storage), "--tracking-uri", f"sqlite:///{self.db}"]
+        if self.address:
+            where += ["--address", self.address]
+        if verb == "run":
+            sets = ["--set", *self.overrides] if self.overrides else []
+            return [EXE, "study", "run", "--name", self.name, "--screen", str(self.trials), "--num-samples", "1",
+                    "--eta", "0", *sets, *where]
+        return [EXE, "study", verb, self.name, *where]
+
+    def watch(self, verb: str = "run", kill_at: int = 0, first_new: bool = False) -> dict:
+        """Run the driver, sample it; SIGKILL it once `kill_at` screened trials finished (0: never)."""
+        counter = JournalCounter(self.study / "optuna.journal")
+        log = open(self.storage / f"{self.name}-{verb}.log", "a")
+        began = time.time()
+        driver = subprocess.Popen(self.command(verb), stdout=log, stderr=subprocess.STDOUT)
+        created_before, first_new_s = None, None
+        try:
+            while driver.poll() is None:
+                time.sleep(SAMPLE_S)
+                try:
+                    cpu, rss = driver_cpu_s(driver.pid), driver_rss_mb(driver.pid)
+                except (FileNotFoundError, ProcessLookupError, IndexError):
+                    break
+                done = counter.poll()
+                created_before = counter.created if created_before is None else created_before
+                if first_new and first_new_s is None and counter.created > created_before:
+                    first_new_s = time.time() - began
+                self.samples.append(Sample(time.time() - began, done, cpu, rss,
+                                           folder_mb(self.study / "tune", "*/experiment_state*.json"),
+                                           folder_mb(self.study, "optuna.journal"), folder_mb(self.storage, "mlflow.db*")))
+                if kill_at and done >= kill_at:
+                    driver.send_signal(signal.SIGKILL)
+                    driver.wait()
+                    return {"killed_at": done, "seconds": time.time() - began}
+            code = driver.wait()
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+        if code != 0:
+            raise SystemExit(f"imlgcn study {verb} {self.name} exited {code}: see {log.name}")
+        return {"seconds": time.time() - began, "first_new_trial_s": first_new_s}
+
+    def finished_runs(self) -> tuple[int, int]:
+        """(FINISHED screening runs in MLflow, distinct trial ids among them)."""
+        with sqlite3.connect(self.db) as db:
+            rows = db.execute(
+                "select t.value from runs r join tags t on t.run_uuid = r.run_uuid and t.key = 'trial_id' "
+                "join tags l on l.run_uuid = r.run_uuid and l.key = 'level' and l.value = 'screen' "
+                "join experiments e on e.experiment_id = r.experiment_id and e.name = ? "
+                "where r.status = 'FINISHED'", (self.name,)).fetchall()
+        return len(rows), len({r[0] for r in rows})
+
+
+def at(samples: list[Sample], done: int) -> Sample:
+    """The first sample at or past `done` finished trials."""
+    return next(s for s in samples if s.done >= done)
+
+
+def stretches(sweep: Sweep, every: int) -> list[dict]:
+    rows, marks = [], list(range(0, sweep.trials + 1, every))
+    start = next((s for s in sweep.samples if s.done > 0), None)
+    if start is None:
+        return rows
+    for low, high in zip(marks, marks[1:]):
+        a = start if low == 0 else at(sweep.samples, low)
+        b = at(sweep.samples, high)
+        n = max(b.done - a.done, 1)
+        rows.append({"trials": f"{low + 1}-{high}", "per_min": n / max(b.t - a.t, 1e-9) * 60,
+                     "cpu_ms": (b.cpu_s - a.cpu_s) / n * 1000, "rss_mb": b.rss_mb, "tune_mb": b.tune_mb,
+                     "journal_mb": b.journal_mb, "mlflow_mb": b.mlflow_mb, "first_done": a.done, "rss_a": a.rss_mb})
+    return rows
+
+
+def print_stretches(rows: list[dict]) -> None:
+    print(f"{'trials':>13} {'per min':>8} {'driver CPU ms/trial':>20} {'driver RSS MB':>14} {'Tune state MB':>14} "
+          f"{'journal MB':>11} {'MLflow MB':>10}")
+    for r in rows:
+        print(f"{r['trials']:>13} {r['per_min']:>8.0f} {r['cpu_ms']:>20.1f} {r['rss_mb']:>14.0f} {r['tune_mb']:>14.1f} "
+              f"{r['journal_mb']:>11.1f} {r['mlflow_mb']:>10.1f}")
+    if len(rows) >= 2:
+        first, last = rows[0], rows[-1]
+        trials = int(last["trials"].split("-")[1]) - int(first["trials"].split("-")[1])
+        print(f"last / first stretch: rate {last['per_min'] / first['per_min']:.2f}x, driver CPU per trial "
+              f"{last['cpu_ms'] / first['cpu_ms']:.2f}x; driver memory growth "
+              f"{(last['rss_mb'] - first['rss_mb']) * 1024 / max(trials, 1):.1f} KB per trial "
+              f"(end of first stretch to end of last)")
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def start_cluster(nodes: int, cpus: int, logs: Path) -> tuple[str, list[subprocess.Popen]]:
+    """A head on 127.0.0.2 and nodes-1 more on 127.0.0.3..., `cpus` logical CPUs each."""
+    head_ip, port = "127.0.0.2", free_port("127.0.0.2")
+    common = ["--num-cpus", str(cpus), "--block", "--disable-usage-stats"]
+    procs = [subprocess.Popen([str(BIN / "ray"), "start", "--head", "--node-ip-address", head_ip, "--port", str(port),
+                               "--dashboard-host", "127.0.0.1", "--ray-client-server-port", str(free_port("127.0.0.1")),
+                               *common], stdout=open(logs / "head.log", "w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)]
+    address = f"{head_ip}:{port}"
+    time.sleep(8)
+    for i in range(1, nodes):
+        procs.append(subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--node-ip-address",
+                                       f"127.0.0.{2 + i}", *common], stdout=open(logs / f"node{i}.log", "w"),
+                                      stderr=subprocess.STDOUT, start_new_session=True))
+    code = ("import ray, time; ray.init(address=%r, _node_ip_address=%r, logging_level='ERROR')\n"
+            "while sum(n['Alive'] for n in ray.nodes()) < %d: time.sleep(1)" % (address, head_ip, nodes))
+    subprocess.run([sys.executable, "-c", code], timeout=300, check=True, capture_output=True)
+    return address, procs
+
+
+def stop_cluster(procs: list[subprocess.Popen]) -> None:
+    for p in reversed(procs):
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--every", type=int, default=1_000)
+    parser.add_argument("--kill-at", type=float, default=0.5, help="fraction of --trials after which to kill")
+    parser.add_argument("--cluster", type=int, default=0, help="ray start nodes on loopback (0: a local Ray)")
+    parser.add_argument("--cpus-per-node", type=int, default=2)
+    parser.add_argument("--no-report", action="store_true")
+    parser.add_argument("--no-kill", action="store_true")
+    parser.add_argument("--set", nargs="*", default=list(CHEAP), metavar="KEY=VALUE",
+                        help="the studies' config (default: a head of one epoch, 64 hidden units: the driver is "
+                             "what is measured, and cheap trials load it hardest)")
+    parser.add_argument("--out", help="work folder (default: a new temporary folder)")
+    args = parser.parse_args()
+    out = Path(args.out or tempfile.mkdtemp(prefix="sweep_scale_")).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    address, procs = (None, [])
+    if args.cluster:
+        address, procs = start_cluster(args.cluster, args.cpus_per_node, out)
+        print(f"cluster: {args.cluster} nodes x {args.cpus_per_node} logical CPUs at {address}", flush=True)
+    try:
+        print(f"config: {' '.join(args.set) or 'the defaults'}", flush=True)
+        sweep = Sweep(out, "scale", args.trials, address, args.set)
+        ran = sweep.watch("run")
+        print(f"\nscreening sweep of {args.trials} trials: {ran['seconds']:.0f} s in all (references included)")
+        print_stretches(stretches(sweep, args.every))
+        finished, distinct = sweep.finished_runs()
+        print(f"finished screening runs in MLflow: {finished} ({distinct} distinct trial ids)")
+        if not args.no_report:
+            began = time.time()
+            subprocess.run([*sweep.command("report")], check=True, capture_output=True)
+            html = sweep.study / "report" / "pareto.html"
+            print(f"imlgcn study report: {time.time() - began:.1f} s, pareto.html {html.stat().st_size / 2**20:.2f} MB")
+        if not args.no_kill:
+            killed = Sweep(out, "scale-killed", args.trials, address, args.set)
+            cut = int(args.trials * args.kill_at)
+            first = killed.watch("run", kill_at=cut)
+            resumed = killed.watch("resume", first_new=True)
+            finished, distinct = killed.finished_runs()
+            print(f"killed with SIGKILL after {first['killed_at']} screened trials ({first['seconds']:.0f} s); "
+                  f"`study resume`: first new trial {resumed['first_new_trial_s']:.1f} s after it started, "
+                  f"{resumed['seconds']:.0f} s in all; finished screening runs {finished} of {args.trials} "
+                  f"({distinct} distinct trial ids)")
+    finally:
+        stop_cluster(procs)
+    print(f"work folder: {out}")
+
+
+if __name__ == "__main__":
+    main()
