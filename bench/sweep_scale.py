@@ -8,10 +8,16 @@ Then (unless `--no-report`) `imlgcn study report` of the finished study: seconds
 resumed with `imlgcn study resume`: seconds from the resume to its first new screened trial, and the count
 of finished screening runs in MLflow (exactly N, no trial id twice).
 
+`--samplers N` instead compares the screening samplers: the same study (same seeds) screening N trials with
+TPE and with random search; per sampler the driver's CPU per trial over the first and the last 500, and
+the best mAP and the mean of the best 8 (what promotion takes when every head deploys at the same size)
+over the first 500 and over all N screened.
+
 `--cluster K` runs every study on K `ray start` nodes on loopback addresses (127.0.0.2, 127.0.0.3, ...) with
 `--cpus-per-node` logical CPUs each, so the driver feeds more concurrent trials than this machine has cores.
 
     python bench/sweep_scale.py [--trials 10000] [--every 1000] [--cluster 0] [--cpus-per-node 2] [--out DIR]
+    python bench/sweep_scale.py --samplers 3000
 """
 
 from __future__ import annotations
@@ -114,6 +120,8 @@ class Sweep:
     def db(self) -> Path:
         return self.storage / "mlflow.db"
 
+    sampler: str = "auto"
+
     def command(self, verb: str = "run") -> list[str]:
         where = ["--storage", str(self.storage), "--tracking-uri", f"sqlite:///{self.db}"]
         if self.address:
@@ -121,7 +129,7 @@ class Sweep:
         if verb == "run":
             sets = ["--set", *self.overrides] if self.overrides else []
             return [EXE, "study", "run", "--name", self.name, "--screen", str(self.trials), "--num-samples", "1",
-                    "--eta", "0", *sets, *where]
+                    "--eta", "0", "--sampler", self.sampler, *sets, *where]
         return [EXE, "study", verb, self.name, *where]
 
     def watch(self, verb: str = "run", kill_at: int = 0, first_new: bool = False) -> dict:
@@ -203,6 +211,41 @@ def print_stretches(rows: list[dict]) -> None:
               f"(end of first stretch to end of last)")
 
 
+def screened_values(journal: Path) -> list[float]:
+    """The mAP of each COMPLETE screening trial, in Optuna trial order."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    name = next(s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.endswith(":screen"))
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return [t.values[0] for t in sorted(trials, key=lambda t: t.number)]
+
+
+def compare_samplers(out: Path, trials: int, overrides: list[str], address: str | None) -> None:
+    import numpy as np
+
+    rows = []
+    for sampler in ("tpe", "random"):
+        sweep = Sweep(out, f"samplers-{sampler}", trials, address, overrides, sampler=sampler)
+        ran = sweep.watch("run")
+        cuts = stretches(sweep, 500)
+        values = screened_values(sweep.study / "optuna.journal")
+        row = {"sampler": sampler, "seconds": ran["seconds"], "cpu_first": cuts[0]["cpu_ms"],
+               "cpu_last": cuts[-1]["cpu_ms"], "rate_first": cuts[0]["per_min"], "rate_last": cuts[-1]["per_min"]}
+        for n in (500, len(values)):
+            best = np.sort(values[:n])[::-1]
+            row[f"best@{n}"], row[f"top8@{n}"] = best[0], best[:8].mean()
+        rows.append(row)
+    print(f"\nscreening samplers, {trials} trials each, same seeds ({' '.join(overrides)}):")
+    for r in rows:
+        metrics = "  ".join(f"{k} {v:.2f}" for k, v in r.items() if "@" in k)
+        print(f"{r['sampler']:>7}: {r['seconds']:.0f} s; driver CPU {r['cpu_first']:.1f} ms/trial over the first 500, "
+              f"{r['cpu_last']:.1f} over the last 500; {r['rate_first']:.0f} -> {r['rate_last']:.0f} trials a minute; "
+              f"mAP {metrics}")
+
+
 def free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -249,6 +292,8 @@ def main() -> None:
     parser.add_argument("--cpus-per-node", type=int, default=2)
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--no-kill", action="store_true")
+    parser.add_argument("--samplers", type=int, default=0, metavar="N",
+                        help="compare TPE and random search on N screened trials instead")
     parser.add_argument("--set", nargs="*", default=list(CHEAP), metavar="KEY=VALUE",
                         help="the studies' config (default: a head of one epoch, 64 hidden units: the driver is "
                              "what is measured, and cheap trials load it hardest)")
@@ -262,6 +307,9 @@ def main() -> None:
         print(f"cluster: {args.cluster} nodes x {args.cpus_per_node} logical CPUs at {address}", flush=True)
     try:
         print(f"config: {' '.join(args.set) or 'the defaults'}", flush=True)
+        if args.samplers:
+            compare_samplers(out, args.samplers, args.set, address)
+            return
         sweep = Sweep(out, "scale", args.trials, address, args.set)
         ran = sweep.watch("run")
         print(f"\nscreening sweep of {args.trials} trials: {ran['seconds']:.0f} s in all (references included)")

@@ -40,13 +40,14 @@ class TrialProgress:
     """
 
     @staticmethod
-    def create(total: int, tracking_uri: str, runs_dir: str, level: str = "finetune", searched: tuple = (),
+    def create(start: int, total: int, tracking_uri: str, runs_dir: str, level: str = "finetune", searched: tuple = (),
                epochs: int = 0):
+        """`start` of `total` trials ended before this Tune run (a screening in several runs counts as one)."""
         from ray.tune import Callback
 
         class _Progress(Callback):
             def __init__(self) -> None:
-                self.done, self.failed, self.began, self.last_status = 0, 0, time.time(), 0.0
+                self.done, self.failed, self.began, self.last_status = start, 0, time.time(), 0.0
                 self.first_end = 0.0  # the first trial also pays for starting the actors: the estimate starts after it
                 self.best: tuple[float, str] = (-math.inf, "")
 
@@ -64,7 +65,7 @@ class TrialProgress:
                 rss = f"; driver RSS {driver_rss_mb():.0f} MB" if verbose() else ""
                 if level == "screen":  # hundreds of trials: a line every tenth
                     if self.done * 10 // total > (self.done - 1) * 10 // total:
-                        rate = self.done / max(time.time() - self.began, 1e-9) * 60
+                        rate = (self.done - start) / max(time.time() - self.began, 1e-9) * 60
                         print(f"imlgcn: screened {self.done}/{total} head configurations on cached features "
                               f"({rate:.0f} a minute), best mAP {self.best[0]:.2f} (trial {self.best[1]}){rss}",
                               file=sys.stderr, flush=True)
@@ -89,7 +90,8 @@ class TrialProgress:
                 running = sum(t.status == "RUNNING" for t in trials)
                 pending = max(total - self.done - self.failed - running, 0)
                 elapsed, ended = now - self.began, self.done + self.failed
-                left = (now - self.first_end) / max(ended - 1, 1) * (total - ended) if ended > 1 else float("nan")
+                left = ((now - self.first_end) / max(ended - start - 1, 1) * (total - ended) if ended > start + 1
+                        else float("nan"))
                 text = (f"imlgcn: [{level} {self.done + self.failed}/{total}] running {running}, pending {pending}, "
                         f"finished {self.done}, failed {self.failed} | {_clock(elapsed)} elapsed, ~{_clock(left)} left "
                         f"| best mAP {self.best[0]:.2f} (trial {self.best[1]})")

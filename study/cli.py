@@ -19,6 +19,11 @@ from trainables.datasets import DATASETS, get_dataset
 DEFAULTS = TrialConfig()
 
 
+SAMPLERS = ("auto", "tpe", "random")
+SAMPLER_HELP = ("the screening level's Optuna sampler: auto = TPE up to 1,000 screened configurations, random search "
+                "above (TPE's cost per trial grows with the trials told); fine-tuning always uses TPE")
+
+
 class Parser(argparse.ArgumentParser):
     """Every option's help shows its default; sub-commands' parsers are of this class too (argparse
     builds them with the parent's class)."""
@@ -161,12 +166,14 @@ def _add_study_commands(commands) -> None:
     run.add_argument("--eta", type=int, default=3,
                      help="level 2's early stopping keeps the top 1/eta at each rung (MOASHA); 0 = off")
     run.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as the CPUs allow")
+    run.add_argument("--sampler", choices=SAMPLERS, default="auto", help=SAMPLER_HELP)
     resume = study.add_parser("resume", help="continue a study whose driver died")
     resume.add_argument("name")
     extend = study.add_parser("extend", help="add trials to a finished study")
     extend.add_argument("name")
     extend.add_argument("--num-samples", type=int, required=True, help="more fine-tuning trials")
     extend.add_argument("--screen", type=int, default=0, help="screen this many more configurations first")
+    extend.add_argument("--sampler", choices=SAMPLERS, default="auto", help=SAMPLER_HELP)
     listing = study.add_parser("list", help="the studies in a storage folder")
     export = study.add_parser("export", help="register trained models in the MLflow model registry")
     export.add_argument("name")
@@ -209,13 +216,13 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
         config = _trial_config(args, "study-demo")
         record = lifecycle.create_study(args.name, config, args.space, args.objective, args.size, args.num_samples,
                                         args.max_concurrent, args.storage, args.tracking_uri, progress, args.address,
-                                        args.screen, args.eta)
+                                        args.screen, args.eta, args.sampler)
         lifecycle.run_trials(record, args.address, progress)
     elif args.study_command == "resume":
         record = lifecycle.resume_study(args.name, args.storage, args.address, progress, args.tracking_uri)
     elif args.study_command == "extend":
         record = lifecycle.extend_study(args.name, args.storage, args.num_samples, args.address, progress,
-                                        args.tracking_uri, args.screen)
+                                        args.tracking_uri, args.screen, args.sampler)
     else:
         record = load_record(args.storage, args.name)
     return _report(args, record)

@@ -9,6 +9,7 @@ included). extend: a new Tune run over the same Optuna journal. Each ends by clo
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ Progress = Callable[[str], None]
 
 def create_study(name: str, config: TrialConfig, space: str, objective: str, size: str, num_samples: int,
                  max_concurrent: int, storage: str, tracking_uri: str | None, progress: Progress,
-                 address: str | None = None, screen: int = 0, eta: int = 3) -> StudyRecord:
+                 address: str | None = None, screen: int = 0, eta: int = 3, sampler: str = "auto") -> StudyRecord:
     """Check everything, then write the study record and open its MLflow parent run."""
     from search_spaces import get_space
 
@@ -52,7 +53,7 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, siz
     try:
         record = _new_record(name, config, space, objective, max_concurrent, storage, tracking_uri, address,
                              progress, eta, size)
-        plan_runs(record, screen, num_samples)
+        plan_runs(record, screen, num_samples, sampler)
         record.save()
         return record
     except BaseException:
@@ -104,12 +105,16 @@ def _new_record(name: str, config: TrialConfig, space: str, objective: str, max_
     return record
 
 
-def plan_runs(record: StudyRecord, screen: int, finetune: int) -> None:
-    """Append the Tune runs of a `study run` or `extend` to the record: screening (if asked), then
-    fine-tuning. Runs are named `screen`, `finetune` and, for extends, `screen-N`, `finetune-N`."""
+def plan_runs(record: StudyRecord, screen: int, finetune: int, sampler: str = "auto") -> None:
+    """Append the Tune runs of a `study run` or `extend` to the record: screening (if asked, sampled by
+    `sampler`: see tuner.sampler_name), then fine-tuning. Runs are named `screen`, `finetune` and, for
+    extends, `screen-N`, `finetune-N`."""
+    from study.tuner import sampler_name
+
     suffix = "" if not record.tune_runs else f"-{1 + sum(r['level'] == 'finetune' for r in record.tune_runs.values())}"
     if screen:
-        record.tune_runs[f"screen{suffix}"] = {"level": "screen", "trials": screen, "done": False}
+        record.tune_runs[f"screen{suffix}"] = {"level": "screen", "trials": screen, "done": False,
+                                               "sampler": sampler_name("screen", screen, sampler)}
         record.screen += screen
     record.tune_runs[f"finetune{suffix}"] = {"level": "finetune", "trials": finetune, "done": False}
     record.num_samples += finetune
@@ -154,58 +159,92 @@ def _run_trials(record: StudyRecord, address: str | None, progress: Progress) ->
         stop_ray()
 
 
+# A screening run of more configurations runs as successive Tune runs of at most this many (environment
+# IMLGCN_SCREEN_CHUNK): Tune keeps every trial of a run (config, last result, running statistics of each
+# reported number) until the run ends, so the driver's memory grows with the trials of one Tune run, not
+# with the sweep.
+SCREEN_CHUNK = 2000
+
+
+def screen_chunk() -> int:
+    value = os.environ.get("IMLGCN_SCREEN_CHUNK", str(SCREEN_CHUNK))
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"IMLGCN_SCREEN_CHUNK={value!r}: set a whole number of trials (at least 1), e.g. 2000")
+    return int(value)
+
+
 def _run_level(record: StudyRecord, run_name: str, run: dict, config: TrialConfig, cpus: int, cpu_slots: int,
                progress: Progress) -> None:
-    """One Tune run: screening (1 CPU per trial, as many as there are CPUs) or fine-tuning (Ray Train
-    workers, record.max_concurrent at once, starting from the configurations promoted from screening).
+    """One planned run: screening (1 CPU per trial, as many as there are CPUs) or fine-tuning (Ray Train
+    workers, record.max_concurrent at once, starting from the configurations promoted from screening)."""
+    if run["level"] == "screen":
+        _run_screening(record, run_name, run, cpu_slots, progress)
+    else:
+        _run_finetuning(record, run_name, run, config, cpus, progress)
+    run["done"] = True
+    record.save()
 
-    Screening is never restored from Tune's experiment state: it saves that state at most every second,
-    and several screened trials can finish in that second, so a restored run would forget finished
-    trials and ask for more than asked. MLflow knows exactly which finished (each screened trial is one
-    run, written when it ends): a resumed screening runs the rest as a new Tune run over the same Optuna
-    study (which knows every result told before)."""
-    from study.tuner import new_tuner, restored_tuner, sampler_name
-    from trainables.trainable import trains_in_trial
 
-    level = run["level"]
-    trials, tune_name = run["trials"], run_name
-    tuner = None
-    if level == "screen":
-        trials = run["trials"] - _screened(record, run_name)
+def _run_screening(record: StudyRecord, run_name: str, run: dict, cpu_slots: int, progress: Progress) -> None:
+    """Screening, as Tune runs of at most SCREEN_CHUNK trials (`screen`, then `screen-r1`, `screen-r2`, ...)
+    over one Optuna study, until the asked number finished.
+
+    Screening is never restored from Tune's experiment state (saved only at a run's end). MLflow knows
+    exactly which finished (each screened trial is one run, written when it ends, tagged with the planned
+    run's name): a resumed screening counts them there and runs the rest as new Tune runs over the same
+    Optuna study (which knows every result told before)."""
+    from study.tuner import new_tuner
+
+    done, failed = _screened(record, run_name), 0
+    sampling = run.get("sampler", "tpe")  # planned with the run (records from before: TPE)
+    first = True
+    while done + failed < run["trials"]:
+        trials = min(run["trials"] - done - failed, screen_chunk())
         attempt = run.get("attempts", 0)
         run["attempts"] = attempt + 1
+        record.save()
         tune_name = run_name if attempt == 0 else f"{run_name}-r{attempt}"
-    else:
-        tuner = restored_tuner(record, run_name, level, cpus)
-    if tuner is None and trials > 0:
-        if level == "finetune" and "points" not in run and record.screen:
+        if first:
+            progress(f"study {record.name}: {run['trials'] - done} configurations screened on cached features, up to "
+                     f"{cpu_slots} at once, sampled by {'TPE' if sampling == 'tpe' else 'random search'}")
+            first = False
+        tuner = new_tuner(record, tune_name, "screen", trials, 1, cpu_slots, None, run_name, sampling,
+                          progress_of=(done + failed, run["trials"]))
+        finished, errors = _fit(record, tuner, trials, run_name)
+        done, failed = done + finished, failed + errors
+
+
+def _run_finetuning(record: StudyRecord, run_name: str, run: dict, config: TrialConfig, cpus: int,
+                    progress: Progress) -> None:
+    """Fine-tuning: the Tune run restored when it saved state before, else a new one."""
+    from study.tuner import new_tuner, restored_tuner
+    from trainables.trainable import trains_in_trial
+
+    tuner = restored_tuner(record, run_name, "finetune", cpus)
+    if tuner is None:
+        if "points" not in run and record.screen:
             run["points"] = promote(record, run["trials"])
             progress(f"study {record.name}: promoting {len(run['points'])} screened configurations to fine-tuning")
-        sampling = run.setdefault("sampler", sampler_name(level, run["trials"]))  # kept for a resume
         record.save()
-        at_once = cpu_slots if level == "screen" else record.max_concurrent
-        tuner = new_tuner(record, tune_name, level, trials, 1 if level == "screen" else cpus, at_once,
-                          run.get("points"), run_name, sampling)
-    if tuner is None:  # every asked configuration was screened before a restart
-        run["done"] = True
-        record.save()
-        return
-    what = "configurations screened on cached features" if level == "screen" else "fine-tuning trials"
+        tuner = new_tuner(record, run_name, "finetune", run["trials"], cpus, record.max_concurrent, run.get("points"),
+                          run_name, run.get("sampler", "tpe"))
     gpu = " + 1 GPU" if config.use_gpu else ""
     where = (f" (each in its own trial process on {cpus} CPU{gpu})" if trains_in_trial(config) else
              f" (each on {config.num_workers} Ray Train workers x {cpus} CPU{gpu})")
-    sampled = f", sampled by {'TPE' if run.get('sampler', 'tpe') == 'tpe' else 'random search'}"
-    progress(f"study {record.name}: {trials} {what}, up to "
-             f"{cpu_slots if level == 'screen' else record.max_concurrent} at once" +
-             (sampled if level == "screen" else where))
+    progress(f"study {record.name}: {run['trials']} fine-tuning trials, up to {record.max_concurrent} at once{where}")
+    _fit(record, tuner, run["trials"], run_name)
+
+
+def _fit(record: StudyRecord, tuner, trials: int, run_name: str) -> tuple[int, int]:
+    """Run a Tune run of `trials` to its end; (trials that finished, trials that failed). Tune returns
+    normally after Ctrl+C: then the study is not finished."""
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the Pareto table
         results = tuner.fit()
     ended = results.num_terminated + results.num_errors
-    if ended < trials:  # Tune returns normally after Ctrl+C: the study is not finished
+    if ended < trials:
         raise StudyInterrupted(f"study {record.name!r} stopped after {ended} of {trials} trials of "
                                f"{run_name}: continue it with `imlgcn study resume {record.name}`")
-    run["done"] = True
-    record.save()
+    return results.num_terminated, results.num_errors
 
 
 def _screened(record: StudyRecord, run_name: str) -> int:
@@ -305,7 +344,7 @@ def resume_study(name: str, storage: str, address: str | None, progress: Progres
 
 
 def extend_study(name: str, storage: str, num_samples: int, address: str | None, progress: Progress,
-                 tracking_uri: str | None = None, screen: int = 0) -> StudyRecord:
+                 tracking_uri: str | None = None, screen: int = 0, sampler: str = "auto") -> StudyRecord:
     """More trials: screen `screen` more configurations (if asked), then fine-tune `num_samples` promoted
     from everything screened and not fine-tuned yet (sampled by Optuna when the study never screened)."""
     record = load_record(storage, name)
@@ -313,6 +352,6 @@ def extend_study(name: str, storage: str, num_samples: int, address: str | None,
         raise ConfigError(f"study {name!r} did not finish: run `imlgcn study resume {name}` first")
     if num_samples < 1 or screen < 0:
         raise ConfigError(f"--num-samples {num_samples} must be at least 1 and --screen {screen} not negative")
-    plan_runs(record, screen, num_samples)
+    plan_runs(record, screen, num_samples, sampler)
     run_trials(record, address, progress, tracking_uri=tracking_uri)
     return record

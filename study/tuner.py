@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import zlib
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -77,20 +78,28 @@ def trainable(record: StudyRecord, level: str, cpus_per_worker: int, tune_run: s
                                trial_resources(constants, context))
 
 
-def sampler_name(level: str, trials: int) -> str:
-    """The Optuna sampler of a Tune run: TPE, or random for a screening run of more than TPE_MAX_TRIALS."""
-    return "random" if level == "screen" and trials > TPE_MAX_TRIALS else "tpe"
+def sampler_name(level: str, trials: int, asked: str = "auto") -> str:
+    """The Optuna sampler of a Tune run of `trials`: fine-tuning's is TPE; screening's is `asked`, where auto
+    is TPE up to TPE_MAX_TRIALS and random search above."""
+    if level != "screen":
+        return "tpe"
+    if asked != "auto":
+        return asked
+    return "random" if trials > TPE_MAX_TRIALS else "tpe"
 
 
-def sampler(name: str, seed: int):
+def sampler(name: str, seed: int, tune_run: str = ""):
+    """A seeded sampler. Random search draws from a seed of its own per Tune run: a screening in several Tune
+    runs (or resumed) would otherwise draw the same configurations again in each."""
     import optuna
 
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=zlib.crc32(f"{seed}:{tune_run}".encode()))
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, sampling: str = "tpe"):
+def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, sampling: str = "tpe",
+             tune_run: str = ""):
     """OptunaSearch over the level's space with the sampler `sampling`; level 2 starts from the promoted
     `points` (their head values fixed, the backbone's learning rate sampled) and tells scheduler-stopped
     trials as PRUNED."""
@@ -110,7 +119,7 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, 
     from study.search import StudySearch
 
     return StudySearch(space, metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
-                       sampler=sampler(sampling, record.base_config["seed"]), points_to_evaluate=points or None,
+                       sampler=sampler(sampling, record.base_config["seed"], tune_run), points_to_evaluate=points or None,
                        epochs=int(record.base_config["epochs"]), runs_dir=str(record.runs_dir),
                        metric_names=metric if isinstance(metric, list) else [metric], forget_finished=level == "screen")
 
@@ -173,7 +182,10 @@ def set_checkpoint_period(level: str) -> None:
 
 
 def new_tuner(record: StudyRecord, run_name: str, level: str, num_samples: int, cpus_per_worker: int,
-              max_concurrent: int, points: list[dict] | None = None, logical_name: str = "", sampling: str = "tpe"):
+              max_concurrent: int, points: list[dict] | None = None, logical_name: str = "", sampling: str = "tpe",
+              progress_of: tuple[int, int] | None = None):
+    """A new Tune run `run_name` of `num_samples` trials; `progress_of` (ended before, planned in all): the
+    console counts a screening run's parts as one."""
     from ray import tune
 
     set_checkpoint_period(level)
@@ -181,14 +193,14 @@ def new_tuner(record: StudyRecord, run_name: str, level: str, num_samples: int, 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     return tune.Tuner(
         trainable(record, level, cpus_per_worker, logical_name or run_name),
-        tune_config=tune.TuneConfig(search_alg=searcher(record, level, points, sampling), scheduler=scheduler(record, level),
+        tune_config=tune.TuneConfig(search_alg=searcher(record, level, points, sampling, run_name), scheduler=scheduler(record, level),
                                     num_samples=num_samples, max_concurrent_trials=max_concurrent,
                                     trial_dirname_creator=trial_dirname, reuse_actors=reuses_actors(record, level)),
         run_config=tune.RunConfig(name=run_name, storage_path=str(record.tune_dir), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=TRIAL_MAX_FAILURES),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-                                  callbacks=[TrialProgress.create(num_samples, record.tracking_uri,
-                                                                  str(record.runs_dir), level,
+                                  callbacks=[TrialProgress.create(*(progress_of or (0, num_samples)),
+                                                                  record.tracking_uri, str(record.runs_dir), level,
                                                                   searched_names(record, level),
                                                                   int(record.base_config["epochs"]))]),
     )

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from study.pareto import pareto_front
 from tests.mlflow_template import migrated_db
+from trainables.config import TrialConfig
+from trainables.trainable import SCREENED_PARAMS
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +29,12 @@ def tiny_sets(data: str, fast: bool = True) -> list[str]:
             "pretrain_epochs=1", "epochs=1", "gcn_hidden=16", "batch_size=16", f"finetune_backbone={not fast}"]
 
 
-def imlgcn(tmp_path, *args, timeout=900, check=True, db="mlflow.db") -> subprocess.CompletedProcess:
+def imlgcn(tmp_path, *args, timeout=900, check=True, db="mlflow.db", env=None) -> subprocess.CompletedProcess:
     if check:  # a command expected to succeed starts from a migrated store (tests.mlflow_template)
         migrated_db(tmp_path / db)
     done = subprocess.run([EXE, *args, "--storage", str(tmp_path / "studies"), "--tracking-uri",
                            f"sqlite:///{tmp_path}/{db}"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
     if check:
         assert done.returncode == 0, done.stderr[-4000:]
     return done
@@ -55,6 +58,9 @@ def test_study_run_report_and_extend(tmp_path, tiny_data):
                   "--size", "params", "--screen", "12", "--num-samples", "3", *tiny_sets(tiny_data), *PAPER_COCO_ON_CPU)
     screened = runs(tmp_path, "s1", "trial", level="screen")
     assert len(screened) == 12 and len({r.data.tags["trial_id"] for r in screened}) == 12
+    # a screened run logs its head and searched keys, the parent run the whole base config
+    assert all(set(r.data.params) == set(SCREENED_PARAMS) for r in screened)
+    assert set(runs(tmp_path, "s1", "study")[0].data.params) == {f.name for f in fields(TrialConfig)}
     assert "promoting 3 screened configurations" in done.stderr
     trials = runs(tmp_path, "s1", "trial", level="finetune")
     assert len(trials) == 3 and len({r.data.tags["trial_id"] for r in trials}) == 3
@@ -290,14 +296,16 @@ def test_compare_arms_over_seeds_logs_one_run_each_and_the_table(tmp_path, tiny_
 
 
 def test_a_driver_killed_while_screening_resumes_to_exactly_the_asked_trials(tmp_path, tiny_data):
-    """SIGKILL the driver during level 1; `study resume` finishes both levels with one run per trial."""
+    """SIGKILL the driver during level 1; `study resume` finishes both levels with one run per trial. The
+    screening runs as Tune runs of 15 trials (a sweep's 2,000): killed in the first, resumed over the rest."""
     asked = 40
     args = [EXE, "study", "run", "--name", "s6", "--space", "small", "--screen", str(asked), "--num-samples", "2",
             "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
             *tiny_sets(tiny_data)]
     migrated_db(tmp_path / "mlflow.db")
+    chunked = {**os.environ, "IMLGCN_SCREEN_CHUNK": "15"}
     driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+                              start_new_session=True, env=chunked)
     try:
         deadline = time.time() + 600
         while time.time() < deadline and driver.poll() is None and _count(tmp_path, "screen") < 10:
@@ -308,9 +316,11 @@ def test_a_driver_killed_while_screening_resumes_to_exactly_the_asked_trials(tmp
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-    imlgcn(tmp_path, "study", "resume", "s6")
+    done = imlgcn(tmp_path, "study", "resume", "s6", env=chunked)
     screened = runs(tmp_path, "s6", "trial", None, level="screen")
     assert len(screened) == asked and len({r.data.tags["trial_id"] for r in screened}) == asked
+    assert f"screened {asked}/{asked} head configurations" in done.stderr  # the Tune runs counted as one
+    assert (tmp_path / "studies" / "s6" / "tune" / "screen-r2").is_dir()  # 10 before the kill, then 15 + 15
     assert all(r.info.status == "FINISHED" for r in screened)
     tuned = runs(tmp_path, "s6", "trial", None, level="finetune")
     assert len(tuned) == 2 and all(r.info.status == "FINISHED" for r in tuned)

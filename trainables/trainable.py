@@ -127,7 +127,8 @@ def imlgcn_trial(config: dict[str, Any], context: RunContext, constants: dict[st
     tune.report(final)  # the last result: what Optuna (and the schedulers) see
 
 
-# What a screened trial's MLflow run logs as params: the keys a head or a search can change. A sweep screens
+# What a screened trial's MLflow run logs as params: the keys a head or a search can change (and whatever its
+# space searched). A sweep screens
 # tens of thousands: each of its other 35 keys would be one more row to write and to read back in every
 # report (reading a run costs about its number of params, tags and metrics); they are the study's base
 # config, logged once on its parent run.
@@ -163,7 +164,7 @@ def screen_trial(config: dict[str, Any], context: RunContext, constants: dict[st
     trial_id = tune.get_context().get_trial_id()
     tags = {"level": "screen", "tune_run": context.tune_run, "ray_node_id": ray.get_runtime_context().get_node_id(),
             **final_tags(metrics), **search}
-    params = {k: v for k, v in trial_config.to_dict().items() if k in SCREENED_PARAMS}
+    params = {k: v for k, v in trial_config.to_dict().items() if k in SCREENED_PARAMS or k in config}
     run_id = store(context.tracking_uri).record_trial(context.runs_dir, trial_id, context.experiment_id,
                                                      context.parent_run_id, params, final, tags, int(started * 1000))
     # Tune keeps every trial's last result, with running statistics of each number in it, in memory and in
