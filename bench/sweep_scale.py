@@ -3,8 +3,8 @@ per trial behaves as the trials add up. Prints, per `--every` trials (default 1,
 driver's CPU milliseconds per trial, its resident memory, and the sizes of the Tune state, the Optuna journal
 and the MLflow store; then the last stretch against the first (rate ratio, CPU ratio, memory growth per trial).
 
-Then (unless `--no-report`) `imlgcn study report` of the finished study: seconds and HTML size. Then (unless
-`--no-kill`) a second study of the same N is killed with SIGKILL after `--kill-at` of its trials finished and
+Then (`--parts report`) `imlgcn study report` of the finished study: seconds and HTML size. Then (`--parts
+kill`) a second study of the same N is killed with SIGKILL after `--kill-at` of its trials finished and
 resumed with `imlgcn study resume`: seconds from the resume to its first new screened trial, and the count
 of finished screening runs in MLflow (exactly N, no trial id twice).
 
@@ -290,8 +290,8 @@ def main() -> None:
     parser.add_argument("--kill-at", type=float, default=0.5, help="fraction of --trials after which to kill")
     parser.add_argument("--cluster", type=int, default=0, help="ray start nodes on loopback (0: a local Ray)")
     parser.add_argument("--cpus-per-node", type=int, default=2)
-    parser.add_argument("--no-report", action="store_true")
-    parser.add_argument("--no-kill", action="store_true")
+    parser.add_argument("--parts", nargs="+", default=["sweep", "report", "kill"], choices=("sweep", "report", "kill"),
+                        help="sweep: the N-trial study and its stretches; report: its report; kill: the killed study")
     parser.add_argument("--samplers", type=int, default=0, metavar="N",
                         help="compare TPE and random search on N screened trials instead")
     parser.add_argument("--set", nargs="*", default=list(CHEAP), metavar="KEY=VALUE",
@@ -311,17 +311,19 @@ def main() -> None:
             compare_samplers(out, args.samplers, args.set, address)
             return
         sweep = Sweep(out, "scale", args.trials, address, args.set)
-        ran = sweep.watch("run")
-        print(f"\nscreening sweep of {args.trials} trials: {ran['seconds']:.0f} s in all (references included)")
-        print_stretches(stretches(sweep, args.every))
-        finished, distinct = sweep.finished_runs()
-        print(f"finished screening runs in MLflow: {finished} ({distinct} distinct trial ids)")
-        if not args.no_report:
+        if "sweep" in args.parts:
+            ran = sweep.watch("run")
+            print(f"\nscreening sweep of {args.trials} trials: {ran['seconds']:.0f} s in all (references included)")
+            print_stretches(stretches(sweep, args.every))
+            finished, distinct = sweep.finished_runs()
+            print(f"finished screening runs in MLflow: {finished} ({distinct} distinct trial ids)", flush=True)
+        if "report" in args.parts:
             began = time.time()
             subprocess.run([*sweep.command("report")], check=True, capture_output=True)
             html = sweep.study / "report" / "pareto.html"
-            print(f"imlgcn study report: {time.time() - began:.1f} s, pareto.html {html.stat().st_size / 2**20:.2f} MB")
-        if not args.no_kill:
+            print(f"imlgcn study report: {time.time() - began:.1f} s, pareto.html {html.stat().st_size / 2**20:.2f} MB",
+                  flush=True)
+        if "kill" in args.parts:
             killed = Sweep(out, "scale-killed", args.trials, address, args.set)
             cut = int(args.trials * args.kill_at)
             first = killed.watch("run", kill_at=cut)

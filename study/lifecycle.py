@@ -267,12 +267,15 @@ def promote(record: StudyRecord, k: int) -> list[dict]:
     storage = optuna.storages.JournalStorage(JournalFileBackend(record.optuna_journal))
     screened = optuna.load_study(study_name=optuna_study_name(record, "screen"), storage=storage).get_trials(
         deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    taken = [p for run in record.tune_runs.values() for p in run.get("points", [])]
-    candidates, seen = [], []
-    for trial in screened:
-        if trial.params not in taken and trial.params not in seen:
+    def key(params: dict) -> tuple:
+        return tuple(sorted(params.items()))
+
+    seen = {key(p) for run in record.tune_runs.values() for p in run.get("points", [])}  # fine-tuned before
+    candidates = []
+    for trial in screened:  # a set: a sweep screens tens of thousands
+        if key(trial.params) not in seen:
             candidates.append(trial)
-            seen.append(trial.params)
+            seen.add(key(trial.params))
     if not candidates:
         return []
     m_ap = np.array([t.values[0] for t in candidates])

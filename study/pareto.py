@@ -104,20 +104,24 @@ def crowding_distance(high: np.ndarray, low: np.ndarray) -> np.ndarray:
 
 def select_promoted(high: np.ndarray, low: np.ndarray, k: int) -> np.ndarray:
     """Indices of k rows to promote: whole fronts in order of non-dominated rank, the last front cut by
-    crowding distance, so the chosen spread across sizes instead of crowding one end (NSGA-II's rule)."""
+    crowding distance, so the chosen spread across sizes instead of crowding one end (NSGA-II's rule); rows
+    with a NaN last. The fronts are peeled one at a time (pareto_front, O(n log n) each) only until k are
+    chosen: a sweep screens tens of thousands, and sorting all of them into fronts is O(n^2) per front."""
     high, low = np.asarray(high, np.float64), np.asarray(low, np.float64)
-    ranks = non_dominated_ranks(high, low)
+    remaining = ~(np.isnan(high) | np.isnan(low))
     chosen: list[int] = []
-    for rank in range(ranks.max() + 1 if len(ranks) else 0):
-        members = np.flatnonzero(ranks == rank)
+    while len(chosen) < k and remaining.any():
+        rows = np.flatnonzero(remaining)
+        members = rows[pareto_front(np.column_stack([high[rows], low[rows]]))]
         if len(chosen) + len(members) <= k:
             chosen.extend(members.tolist())
         else:
             crowd = crowding_distance(high[members], low[members])
             order = np.lexsort((members, -crowd))  # most isolated first, ties by row
             chosen.extend(members[order[:k - len(chosen)]].tolist())
-        if len(chosen) >= k:
-            break
+        remaining[members] = False
+    invalid = np.flatnonzero(np.isnan(high) | np.isnan(low))
+    chosen.extend(invalid[:max(k - len(chosen), 0)].tolist())
     return np.array(chosen, dtype=int)
 
 

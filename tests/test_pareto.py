@@ -133,3 +133,31 @@ def test_moasha_keeps_the_top_third_by_pareto_rank_at_a_rung():
     # being 4 % larger (crowding once kept the first arrival, whatever its mAP)
     points = [(40.12, 473_040), (58.56, 491_472)]
     assert keeps(points, 1, eta=3) and not keeps(points, 0, eta=3)
+
+
+def test_promotion_peels_fronts_as_the_rank_rule_orders_them_and_scales_to_a_sweep():
+    """select_promoted peels fronts only until k are chosen; on random tables with ties and NaNs it picks
+    exactly what ranking every row first (non_dominated_ranks) and cutting the last front picks."""
+    from study.pareto import crowding_distance, non_dominated_ranks, select_promoted
+
+    rng = np.random.default_rng(0)
+    for case in range(200):
+        n = int(rng.integers(2, 120))
+        high, low = rng.integers(0, 20, n).astype(float), rng.integers(0, 5, n).astype(float)
+        if case % 5 == 0:
+            high[rng.integers(0, n, 3)] = np.nan
+        k = int(rng.integers(1, 20))
+        ranks, expected = non_dominated_ranks(high, low), []
+        for rank in range(ranks.max() + 1):
+            members = np.flatnonzero(ranks == rank)
+            if len(expected) + len(members) <= k:
+                expected.extend(members.tolist())
+            else:
+                order = np.lexsort((members, -crowding_distance(high[members], low[members])))
+                expected.extend(members[order[:k - len(expected)]].tolist())
+            if len(expected) >= k:
+                break
+        assert select_promoted(high, low, k).tolist() == expected
+    # a sweep's screening at one deployed size: every mAP is its own front; the 8 best, not 10,000 fronts
+    m_ap = rng.uniform(40, 60, 10_000)
+    assert sorted(select_promoted(m_ap, np.full(10_000, 375_280.0), 8)) == sorted(np.argsort(-m_ap)[:8])
