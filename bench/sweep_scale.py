@@ -182,17 +182,21 @@ def at(samples: list[Sample], done: int) -> Sample:
 
 
 def stretches(sweep: Sweep, every: int) -> list[dict]:
-    rows, marks = [], list(range(0, sweep.trials + 1, every))
+    """Per `every` finished trials (from the first sample with a finished trial: a resumed driver starts
+    where the killed one stopped): rate, driver CPU per trial, and the sizes at the stretch's end."""
+    rows = []
     start = next((s for s in sweep.samples if s.done > 0), None)
     if start is None:
         return rows
+    last = sweep.samples[-1].done
+    marks = [start.done] + list(range((start.done // every + 1) * every, last + 1, every))
     for low, high in zip(marks, marks[1:]):
-        a = start if low == 0 else at(sweep.samples, low)
+        a = start if low == start.done else at(sweep.samples, low)
         b = at(sweep.samples, high)
         n = max(b.done - a.done, 1)
         rows.append({"trials": f"{low + 1}-{high}", "per_min": n / max(b.t - a.t, 1e-9) * 60,
                      "cpu_ms": (b.cpu_s - a.cpu_s) / n * 1000, "rss_mb": b.rss_mb, "tune_mb": b.tune_mb,
-                     "journal_mb": b.journal_mb, "mlflow_mb": b.mlflow_mb, "first_done": a.done, "rss_a": a.rss_mb})
+                     "journal_mb": b.journal_mb, "mlflow_mb": b.mlflow_mb})
     return rows
 
 
@@ -327,12 +331,18 @@ def main() -> None:
             killed = Sweep(out, "scale-killed", args.trials, address, args.set)
             cut = int(args.trials * args.kill_at)
             first = killed.watch("run", kill_at=cut)
+            print(f"the first driver, killed after {first['killed_at']} screened trials:")
+            print_stretches(stretches(killed, args.every))
+            first_samples = len(killed.samples)
             resumed = killed.watch("resume", first_new=True)
             finished, distinct = killed.finished_runs()
             print(f"killed with SIGKILL after {first['killed_at']} screened trials ({first['seconds']:.0f} s); "
                   f"`study resume`: first new trial {resumed['first_new_trial_s']:.1f} s after it started, "
                   f"{resumed['seconds']:.0f} s in all; finished screening runs {finished} of {args.trials} "
                   f"({distinct} distinct trial ids)")
+            resumed_sweep = Sweep(out, "scale-killed", args.trials, address, args.set, samples=killed.samples[first_samples:])
+            print("the resumed driver:")
+            print_stretches(stretches(resumed_sweep, args.every))
     finally:
         stop_cluster(procs)
     print(f"work folder: {out}")

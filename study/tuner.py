@@ -114,10 +114,10 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, 
     space = functools.partial(constrained_space, head=chosen.head,
                               finetune=chosen.finetune if level == "finetune" else None,
                               num_classes=record.num_classes, constants=record.level_config(level))
-    storage = optuna.storages.JournalStorage(JournalFileBackend(record.optuna_journal))
-    metric, mode = (["mAP", record.size_metric], ["max", "min"]) if record.objective == "multi" else ("mAP", "max")
-    from study.search import StudySearch
+    from study.search import StudySearch, SweepJournalStorage
 
+    storage = SweepJournalStorage(JournalFileBackend(record.optuna_journal))
+    metric, mode = (["mAP", record.size_metric], ["max", "min"]) if record.objective == "multi" else ("mAP", "max")
     return StudySearch(space, metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
                        sampler=sampler(sampling, record.base_config["seed"], tune_run), points_to_evaluate=points or None,
                        epochs=int(record.base_config["epochs"]), runs_dir=str(record.runs_dir),

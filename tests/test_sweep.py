@@ -145,3 +145,28 @@ def test_the_bench_counts_completed_screening_trials_in_a_journal(tmp_path) -> N
     tuned.tell(tuned.ask(), 1.0)  # another level's trial
     screen.tell(screen.ask(), 9.0)
     assert counter.poll() == 6 and counter.created == 8
+
+
+def test_the_sweep_journal_pops_enqueued_trials_as_optunas_does(tmp_path) -> None:
+    """SweepJournalStorage answers ask()'s look for enqueued trials from a watermark; the trials it pops,
+    in order, are the ones Optuna's own journal would pop (a real journal file, two processes' worth)."""
+    from optuna.storages.journal import JournalFileBackend
+
+    from study.search import SweepJournalStorage
+
+    path = str(tmp_path / "optuna.journal")
+    study = optuna.create_study(study_name="s:screen", storage=SweepJournalStorage(JournalFileBackend(path)),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"tau": 0.25})
+    study.enqueue_trial({"tau": 0.75})
+    popped = []
+    for i in range(30):
+        if i == 20:  # enqueued by another process (its own storage object) after many trials
+            other = optuna.load_study(study_name="s:screen", storage=optuna.storages.JournalStorage(JournalFileBackend(path)))
+            other.enqueue_trial({"tau": 0.5})
+        trial = study.ask()
+        popped.append(trial.suggest_float("tau", 0.0, 1.0))
+        study.tell(trial, 1.0)
+    assert popped[:2] == [0.25, 0.75] and popped[20] == 0.5
+    assert len(set(popped)) == 30  # the rest sampled, none popped twice
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
