@@ -103,7 +103,6 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, 
     """OptunaSearch over the level's space with the sampler `sampling`; level 2 starts from the promoted
     `points` (their head values fixed, the backbone's learning rate sampled) and tells scheduler-stopped
     trials as PRUNED."""
-    import optuna
     from optuna.storages.journal import JournalFileBackend
 
     from search_spaces import get_space

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
-import pytest
 from ray.tune.experiment import Trial
 
 from study import tuner
