@@ -197,17 +197,15 @@ def _run_screening(record: StudyRecord, run_name: str, run: dict, cpu_slots: int
 
     done, failed = _screened(record, run_name), 0
     sampling = run.get("sampler", "tpe")  # planned with the run (records from before: TPE)
-    first = True
+    if done < run["trials"]:
+        progress(f"study {record.name}: {run['trials'] - done} configurations screened on cached features, up to "
+                 f"{cpu_slots} at once, sampled by {'TPE' if sampling == 'tpe' else 'random search'}")
     while done + failed < run["trials"]:
         trials = min(run["trials"] - done - failed, screen_chunk())
         attempt = run.get("attempts", 0)
         run["attempts"] = attempt + 1
         record.save()
         tune_name = run_name if attempt == 0 else f"{run_name}-r{attempt}"
-        if first:
-            progress(f"study {record.name}: {run['trials'] - done} configurations screened on cached features, up to "
-                     f"{cpu_slots} at once, sampled by {'TPE' if sampling == 'tpe' else 'random search'}")
-            first = False
         tuner = new_tuner(record, tune_name, "screen", trials, 1, cpu_slots, None, run_name, sampling,
                           progress_of=(done + failed, run["trials"]))
         finished, errors = _fit(record, tuner, trials, run_name)
