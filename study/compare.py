@@ -26,7 +26,7 @@ from study.paired import compare_table, format_table, frequency_groups
 from study.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_data
 from trainables.config import ConfigError, TrialConfig
 from trainables.mlflow_runs import FINISHED, KILLED, RunLog, store
-from trainables.run_context import RunContext
+from trainables.run_context import RunContext, clear_staging
 
 Progress = Callable[[str], None]
 
@@ -143,6 +143,7 @@ def _arms(config: TrialConfig, arms: dict[str, dict], seeds: list[int], context:
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)))
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the table
         grid = tuner.fit()
+    clear_staging(context.train_storage)
     failed = [f"{r.config['arm']} seed {r.config['seed']}" for r in grid if r.error]
     if failed:
         raise ConfigError(f"{len(failed)} runs failed ({', '.join(failed[:3])}): see their errors above; "

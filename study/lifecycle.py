@@ -21,6 +21,7 @@ from study.preflight import check_ray_address, check_tracking_uri, check_writabl
 from study.record import StudyError, StudyInterrupted, StudyRecord, driver_lock, load_record, study_folder
 from trainables.config import ConfigError, TrialConfig
 from trainables.mlflow_runs import FINISHED, KILLED, RUNNING, store
+from trainables.run_context import clear_staging, screened_runs_dir
 
 Progress = Callable[[str], None]
 
@@ -195,7 +196,9 @@ def _run_screening(record: StudyRecord, run_name: str, run: dict, cpu_slots: int
     Optuna study (which knows every result told before)."""
     from study.tuner import new_tuner
 
-    done, failed = _screened(record, run_name), 0
+    if not run.get("attempts"):  # a new run: its trials' markers are counted on resume
+        run["marked"] = True
+    done, failed = _screened(record, run_name, run), 0
     sampling = run.get("sampler", "tpe")  # planned with the run (records from before: TPE)
     if done < run["trials"]:
         progress(f"study {record.name}: {run['trials'] - done} configurations screened on cached features, up to "
@@ -238,6 +241,7 @@ def _fit(record: StudyRecord, tuner, trials: int, run_name: str) -> tuple[int, i
     normally after Ctrl+C: then the study is not finished."""
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the Pareto table
         results = tuner.fit()
+    clear_staging(str(record.train_dir))
     ended = results.num_terminated + results.num_errors
     if ended < trials:
         raise StudyInterrupted(f"study {record.name!r} stopped after {ended} of {trials} trials of "
@@ -245,10 +249,16 @@ def _fit(record: StudyRecord, tuner, trials: int, run_name: str) -> tuple[int, i
     return results.num_terminated, results.num_errors
 
 
-def _screened(record: StudyRecord, run_name: str) -> int:
-    """Screened trials of Tune run `run_name` that finished (their MLflow runs, tagged tune_run)."""
-    query = f"tags.level = 'screen' and tags.tune_run = '{run_name}' and attributes.status = 'FINISHED'"
-    return len({run.data.tags.get("trial_id") for run in store(record.tracking_uri).search(record.experiment_id, query)})
+def _screened(record: StudyRecord, run_name: str, run: dict) -> int:
+    """Screened trials of planned run `run_name` that finished (their MLflow runs, tagged tune_run): counted
+    from the run's marker folder (RunLog.finished_trials) when the run was planned with one (`marked`),
+    else by reading every run back (a study screened by an earlier version)."""
+    query = f"tags.level = 'screen' and tags.tune_run = '{run_name}'"
+    runs = store(record.tracking_uri)
+    if run.get("marked"):
+        return len(runs.finished_trials(screened_runs_dir(str(record.runs_dir), run_name), record.experiment_id, query))
+    finished = runs.search(record.experiment_id, f"{query} and attributes.status = 'FINISHED'")
+    return len({r.data.tags.get("trial_id") for r in finished})
 
 
 def promote(record: StudyRecord, k: int) -> list[dict]:

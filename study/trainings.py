@@ -15,7 +15,7 @@ from pathlib import Path
 
 from study.failures import TrainingFailed, error_cause
 from trainables.config import TrialConfig
-from trainables.run_context import RunContext
+from trainables.run_context import RunContext, clear_staging
 
 
 def run_trainings(trainings: dict[str, tuple[TrialConfig, RunContext]], storage: str | Path, name: str,
@@ -44,6 +44,8 @@ def run_trainings(trainings: dict[str, tuple[TrialConfig, RunContext]], storage:
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)))
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the command's result
         grid = tuner.fit()
+    for folder in {context.train_storage for _, context in trainings.values()}:
+        clear_staging(folder)
     failed = [(result.config.get("training"), result.error) for result in grid if result.error]
     if failed:
         training, error = failed[0]

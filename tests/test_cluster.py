@@ -107,7 +107,10 @@ def _accepts(host: str, port: int) -> bool:
 def _alive_nodes(address: str, env: dict) -> int:
     code = ("import ray; ray.init(address=%r, _node_ip_address=%r, logging_level='ERROR'); "
             "print(sum(n['Alive'] for n in ray.nodes()))" % (address, HEAD_IP))
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:  # a loaded machine: not up yet, the caller's deadline decides
+        return 0
     return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else 0
 
 

@@ -35,3 +35,29 @@ def test_register_and_download_use_the_store_not_the_working_directory_default(t
                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert moved.returncode == 0, moved.stderr[-3000:]
     assert "weights.txt" in moved.stdout
+
+
+def test_finished_screened_trials_are_counted_from_their_markers(tmp_path):
+    """A resumed screening counts its finished trials from the marker folder (not by reading every run
+    back): a marked run counts; a process killed after its run FINISHED but before marking it leaves its
+    intent, and MLflow is asked about that trial alone; an intent without a run does not count."""
+    from tests.mlflow_template import migrated_db
+    from trainables.mlflow_runs import RunLog
+
+    migrated_db(tmp_path / "mlflow.db")
+    runs = RunLog(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = runs.experiment_id("e")
+    parent = runs.create(experiment, "study", {"stage": "study"}, {})
+    marked, query = tmp_path / "runs" / "screen", "tags.level = 'screen' and tags.tune_run = 'screen'"
+    for trial in ("a", "b", "c"):
+        runs.record_trial(str(marked), trial, experiment, parent, {"tau": 0.4}, {"mAP": 50.0},
+                          {"level": "screen", "tune_run": "screen"}, 0)
+    assert runs.finished_trials(str(marked), experiment, query) == {"a", "b", "c"}
+    assert not list(marked.glob("*.intent"))  # removed once marked
+    (marked / "c.run").unlink()  # killed between FINISHED and the marker
+    (marked / "c.intent").touch()
+    (marked / "d.intent").touch()  # killed before its run was created
+    assert runs.finished_trials(str(marked), experiment, query) == {"a", "b", "c"}
+    assert runs.finished_trials(str(marked), experiment, "tags.level = 'screen' and tags.tune_run = 'other'") == {"a", "b"}
+    every = runs.search(experiment, f"{query} and attributes.status = 'FINISHED'")  # what a full read finds
+    assert {run.data.tags["trial_id"] for run in every} == {"a", "b", "c"}

@@ -72,7 +72,7 @@ def report_epoch(runtime: Runtime, metrics: dict, state: dict | None) -> None:
     passes to the reporter, which deletes it once persisted (a Ray Train worker uploads it in the
     background while training goes on)."""
     if runtime.is_main and state is not None:
-        folder = tempfile.mkdtemp(prefix="imlgcn-checkpoint-")
+        folder = tempfile.mkdtemp(prefix="imlgcn-checkpoint-", dir=runtime.staging_dir)
         torch.save(state, os.path.join(folder, "state.pt"))
         runtime.report(metrics, folder)
     else:

@@ -50,6 +50,9 @@ def final_tags(result: Mapping[str, object]) -> dict[str, str]:
     return {DEVICE_KEY: str(result[DEVICE_KEY])} if DEVICE_KEY in result else {}
 
 
+INTENT = ".intent"  # record_trial's file for a run it is about to create
+
+
 def trial_run_id(runs_dir: str, trial_id: str) -> str | None:
     """The MLflow run id recorded for a study trial, or None before the trial started."""
     marker = os.path.join(runs_dir, f"{trial_id}.run")
@@ -177,6 +180,9 @@ class RunLog:
         run_id = trial_run_id(runs_dir, trial_id)
         if run_id is not None:
             return run_id
+        intent = Path(runs_dir, f"{trial_id}{INTENT}")  # the run may exist unmarked (see finished_trials)
+        os.makedirs(runs_dir, exist_ok=True)
+        intent.touch()
         tags = {"stage": "trial", "trial_id": trial_id, "mlflow.parentRunId": parent_run_id, **tags}
         run_id = self._client.create_run(experiment_id, start_time=started_ms, tags=tags, run_name=trial_id).info.run_id
         now = int(time.time() * 1000)
@@ -184,7 +190,22 @@ class RunLog:
                                metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
         self._client.set_terminated(run_id, FINISHED, end_time=now)
         _write_marker(runs_dir, trial_id, run_id)
+        intent.unlink()
         return run_id
+
+    def finished_trials(self, runs_dir: str, experiment_id: str, query: str) -> set[str]:
+        """The trial ids of `record_trial`'s runs in `runs_dir` that finished, read from the folder, not by
+        reading every run back: a run is marked (`<trial_id>.run`) once FINISHED, and its intent file
+        (`<trial_id>.intent`) removed once marked. A process killed in between leaves the intent: only
+        those trials are looked up in MLflow (their FINISHED runs matching `query`)."""
+        folder = Path(runs_dir)
+        done = {p.name[:-len(".run")] for p in folder.glob("*.run")}
+        for intent in folder.glob(f"*{INTENT}"):
+            trial_id = intent.name[:-len(INTENT)]
+            if trial_id not in done and self.search(experiment_id, f"{query} and tags.trial_id = '{trial_id}' and "
+                                                    "attributes.status = 'FINISHED'", max_results=1):
+                done.add(trial_id)
+        return done
 
     def trial_run(self, runs_dir: str, trial_id: str, experiment_id: str, parent_run_id: str,
                   params: Mapping[str, object], node_id: str, tags: Mapping[str, str] | None = None,

@@ -9,7 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from dataclasses import dataclass
+
+STAGING = "staging"
+
+
+def clear_staging(train_storage: str) -> None:
+    """Remove the checkpoint folders runs of `train_storage` left unreported (see RunContext.staging_dir):
+    called by the driver once no run of it is live."""
+    shutil.rmtree(os.path.join(train_storage, STAGING), ignore_errors=True)
+
+
+def screened_runs_dir(runs_dir: str, tune_run: str) -> str:
+    """Where screened trials mark their MLflow runs: a folder per planned screening run, which its driver
+    counts on resume (RunLog.finished_trials) instead of reading thousands of runs back."""
+    return os.path.join(runs_dir, tune_run) if tune_run else runs_dir
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,17 @@ class RunContext:
     def reference(self, stage1_key: str) -> str:
         """The baseline key a run of stage 1 `stage1_key` compares with ("" = its own)."""
         return dict(self.baseline_keys).get(stage1_key, "")
+
+    def screened_runs_dir(self) -> str:
+        """Where this screened trial marks its MLflow run (see screened_runs_dir)."""
+        return screened_runs_dir(self.runs_dir, self.tune_run)
+
+    def staging_dir(self, name: str) -> str:
+        """Where run `name` writes a checkpoint folder before reporting it: train_storage/staging/name, with
+        the study's (or training's) own files, not the system's temp folder. The reporter deletes each folder
+        once persisted; a trial stopped by a scheduler inside its report (its thread never resumes) leaves its
+        last one, which its retry clears and the driver removes once the Tune run is over (clear_staging)."""
+        return os.path.join(self.train_storage, STAGING, name)
 
     def for_run(self, run_id: str, name: str, keep_checkpoints: str = "all") -> "RunContext":
         """This context for one training: its MLflow run, and its model folder models_dir/name (none when

@@ -41,6 +41,7 @@ class Runtime:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     report: Report = discard_report
     checkpoint_dir: str | None = None
+    staging_dir: str | None = None  # where checkpoint folders are made before reporting (None = the temp folder)
     wrap_model: Callable[[nn.Module], nn.Module] | None = None
     autocast_dtype: torch.dtype | None = None  # mixed precision (bf16 / fp16); None = fp32
     channels_last: bool = False  # NHWC images and weights (GPU only)

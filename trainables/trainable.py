@@ -19,6 +19,7 @@ node, and neither node has the whole CPU a worker needs: a deadlock, seen on suc
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -72,6 +73,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict:
     """TorchTrainer entry: {"trial": TrialConfig, "context": RunContext}. Returns the run's final metrics
     (rank 0's is the Result's `return_value`: Train V2's `Result.metrics` holds only the last report that
     came with a checkpoint, which misses a run whose last report has none, e.g. epochs=0)."""
+    import ray.train
     import torch
 
     entered = time.time()
@@ -86,7 +88,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict:
         if run_id:
             runs.log_epoch(run_id, report)
 
-    runtime = worker_runtime(on_report=log_epoch, started_at=context.started_at or entered)
+    runtime = worker_runtime(on_report=log_epoch, started_at=context.started_at or entered,
+                             staging_dir=context.staging_dir(ray.train.get_context().get_experiment_name()))
     log = _stderr if runtime.is_main else (lambda text: None)
     log(f"[workers] {runtime.world_size} Ray Train worker(s), rank 0 on node {_node_ip()}, "
         f"{torch.get_num_threads()} torch thread(s), device {runtime.device}")
@@ -165,7 +168,7 @@ def screen_trial(config: dict[str, Any], context: RunContext, constants: dict[st
     tags = {"level": "screen", "tune_run": context.tune_run, "ray_node_id": ray.get_runtime_context().get_node_id(),
             **final_tags(metrics), **search}
     params = {k: v for k, v in trial_config.to_dict().items() if k in SCREENED_PARAMS or k in config}
-    run_id = store(context.tracking_uri).record_trial(context.runs_dir, trial_id, context.experiment_id,
+    run_id = store(context.tracking_uri).record_trial(context.screened_runs_dir(), trial_id, context.experiment_id,
                                                      context.parent_run_id, params, final, tags, int(started * 1000))
     # Tune keeps every trial's last result, with running statistics of each number in it, in memory and in
     # its state: only what the searcher and the console read (the rest is in MLflow)
@@ -235,6 +238,7 @@ def _train_in_trial(config: TrialConfig, run: RunContext, runs: RunLog, to_tune:
     """The stages in this Tune trial's process, on the CPUs (and GPU) the trial holds: every epoch goes
     to MLflow and, with its checkpoint, to Tune, which retries a failed trial from the last one."""
     import torch
+    from ray import tune
 
     for name in ("ray.train", "ray.tune"):  # no INFO line per checkpoint: the epoch lines are the progress
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -246,7 +250,8 @@ def _train_in_trial(config: TrialConfig, run: RunContext, runs: RunLog, to_tune:
         if run_id:
             runs.log_epoch(run_id, report)
 
-    runtime = tune_runtime(on_report=log_epoch, device=device, started_at=run.started_at, to_tune=to_tune)
+    runtime = tune_runtime(on_report=log_epoch, device=device, started_at=run.started_at, to_tune=to_tune,
+                           staging_dir=run.staging_dir(f"trial-{tune.get_context().get_trial_id()}"))
     _stderr(f"[trial] training in its own Tune trial process on node {_node_ip()}, {torch.get_num_threads()} "
             f"torch thread(s), device {device}")
     return _run_stages(config, run, runtime, _stderr, runs)
@@ -299,8 +304,17 @@ def _restored_dir(checkpoint, prefix: str) -> str | None:
     return folder
 
 
-def worker_runtime(on_report: Callable[[dict], None] | None = None, started_at: float | None = None) -> Runtime:
-    """The Runtime of this Ray Train worker: rank, device, DDP wrapping, reports and restored checkpoint."""
+def _fresh_folder(folder: str) -> str:
+    """`folder`, emptied of what an earlier attempt of the same run left (that attempt is over)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def worker_runtime(on_report: Callable[[dict], None] | None = None, started_at: float | None = None,
+                   staging_dir: str | None = None) -> Runtime:
+    """The Runtime of this Ray Train worker: rank, device, DDP wrapping, reports and restored checkpoint;
+    checkpoint folders are made under `staging_dir` (see RunContext.staging_dir)."""
     import ray.train
     import ray.train.torch
 
@@ -313,26 +327,30 @@ def worker_runtime(on_report: Callable[[dict], None] | None = None, started_at: 
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None,
                          checkpoint_upload_mode=ray.train.CheckpointUploadMode.ASYNC)
 
+    staging = _fresh_folder(f"{staging_dir}-rank{context.get_world_rank()}") if staging_dir else None
     return Runtime(rank=context.get_world_rank(), world_size=context.get_world_size(),
-                   device=ray.train.torch.get_device(), report=report,
+                   device=ray.train.torch.get_device(), report=report, staging_dir=staging,
                    checkpoint_dir=_restored_dir(ray.train.get_checkpoint(), "imlgcn-restore-"),
                    wrap_model=lambda m: ray.train.torch.prepare_model(m, move_to_device=False),
                    started_at=started_at or time.time())
 
 
 def tune_runtime(on_report: Callable[[dict], None], device=None, started_at: float | None = None,
-                 to_tune: Callable[[dict], bool] = is_trial_result) -> Runtime:
+                 to_tune: Callable[[dict], bool] = is_trial_result, staging_dir: str | None = None) -> Runtime:
     """The Runtime of a run that trains in its own Tune trial process (one rank): the reports `to_tune`
-    chooses go to Tune with their checkpoints."""
+    chooses go to Tune with their checkpoints, made under `staging_dir` (see RunContext.staging_dir)."""
     from ray import tune
 
     def report(metrics: dict, folder: str | None) -> None:
-        on_report(metrics)
-        if to_tune(metrics):
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            on_report(metrics)
+            if to_tune(metrics):  # a trial the scheduler stops exits in here (SystemExit)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
+        finally:
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
 
     extra = {"device": device} if device is not None else {}
     return Runtime(report=report, checkpoint_dir=_restored_dir(tune.get_checkpoint(), "imlgcn-trial-"),
-                   started_at=started_at or time.time(), **extra)
+                   started_at=started_at or time.time(), staging_dir=_fresh_folder(staging_dir) if staging_dir else None,
+                   **extra)
