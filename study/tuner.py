@@ -103,8 +103,6 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, 
     """OptunaSearch over the level's space with the sampler `sampling`; level 2 starts from the promoted
     `points` (their head values fixed, the backbone's learning rate sampled) and tells scheduler-stopped
     trials as PRUNED."""
-    from optuna.storages.journal import JournalFileBackend
-
     from search_spaces import get_space
     from study.console import quiet_libraries
 
@@ -113,9 +111,9 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, 
     space = functools.partial(constrained_space, head=chosen.head,
                               finetune=chosen.finetune if level == "finetune" else None,
                               num_classes=record.num_classes, constants=record.level_config(level))
-    from study.search import StudySearch, SweepJournalStorage
+    from study.search import StudySearch, journal_storage
 
-    storage = SweepJournalStorage(JournalFileBackend(record.optuna_journal))
+    storage = journal_storage(str(record.optuna_journal))
     metric, mode = (["mAP", record.size_metric], ["max", "min"]) if record.objective == "multi" else ("mAP", "max")
     return StudySearch(space, metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
                        sampler=sampler(sampling, record.base_config["seed"], tune_run), points_to_evaluate=points or None,

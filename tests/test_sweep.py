@@ -169,3 +169,21 @@ def test_the_sweep_journal_pops_enqueued_trials_as_optunas_does(tmp_path) -> Non
     assert popped[:2] == [0.25, 0.75] and popped[20] == 0.5
     assert len(set(popped)) == 30  # the rest sampled, none popped twice
     assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+
+
+def test_a_driver_keeps_one_journal_storage_and_sees_other_writers(tmp_path):
+    """Each Tune run of a screening builds a new searcher over the same journal: it gets the driver's one
+    storage (no replay of the whole sweep per run), which still sees what another process wrote."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    from study.search import journal_storage
+
+    path = str(tmp_path / "optuna.journal")
+    first = optuna.create_study(study_name="s:screen", storage=journal_storage(path), sampler=optuna.samplers.RandomSampler(0))
+    first.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    other = optuna.load_study(study_name="s:screen", storage=optuna.storages.JournalStorage(JournalFileBackend(path)))
+    other.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)  # as another process would
+    again = optuna.load_study(study_name="s:screen", storage=journal_storage(path))
+    assert journal_storage(path) is journal_storage(path) and len(again.get_trials(deepcopy=False)) == 5
+    assert [t.number for t in again.get_trials(deepcopy=False)] == list(range(5))
