@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import sqlite3
@@ -256,14 +257,20 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def start_cluster(nodes: int, cpus: int, logs: Path) -> tuple[str, list[subprocess.Popen]]:
-    """A head on 127.0.0.2 and nodes-1 more on 127.0.0.3..., `cpus` logical CPUs each."""
+def start_cluster(nodes: int, cpus: int, logs: Path, procs: list[subprocess.Popen]) -> str:
+    """A head on 127.0.0.2 and nodes-1 more on 127.0.0.3..., `cpus` logical CPUs each, with token
+    authentication (Ray's default for `ray start --head`): the token file reaches every node, the check and
+    the study drivers through the environment."""
+    token = logs / "ray_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)})
     head_ip, port = "127.0.0.2", free_port("127.0.0.2")
     common = ["--num-cpus", str(cpus), "--block", "--disable-usage-stats"]
-    procs = [subprocess.Popen([str(BIN / "ray"), "start", "--head", "--node-ip-address", head_ip, "--port", str(port),
+    procs.append(subprocess.Popen([str(BIN / "ray"), "start", "--head", "--node-ip-address", head_ip, "--port", str(port),
                                "--dashboard-host", "127.0.0.1", "--ray-client-server-port", str(free_port("127.0.0.1")),
                                *common], stdout=open(logs / "head.log", "w"), stderr=subprocess.STDOUT,
-                              start_new_session=True)]
+                              start_new_session=True))
     address = f"{head_ip}:{port}"
     time.sleep(8)
     for i in range(1, nodes):
@@ -273,7 +280,7 @@ def start_cluster(nodes: int, cpus: int, logs: Path) -> tuple[str, list[subproce
     code = ("import ray, time; ray.init(address=%r, _node_ip_address=%r, logging_level='ERROR')\n"
             "while sum(n['Alive'] for n in ray.nodes()) < %d: time.sleep(1)" % (address, head_ip, nodes))
     subprocess.run([sys.executable, "-c", code], timeout=300, check=True, capture_output=True)
-    return address, procs
+    return address
 
 
 def stop_cluster(procs: list[subprocess.Popen]) -> None:
@@ -305,11 +312,11 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="sweep_scale_")).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    address, procs = (None, [])
-    if args.cluster:
-        address, procs = start_cluster(args.cluster, args.cpus_per_node, out)
-        print(f"cluster: {args.cluster} nodes x {args.cpus_per_node} logical CPUs at {address}", flush=True)
+    address, procs = None, []
     try:
+        if args.cluster:  # stopped below however it ends (procs holds every node started)
+            address = start_cluster(args.cluster, args.cpus_per_node, out, procs)
+            print(f"cluster: {args.cluster} nodes x {args.cpus_per_node} logical CPUs at {address}", flush=True)
         print(f"config: {' '.join(args.set) or 'the defaults'}", flush=True)
         if args.samplers:
             compare_samplers(out, args.samplers, args.set, address)
