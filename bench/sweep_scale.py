@@ -268,18 +268,23 @@ def start_cluster(nodes: int, cpus: int, logs: Path, procs: list[subprocess.Pope
     head_ip, port = "127.0.0.2", free_port("127.0.0.2")
     common = ["--num-cpus", str(cpus), "--block", "--disable-usage-stats"]
     procs.append(subprocess.Popen([str(BIN / "ray"), "start", "--head", "--node-ip-address", head_ip, "--port", str(port),
-                               "--dashboard-host", "127.0.0.1", "--ray-client-server-port", str(free_port("127.0.0.1")),
+                               "--include-dashboard", "false", "--ray-client-server-port", str(free_port("127.0.0.1")),
                                *common], stdout=open(logs / "head.log", "w"), stderr=subprocess.STDOUT,
                               start_new_session=True))
     address = f"{head_ip}:{port}"
-    time.sleep(8)
-    for i in range(1, nodes):
-        procs.append(subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--node-ip-address",
-                                       f"127.0.0.{2 + i}", *common], stdout=open(logs / f"node{i}.log", "w"),
-                                      stderr=subprocess.STDOUT, start_new_session=True))
-    code = ("import ray, time; ray.init(address=%r, _node_ip_address=%r, logging_level='ERROR')\n"
-            "while sum(n['Alive'] for n in ray.nodes()) < %d: time.sleep(1)" % (address, head_ip, nodes))
-    subprocess.run([sys.executable, "-c", code], timeout=300, check=True, capture_output=True)
+    for i in range(1, nodes + 1):  # one node at a time: on 2 cores, nodes starting together time out
+        if i > 1:
+            procs.append(subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--node-ip-address",
+                                           f"127.0.0.{1 + i}", *common], stdout=open(logs / f"node{i - 1}.log", "w"),
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+        code = ("import ray, time; ray.init(address=%r, _node_ip_address=%r, logging_level='ERROR')\n"
+                "while sum(n['Alive'] for n in ray.nodes()) < %d: time.sleep(1)" % (address, head_ip, i))
+        for attempt in range(30):  # the head may not accept connections yet
+            if subprocess.run([sys.executable, "-c", code], timeout=300, capture_output=True).returncode == 0:
+                break
+            time.sleep(2)
+        else:
+            raise RuntimeError(f"Ray node {i} of {nodes} did not join: see {logs}/node{i - 1}.log")
     return address
 
 
