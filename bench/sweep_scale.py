@@ -89,7 +89,13 @@ def driver_rss_mb(pid: int) -> float:
 
 
 def folder_mb(folder: Path, pattern: str) -> float:
-    return sum(p.stat().st_size for p in folder.glob(pattern) if p.is_file()) / 2**20 if folder.exists() else 0.0
+    total = 0
+    for path in folder.glob(pattern) if folder.exists() else ():
+        try:
+            total += path.stat().st_size
+        except OSError:  # gone since listed (SQLite's -journal comes and goes)
+            pass
+    return total / 2**20
 
 
 @dataclass
