@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -250,11 +251,16 @@ def test_asha_study_then_a_trial_that_keeps_failing_is_recorded_and_the_study_go
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
-    scratch = tmp_path / "scratch"  # the temp folder of the driver and of every Ray process it starts
-    scratch.mkdir()
-    imlgcn(tmp_path, "study", "run", "--name", "s5", "--space", "small", "--screen", "0", "--num-samples", "3",
-           "--objective", "map", *tiny_sets(str(data)), "epochs=3",
-           env={**os.environ, "TMPDIR": str(scratch), "RAY_TMPDIR": "/tmp/ray"})
+    # the temp folder of the driver and of every Ray process it starts: a short path, as Ray's dashboard
+    # binds a Unix socket in it (108 bytes at most; a pytest-xdist tmp_path is too long)
+    scratch = Path(tempfile.mkdtemp(prefix="imlgcn-scratch-"))
+    try:
+        imlgcn(tmp_path, "study", "run", "--name", "s5", "--space", "small", "--screen", "0", "--num-samples", "3",
+               "--objective", "map", *tiny_sets(str(data)), "epochs=3",
+               env={**os.environ, "TMPDIR": str(scratch), "RAY_TMPDIR": "/tmp/ray"})
+        left = sorted(p.name for p in scratch.glob("imlgcn-*"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     for run in runs(tmp_path, "s5", "trial", None):  # ASHA-stopped trials end FINISHED too
         assert run.info.status == "FINISHED" and run.data.tags["stopped_early"] in ("true", "false")
@@ -262,7 +268,7 @@ def test_asha_study_then_a_trial_that_keeps_failing_is_recorded_and_the_study_go
         assert (epochs < 3) == (run.data.tags["stopped_early"] == "true")
     # a trial stopped inside its report never resumed to delete its checkpoint folder: once they leaked
     # into the system's temp folder, one per stopped trial (the size of the model and its optimizer)
-    assert not list(scratch.glob("imlgcn-*")) and not (tmp_path / "studies" / "s5" / "train" / "staging").exists()
+    assert not left and not (tmp_path / "studies" / "s5" / "train" / "staging").exists()
     # Break the split index after stage 1 is cached: every later trial fails when it reads it.
     index = json.loads((tmp_path / "studies" / "s5" / "study.json").read_text())["split_index"]
     Path(index).write_bytes(b"broken")
