@@ -13,7 +13,8 @@ import sys
 import time
 
 from study.console import verbose
-from trainables.mlflow_runs import FINAL_KEYS, FINISHED, RUNNING, final_tags, store, trial_run_id
+from trainables.mlflow_runs import FINAL_KEYS, FINISHED, RUNNING, final_tags, store
+from trainables.run_markers import trial_run_id
 
 STATUS_EVERY_S = 15.0
 

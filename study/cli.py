@@ -240,7 +240,7 @@ def _report(args: argparse.Namespace, record) -> None:
     from study.report import write_report
 
     out = getattr(args, "out", None) or str(record.report_dir)
-    files = write_report(_study_uri(args, record), record.name, out, record.size_metric)
+    files = write_report(_study_uri(args, record), record.name, out, record.size_metric, record.screened_markers())
     progress(f"report: {files['html']} (also {Path(files['csv']).name}, {Path(files['png']).name} and "
              f"{Path(files['txt']).name} there, and on the study's MLflow parent run)")
     rho, pairs = files["agreement"]

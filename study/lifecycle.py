@@ -297,9 +297,11 @@ def promote(record: StudyRecord, k: int) -> list[dict]:
 def _prune(record: StudyRecord, progress: Progress) -> None:
     """keep_checkpoints=front: delete the saved models of trials off the Pareto front."""
     from study.export import prune_models
-    from study.report import trial_table
+    from study.report import finished_trial_runs, trial_table
 
-    trials = trial_table(store(record.tracking_uri), record.name, record.size_metric)
+    runs = store(record.tracking_uri)
+    trials = trial_table(runs, record.name, record.size_metric,
+                         finished_trial_runs(runs, record.name, record.screened_markers()))
     if not trials.empty:
         prune_models(record, trials, progress)
 

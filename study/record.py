@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainables.run_context import RunContext
+from trainables.run_context import RunContext, screened_runs_dir
 
 RECORD_FILE = "study.json"
 STAGE1_FOLDER = "stage1"  # in the storage root: shared by every study of that storage
@@ -94,6 +94,15 @@ class StudyRecord:
     def runs_dir(self) -> Path:
         """`<trial_id>.run` files: the MLflow run id of each trial (see trainables.mlflow_runs)."""
         return self.folder / "mlflow_runs"
+
+    def screened_markers(self) -> dict[str, str] | None:
+        """Each screening Tune run -> the folder its trials mark their runs in, when every one of them marks
+        (planned by this version: `marked`; or not started yet); None for a study screened by an earlier
+        version, read from MLflow alone."""
+        screening = {name: run for name, run in self.tune_runs.items() if run.get("level") == "screen"}
+        if not all(run.get("marked") or not (run.get("done") or run.get("attempts")) for run in screening.values()):
+            return None
+        return {name: screened_runs_dir(str(self.runs_dir), name) for name in screening}
 
     @property
     def optuna_journal(self) -> str:

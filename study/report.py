@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.entities import Run
-
 from study.pareto import pareto_front
 from study.plane import dominating_direct, eligible, format_plane, is_plane, plane_front, plane_rows
 from study.preflight import redact
@@ -25,6 +23,7 @@ from study.report_plots import write_png
 from trainables.config import HEAD, SEARCH, TrialConfig, keys_of
 from trainables.metrics import SIZE_KEYS
 from trainables.mlflow_runs import FINAL_KEYS, RunLog, store
+from trainables.run_markers import LoggedRun
 
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 # MLflow 3.17's UI chooses its GenAI or model-training view from this URL parameter (else from the
@@ -44,9 +43,10 @@ KINDS = {f.name: f.type for f in fields(TrialConfig)}  # str | int | float | boo
 COLUMNS = ("trial_id", "run_id", "level", "pareto_tag", "stopped_early", *METRICS, *SEARCHED, "head_key", "pareto")
 
 
-def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list[Run] | None = None) -> pd.DataFrame:
+def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list[LoggedRun] | None = None) -> pd.DataFrame:
     """One row per finished trial (the latest run when a trial id finished twice), with the `pareto` flag
-    on (max mAP, min `size`); `finished`: the study's FINISHED trial runs, when the caller has read them.
+    on (max mAP, min `size`); `finished`: the study's FINISHED trial runs when the caller has read them
+    (`finished_trial_runs`), else every one read from MLflow.
 
     `level` is screen (head on cached features) or finetune; the front is the fine-tuned one: trials of
     level finetune that ran all their epochs (a scheduler's early stop is no full result).
@@ -54,8 +54,8 @@ def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list
     runs = _latest_per_trial(_finished_runs(runs, study, "trial") if finished is None else finished)
     rows = []
     for run in runs:
-        params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
-        row: dict[str, Any] = {"trial_id": _trial_id(run), "run_id": run.info.run_id,
+        params, metrics, tags = run.params, run.metrics, run.tags
+        row: dict[str, Any] = {"trial_id": run.trial_id, "run_id": run.run_id,
                                "level": tags.get("level", "finetune"), "pareto_tag": tags.get("pareto"),
                                "stopped_early": tags.get("stopped_early") == "true"}
         row.update({key: metrics.get(key, np.nan) for key in METRICS})
@@ -72,7 +72,7 @@ def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list
     searched = searched_params(runs)
     for key in searched:  # any other varying key gets its column too (text: as MLflow stores it)
         if key not in table.columns:
-            table[key] = [run.data.params.get(key, "") for run in runs]
+            table[key] = [run.params.get(key, "") for run in runs]
     table = table.sort_values("trial_id", kind="stable").reset_index(drop=True)
     table.attrs["searched"] = searched
     tuned = ((table["level"] == "finetune") & ~table["stopped_early"]).to_numpy()
@@ -82,13 +82,13 @@ def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list
     return table
 
 
-def searched_params(runs: list[Run]) -> list[str]:
+def searched_params(runs: list[LoggedRun]) -> list[str]:
     """The config keys that differ between the fine-tuned trials (what the study searched), in a stable
     order: the head's first (as screening judges them), then the rest alphabetically."""
-    tuned = [r for r in runs if r.data.tags.get("level", "finetune") == "finetune"] or runs
-    keys = {k for r in tuned for k in r.data.params}
-    varying = {k for k in keys if len({r.data.params.get(k) for r in tuned}) > 1}
-    if any(r.data.params.get("embedding", "none") != "none" for r in tuned):  # a GCN's head is always shown
+    tuned = [r for r in runs if r.tags.get("level", "finetune") == "finetune"] or runs
+    keys = {k for r in tuned for k in r.params}
+    varying = {k for k in keys if len({r.params.get(k) for r in tuned}) > 1}
+    if any(r.params.get("embedding", "none") != "none" for r in tuned):  # a GCN's head is always shown
         varying |= {k for k in SEARCHED if k in HEAD_KEY and k in keys}
     return [k for k in SEARCHED if k in varying] + sorted(varying - set(SEARCHED))
 
@@ -110,10 +110,10 @@ def screening_agreement(trials: pd.DataFrame) -> tuple[float, int]:
 def baseline_table(runs: RunLog, study: str) -> pd.DataFrame:
     """The finished same-budget direct models (backbone + linear head trained as long as the trials):
     the baselines the front must beat; `level` says which trials each one is the reference of."""
-    rows = [{"run_id": run.info.run_id, "backbone": run.data.params.get("backbone", ""),
-             "image_size": pd.to_numeric(run.data.params.get("image_size"), errors="coerce"),
-             "level": run.data.tags.get("level", "finetune"), "mAP": run.data.metrics.get("mAP", np.nan),
-             **{key: run.data.metrics.get(key, np.nan) for key in SIZE_KEYS}}
+    rows = [{"run_id": run.run_id, "backbone": run.params.get("backbone", ""),
+             "image_size": pd.to_numeric(run.params.get("image_size"), errors="coerce"),
+             "level": run.tags.get("level", "finetune"), "mAP": run.metrics.get("mAP", np.nan),
+             **{key: run.metrics.get(key, np.nan) for key in SIZE_KEYS}}
             for run in _finished_runs(runs, study, "baseline")]
     table = pd.DataFrame(rows, columns=["run_id", "backbone", "image_size", "level", "mAP", *SIZE_KEYS])
     for key in ("mAP", *SIZE_KEYS):
@@ -129,15 +129,16 @@ def reference(baselines: pd.DataFrame) -> pd.Series | None:
     return tuned.iloc[-1] if len(tuned) else None
 
 
-def write_report(tracking_uri: str, study: str, out_dir: str | Path, size: str = "n_params") -> dict[str, Any]:
+def write_report(tracking_uri: str, study: str, out_dir: str | Path, size: str = "n_params",
+                 screened: dict[str, str] | None = None) -> dict[str, Any]:
     """Write trials.csv, front.txt, pareto.png and pareto.html to `out_dir` for the front on (max mAP,
     min `size`), log them on the study's parent run with its summary metrics, and keep every trial run's
-    `pareto` tag current."""
+    `pareto` tag current. `screened`: see finished_trial_runs."""
     from study.front_table import format_front
     from study.report_html import write_html
 
     runs = store(tracking_uri)
-    finished = _finished_runs(runs, study, "trial")  # read once: a sweep has tens of thousands
+    finished = finished_trial_runs(runs, study, screened)  # read once: a sweep has tens of thousands
     trials = trial_table(runs, study, size, finished)
     if trials.empty:
         raise StudyError(f"study {study!r} has no finished trials yet: resume the study (`imlgcn study resume "
@@ -222,35 +223,45 @@ def _experiment_id(runs: RunLog, study: str) -> str:
     return experiment
 
 
-def _finished_runs(runs: RunLog, study: str, stage: str) -> list[Run]:
+def _finished_runs(runs: RunLog, study: str, stage: str) -> list[LoggedRun]:
     """Every FINISHED run of `stage` in the study's experiment, all pages."""
-    return runs.search(_experiment_id(runs, study), f"tags.stage = '{stage}' and attributes.status = 'FINISHED'")
+    return runs.search_logged(_experiment_id(runs, study), f"tags.stage = '{stage}' and attributes.status = 'FINISHED'")
 
 
-def _trial_id(run: Run) -> str:
-    return run.data.tags.get("trial_id") or run.info.run_id
+def finished_trial_runs(runs: RunLog, study: str, screened: dict[str, str] | None = None) -> list[LoggedRun]:
+    """Every FINISHED trial run of the study. With `screened` (every screening Tune run of the study -> the
+    folder its trials mark their runs in, `StudyRecord.screened_markers`), the screened runs are read from
+    their markers and only the others from MLflow: a sweep's tens of thousands of screened runs take
+    seconds, not minutes (see trainables.run_markers)."""
+    if screened is None:
+        return _finished_runs(runs, study, "trial")
+    experiment = _experiment_id(runs, study)
+    rows = [run for tune_run, folder in screened.items() for run in runs.recorded_trials(
+        folder, experiment, f"tags.stage = 'trial' and tags.level = 'screen' and tags.tune_run = '{tune_run}'")]
+    return rows + runs.search_logged(experiment, "tags.stage = 'trial' and tags.level != 'screen' and "
+                                                 "attributes.status = 'FINISHED'")
 
 
-def _latest_per_trial(runs: list[Run]) -> list[Run]:
+def _latest_per_trial(runs: list[LoggedRun]) -> list[LoggedRun]:
     """A retried trial may have finished twice: keep the run that ended last, and say so."""
-    by_trial: dict[str, list[Run]] = {}
+    by_trial: dict[str, list[LoggedRun]] = {}
     for run in runs:
-        by_trial.setdefault(_trial_id(run), []).append(run)
+        by_trial.setdefault(run.trial_id, []).append(run)
     kept = []
     for trial_id, group in by_trial.items():
-        group.sort(key=lambda run: run.info.end_time or 0)
+        group.sort(key=lambda run: run.end_time or 0)
         if len(group) > 1:
-            warnings.warn(f"trial {trial_id} has {len(group)} finished runs: keeping {group[-1].info.run_id}, "
+            warnings.warn(f"trial {trial_id} has {len(group)} finished runs: keeping {group[-1].run_id}, "
                           "the one that ended last", stacklevel=3)
         kept.append(group[-1])
     return kept
 
 
-def _parent_run_id(runs: RunLog, study: str, finished: list[Run]) -> str:
+def _parent_run_id(runs: RunLog, study: str, finished: list[LoggedRun]) -> str:
     """The study's parent run: the stage=study run most `finished` trials point to, else the latest one."""
     parents = runs.search(_experiment_id(runs, study), "tags.stage = 'study'", order_by=["attributes.start_time DESC"])
     if not parents:
         raise StudyError(f"study {study!r} has no parent run (tag stage=study): re-run `imlgcn study` "
                          "for it so the report has a run to attach to")
-    children = Counter(run.data.tags.get("mlflow.parentRunId") for run in finished)
+    children = Counter(run.tags.get("mlflow.parentRunId") for run in finished)
     return max(parents, key=lambda run: children[run.info.run_id]).info.run_id

@@ -21,7 +21,7 @@ from optuna.storages import JournalStorage
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from trainables.mlflow_runs import trial_run_id
+from trainables.run_markers import trial_run_id
 
 
 class StudySearch(OptunaSearch):

@@ -61,3 +61,32 @@ def test_finished_screened_trials_are_counted_from_their_markers(tmp_path):
     assert runs.finished_trials(str(marked), experiment, "tags.level = 'screen' and tags.tune_run = 'other'") == {"a", "b"}
     every = runs.search(experiment, f"{query} and attributes.status = 'FINISHED'")  # what a full read finds
     assert {run.data.tags["trial_id"] for run in every} == {"a", "b", "c"}
+
+
+def test_screened_runs_read_from_their_markers_equal_the_mlflow_runs(tmp_path):
+    """The report reads a sweep's screened runs from their markers: the same run ids, params, metrics,
+    tags and end times as MLflow holds; a trial killed between FINISHED and its marker (an intent) is read
+    from MLflow, one killed before its run existed is absent, and markers of an earlier version (run id
+    only) make the folder's runs be read from MLflow."""
+    from tests.mlflow_template import migrated_db
+    from trainables.mlflow_runs import RunLog
+    from trainables.run_markers import trial_run_id
+
+    migrated_db(tmp_path / "mlflow.db")
+    runs = RunLog(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = runs.experiment_id("e")
+    parent = runs.create(experiment, "study", {"stage": "study"}, {})
+    folder, query = tmp_path / "runs" / "screen", "tags.level = 'screen' and tags.tune_run = 'screen'"
+    for n, trial in enumerate(("a", "b", "c")):
+        runs.record_trial(str(folder), trial, experiment, parent, {"tau": 0.1 * n, "embedding": "fpca"},
+                          {"mAP": 50.0 + n, "n_params": 1000 + n}, {"level": "screen", "tune_run": "screen"}, 1_000 * n)
+    mlflow_view = {run.run_id: run for run in runs.search_logged(experiment, f"{query} and attributes.status = 'FINISHED'")}
+    marker_view = {run.run_id: run for run in runs.recorded_trials(str(folder), experiment, query)}
+    assert marker_view == mlflow_view and len(marker_view) == 3
+    assert trial_run_id(str(folder), "b") == runs.search_logged(experiment, "tags.trial_id = 'b'")[0].run_id
+    (folder / "c.run").unlink()  # killed between FINISHED and the marker
+    (folder / "c.intent").touch()
+    (folder / "d.intent").touch()  # killed before its run was created
+    assert {run.run_id: run for run in runs.recorded_trials(str(folder), experiment, query)} == mlflow_view
+    (folder / "a.run").write_text(trial_run_id(str(folder), "a"))  # as an earlier version marked it
+    assert {run.run_id: run for run in runs.recorded_trials(str(folder), experiment, query)} == mlflow_view

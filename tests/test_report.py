@@ -230,3 +230,33 @@ def test_mlflow_links_open_the_model_training_view() -> None:
     url = run_url("https://user:secret@mlflow.example:5000", "7", "abc")
     assert url.endswith("/#/experiments/7/runs/abc?workflowType=machine_learning") and "secret" not in url
     assert run_url("sqlite:///x.db", "7", "abc").startswith("http://127.0.0.1:5000/#/experiments/7/runs/abc")
+
+
+def test_screened_rows_read_from_markers_equal_those_read_from_mlflow(tmp_path) -> None:
+    """A sweep's report reads its screened runs from their markers (trainables.run_markers) and only the
+    fine-tuned ones from MLflow: the trial table is the same as the one read from MLflow alone."""
+    from tests.mlflow_template import migrated_db
+    from study.report import finished_trial_runs
+
+    migrated_db(tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    runs = mlflow_store(uri)
+    experiment = runs.experiment_id("sweep")
+    parent = runs.create(experiment, "study", {"stage": "study"})
+    folders = {"screen": str(tmp_path / "runs" / "screen"), "screen-r1": str(tmp_path / "runs" / "screen-r1")}
+    for n, (trial_id, (embedding, tau, p, pca_dim, m_ap, n_params)) in enumerate(TRIALS.items()):
+        tune_run = "screen" if n < 5 else "screen-r1"
+        params = {"embedding": embedding, "tau": tau, "p": p, "pca_dim": pca_dim, "gcn_lr": 0.001 * (n + 1)}
+        metrics = dict(mAP=m_ap, CP=50, CR=40, CF1=44, OP=60, OR=55, OF1=57, n_params=n_params, wall_time_s=0.1)
+        runs.record_trial(folders[tune_run], f"s{trial_id}", experiment, parent, params, metrics,
+                          {"level": "screen", "tune_run": tune_run}, 0)
+    client = MlflowClient(tracking_uri=uri)
+    for trial_id in ("t1", "t4"):
+        run_id = _trial(client, experiment, parent, trial_id, TRIALS[trial_id])
+        client.set_tag(run_id, "level", "finetune")
+    from_mlflow = trial_table(runs, "sweep")
+    finished = finished_trial_runs(runs, "sweep", folders)
+    assert len(finished) == len(TRIALS) + 2
+    from_markers = trial_table(runs, "sweep", finished=finished)
+    pd.testing.assert_frame_equal(from_markers, from_mlflow)
+    assert (from_markers["level"] == "screen").sum() == len(TRIALS) and from_markers["pareto"].sum() == 2

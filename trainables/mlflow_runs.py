@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from trainables.metrics import DEVICE_KEY, FINAL_METRICS, SIZE_KEYS
+from trainables.run_markers import INTENT, LoggedRun, logged_runs, marked_trials, pending_intents, trial_run_id, write_marker
 
 # a finished run's result; the sizes (trainables.sizes) are metrics so the UI can chart them; the device
 # their timings come from is the run's tag DEVICE_KEY
@@ -48,18 +49,6 @@ def search_tags(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, st
 def final_tags(result: Mapping[str, object]) -> dict[str, str]:
     """The tags of a run's last result: the device its latency was timed on."""
     return {DEVICE_KEY: str(result[DEVICE_KEY])} if DEVICE_KEY in result else {}
-
-
-INTENT = ".intent"  # record_trial's file for a run it is about to create
-
-
-def trial_run_id(runs_dir: str, trial_id: str) -> str | None:
-    """The MLflow run id recorded for a study trial, or None before the trial started."""
-    marker = os.path.join(runs_dir, f"{trial_id}.run")
-    if not os.path.exists(marker):
-        return None
-    with open(marker) as handle:
-        return handle.read().strip()
 
 
 @functools.lru_cache(maxsize=8)
@@ -189,7 +178,9 @@ class RunLog:
         self._client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
                                metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
         self._client.set_terminated(run_id, FINISHED, end_time=now)
-        _write_marker(runs_dir, trial_id, run_id)
+        logged = LoggedRun(run_id, now, {k: str(v) for k, v in params.items()},
+                           {k: float(v) for k, v in metrics.items()}, {**tags, "mlflow.runName": trial_id})
+        write_marker(runs_dir, trial_id, run_id, logged)
         intent.unlink()
         return run_id
 
@@ -198,14 +189,24 @@ class RunLog:
         reading every run back: a run is marked (`<trial_id>.run`) once FINISHED, and its intent file
         (`<trial_id>.intent`) removed once marked. A process killed in between leaves the intent: only
         those trials are looked up in MLflow (their FINISHED runs matching `query`)."""
-        folder = Path(runs_dir)
-        done = {p.name[:-len(".run")] for p in folder.glob("*.run")}
-        for intent in folder.glob(f"*{INTENT}"):
-            trial_id = intent.name[:-len(INTENT)]
-            if trial_id not in done and self.search(experiment_id, f"{query} and tags.trial_id = '{trial_id}' and "
-                                                    "attributes.status = 'FINISHED'", max_results=1):
+        done = marked_trials(runs_dir)
+        for trial_id in pending_intents(runs_dir):
+            if self.search(experiment_id, f"{query} and tags.trial_id = '{trial_id}' and "
+                                          "attributes.status = 'FINISHED'", max_results=1):
                 done.add(trial_id)
         return done
+
+    def recorded_trials(self, runs_dir: str, experiment_id: str, query: str) -> list[LoggedRun]:
+        """The FINISHED runs of `record_trial`'s trials in `runs_dir`, read from their markers; the few a
+        killed process left unmarked (an intent) are read from MLflow (FINISHED runs matching `query`), and
+        all of them when an earlier version marked them (run id only)."""
+        found, unread = logged_runs(runs_dir)
+        if unread:  # markers of an earlier version: the folder's runs in one search
+            return self.search_logged(experiment_id, f"{query} and attributes.status = 'FINISHED'")
+        for trial_id in pending_intents(runs_dir):
+            found += self.search_logged(experiment_id, f"{query} and tags.trial_id = '{trial_id}' and "
+                                                       "attributes.status = 'FINISHED'")
+        return found
 
     def trial_run(self, runs_dir: str, trial_id: str, experiment_id: str, parent_run_id: str,
                   params: Mapping[str, object], node_id: str, tags: Mapping[str, str] | None = None,
@@ -220,7 +221,7 @@ class RunLog:
         tags = {"stage": "trial", "trial_id": trial_id, "ray_node_id": node_id, "mlflow.parentRunId": parent_run_id,
                 **(tags or {})}
         run_id = self.create(experiment_id, run_name or trial_id, tags, params)
-        _write_marker(runs_dir, trial_id, run_id)
+        write_marker(runs_dir, trial_id, run_id)
         return run_id
 
     # --- reading runs
@@ -236,6 +237,11 @@ class RunLog:
             token = page.token
             if not token or (max_results is not None and len(runs) >= max_results):
                 return runs
+
+    def search_logged(self, experiment_id: str, query: str) -> list[LoggedRun]:
+        """`search`, as the values the report reads (LoggedRun)."""
+        return [LoggedRun(run.info.run_id, run.info.end_time or 0, dict(run.data.params), dict(run.data.metrics),
+                          dict(run.data.tags)) for run in self.search(experiment_id, query)]
 
     def metric_history(self, run_id: str, key: str) -> list:
         return self._client.get_metric_history(run_id, key)
@@ -300,13 +306,3 @@ class RunLog:
         finally:
             mlflow.set_tracking_uri(tracking)
             mlflow.set_registry_uri(registry)
-
-
-def _write_marker(runs_dir: str, trial_id: str, run_id: str) -> None:
-    """Record `<runs_dir>/<trial_id>.run` atomically (see trial_run_id)."""
-    os.makedirs(runs_dir, exist_ok=True)
-    marker = os.path.join(runs_dir, f"{trial_id}.run")
-    tmp = f"{marker}.{os.getpid()}.tmp"
-    with open(tmp, "w") as handle:
-        handle.write(run_id)
-    os.replace(tmp, marker)
