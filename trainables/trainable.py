@@ -18,6 +18,7 @@ node, and neither node has the whole CPU a worker needs: a deadlock, seen on suc
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -97,10 +98,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> dict:
     return _run_stages(config, context, runtime, log, runs if runtime.is_main else None)
 
 
+# Runs this process has started (1 = its first: it alone pays for importing torch, timm and MLflow and for
+# opening the tracking store, about 5 s on 2 cores; Tune reuses a trial's process for the next trial).
+_RUNS_IN_PROCESS = itertools.count(1)
+
+
 def _run_stages(config: TrialConfig, context: RunContext, runtime: Runtime, log: Callable[[str], None],
                 runs: RunLog | None) -> dict:
     """`stages.run_stages` with the context's folders; then the restored checkpoint's copy is deleted and,
-    with `runs`, where the run's time went is logged as MLflow metrics phase_*_s."""
+    with `runs`, where the run's time went is logged as MLflow metrics phase_*_s, with runs_in_process."""
     import numpy as np
 
     from trainables.stages import run_stages
@@ -108,13 +114,15 @@ def _run_stages(config: TrialConfig, context: RunContext, runtime: Runtime, log:
     from trainables.stage_cache import stage1_key
 
     np.random.seed(config.seed)
+    runs_in_process = next(_RUNS_IN_PROCESS)
     try:
         return run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None,
                           context.split_index, context.reference(stage1_key(config)))
     finally:
         _drop_restored(runtime)
         if runs is not None and context.run_id:
-            runs.log_metrics(context.run_id, {f"phase_{k}_s": v for k, v in runtime.timings.items()}, step=0)
+            runs.log_metrics(context.run_id, {**{f"phase_{k}_s": v for k, v in runtime.timings.items()},
+                                              "runs_in_process": runs_in_process}, step=0)
 
 
 def imlgcn_trial(config: dict[str, Any], context: RunContext, constants: dict[str, Any]) -> None:
