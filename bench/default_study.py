@@ -1,0 +1,118 @@
+"""Benchmark: the default study (`imlgcn study run --name demo --space paper`: 500 head configurations
+screened, 8 fine-tuned) at several git revisions in one run, on the same pre-generated embedded data with
+the same seeds. Prints per revision its wall time and the hypervolume of its fine-tuned trials that ran all
+their epochs, on (mAP, parameters) against a fixed reference point, and both as ratios to the first
+revision. Timings on a shared 2-core machine are noisy: compare the ratios of one run.
+
+Each revision is unpacked with `git archive` into the work folder and run with this environment's Python
+and packages (so a revision whose dependencies differ cannot be timed here); with `--rounds` > 1 the
+revisions alternate, so a slow spell of the machine does not fall on one of them.
+
+    python bench/default_study.py [--revs 8dbe46d e649b6c HEAD] [--rounds 1] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = (50.0, 0.8e6)  # hypervolume reference point: (mAP, n_params) every front should beat
+STUDY = ["study", "run", "--name", "demo", "--space", "paper", "--set", "seed=0", "data_seed=0"]
+RUN = "import sys; from study.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def unpack(rev: str, out: Path) -> Path:
+    """The tree of `rev` in out/src-<rev> (files only: no .git)."""
+    tree = out / f"src-{rev}"
+    if not tree.exists():
+        tree.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def pregenerate(cache: Path) -> None:
+    """Draw the default study's embedded data once, so no revision pays for it (the generator is the same
+    at every revision this bench is meant for; each revision checks the set's arguments itself)."""
+    from trainables.config import TrialConfig
+    from trainables.synthetic import ensure_synthetic
+
+    os.environ["IMLGCN_CACHE"] = str(cache)
+    c = TrialConfig()
+    ensure_synthetic("", c.synthetic_classes, c.synthetic_labels, c.synthetic_train_images, c.synthetic_val_images,
+                     c.image_size, c.data_seed)
+
+
+def run_study(tree: Path, folder: Path, cache: Path) -> float:
+    """The default study from `tree`, in `folder` (its own store and studies); its wall seconds."""
+    folder.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(tree), "IMLGCN_CACHE": str(cache)}
+    args = [*STUDY, "--storage", str(folder / "studies"), "--tracking-uri", f"sqlite:///{folder}/mlflow.db"]
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", RUN, *args], cwd=folder, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - began
+    (folder / "stderr.log").write_text(done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"the study of {tree.name} failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def front_of(folder: Path) -> dict:
+    """Hypervolume, best mAP and count of the fine-tuned trials that ran all their epochs (read with this
+    checkout's report code from the revision's MLflow store)."""
+    from study.pareto import hypervolume
+    from study.report import trial_table
+    from trainables.mlflow_runs import store
+
+    trials = trial_table(store(f"sqlite:///{folder}/mlflow.db"), "demo")
+    full = trials[(trials["level"] == "finetune") & ~trials["stopped_early"]]
+    return {"hypervolume": hypervolume(full["mAP"], full["n_params"].astype(float), *REFERENCE),
+            "best_mAP": float(full["mAP"].max()), "full_trials": len(full),
+            "screened": int((trials["level"] == "screen").sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--revs", nargs="+", default=["8dbe46d", "e649b6c", "HEAD"])
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--out", help="work folder (default: a new temporary folder)")
+    args = parser.parse_args()
+    out = Path(args.out or tempfile.mkdtemp(prefix="imlgcn-default-study-")).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    revs = {rev: subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], capture_output=True,
+                                text=True, check=True).stdout.strip() for rev in args.revs}
+    cache = out / "cache"
+    pregenerate(cache)
+    results: dict[str, list[dict]] = {rev: [] for rev in revs}
+    for n in range(args.rounds):
+        for rev, sha in revs.items():
+            folder = out / f"round{n}" / sha
+            seconds = run_study(unpack(sha, out), folder, cache)
+            row = {"wall_s": round(seconds, 1), **front_of(folder)}
+            results[rev].append(row)
+            print(f"[round {n + 1}] {rev} ({sha}): {json.dumps(row)}", flush=True)
+    first = next(iter(revs))
+    base_wall = np.median([r["wall_s"] for r in results[first]])
+    base_hv = np.median([r["hypervolume"] for r in results[first]])
+    print(f"\nthe default study (500 screened, 8 fine-tuned), {args.rounds} round(s), medians; ratios to {first}:")
+    print(f"{'revision':>10} {'wall s':>8} {'x':>6} {'hypervolume':>12} {'x':>6} {'best mAP':>9} {'full trials':>11}")
+    for rev, sha in revs.items():
+        wall = np.median([r["wall_s"] for r in results[rev]])
+        hv = np.median([r["hypervolume"] for r in results[rev]])
+        print(f"{rev:>10} {wall:8.1f} {wall / base_wall:6.2f} {hv:12.0f} {hv / base_hv if base_hv else float('nan'):6.2f} "
+              f"{np.median([r['best_mAP'] for r in results[rev]]):9.2f} "
+              f"{np.median([r['full_trials'] for r in results[rev]]):11.0f}")
+    print(f"work folder: {out}")
+
+
+if __name__ == "__main__":
+    main()
