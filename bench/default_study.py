@@ -27,7 +27,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = (50.0, 0.8e6)  # hypervolume reference point: (mAP, n_params) every front should beat
 STUDY = ["study", "run", "--name", "demo", "--space", "paper", "--set", "seed=0", "data_seed=0"]
-RUN = "import sys; from study.cli import main; sys.exit(main(sys.argv[1:]))"
+# the revision's own `imlgcn` entry point (entry_point since it exits without the interpreter's teardown)
+RUN = ("import sys, study.cli as cli; start = getattr(cli, 'entry_point', None); "
+       "sys.exit(start() if start else cli.main(sys.argv[1:]))")
 
 
 def unpack(rev: str, out: Path) -> Path:
