@@ -4,8 +4,8 @@ stamp its final metrics, close it FINISHED, FAILED or KILLED); searching runs; a
 registry; downloading a model. No other module touches MLflow's client or its process-wide URI.
 
 Runs are addressed by id (not through Ray's MLflow callback, which forgets its runs on restore). A
-study persists each trial's run id in `<runs_dir>/<trial_id>.run`, so a retried or restored trial
-reopens its own run: one run per trial id however often the trial restarts.
+study persists each trial's run id in `<runs_dir>/<trial_id>.run` (trainables.run_markers), so a retried or
+restored trial reopens its own run: one run per trial id however often the trial restarts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from trainables.metrics import DEVICE_KEY, FINAL_METRICS, SIZE_KEYS
-from trainables.run_markers import INTENT, LoggedRun, logged_runs, marked_trials, pending_intents, trial_run_id, write_marker
+from trainables.run_markers import (INTENT, LoggedRun, logged_runs, marked_trials, pending_intents, trial_run_id,
+                                    write_marker)
 
 # a finished run's result; the sizes (trainables.sizes) are metrics so the UI can chart them; the device
 # their timings come from is the run's tag DEVICE_KEY
