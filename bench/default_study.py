@@ -6,7 +6,8 @@ revision. Timings on a shared 2-core machine are noisy: compare the ratios of on
 
 Each revision is unpacked with `git archive` into the work folder and run with this environment's Python
 and packages (so a revision whose dependencies differ cannot be timed here); with `--rounds` > 1 the
-revisions alternate, so a slow spell of the machine does not fall on one of them.
+revisions alternate, so a slow spell of the machine does not fall on one of them. A study already run
+in the work folder (`--out`) is reported again, not rerun.
 
     python bench/default_study.py [--revs 8dbe46d e649b6c HEAD] [--rounds 1] [--out DIR]
 """
@@ -55,7 +56,10 @@ def pregenerate(cache: Path) -> None:
 
 
 def run_study(tree: Path, folder: Path, cache: Path) -> float:
-    """The default study from `tree`, in `folder` (its own store and studies); its wall seconds."""
+    """The default study from `tree`, in `folder` (its own store and studies); its wall seconds, also kept
+    in folder/wall_s.txt: a second run of the bench with the same --out reports that study again."""
+    if (folder / "wall_s.txt").exists():
+        return float((folder / "wall_s.txt").read_text())
     folder.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(tree), "IMLGCN_CACHE": str(cache)}
     args = [*STUDY, "--storage", str(folder / "studies"), "--tracking-uri", f"sqlite:///{folder}/mlflow.db"]
@@ -65,21 +69,38 @@ def run_study(tree: Path, folder: Path, cache: Path) -> float:
     (folder / "stderr.log").write_text(done.stderr)
     if done.returncode != 0:
         raise SystemExit(f"the study of {tree.name} failed:\n{done.stderr[-3000:]}")
+    (folder / "wall_s.txt").write_text(f"{seconds:.2f}")
     return seconds
 
 
 def front_of(folder: Path) -> dict:
-    """Hypervolume, best mAP and count of the fine-tuned trials that ran all their epochs (read with this
-    checkout's report code from the revision's MLflow store)."""
-    from study.pareto import hypervolume
+    """The fine-tuned trials that ran all their epochs (read with this checkout's report code from the
+    revision's MLflow store): mAP, the paper's parameter count and the deployed one (NaN where the revision
+    did not log it)."""
     from study.report import trial_table
     from trainables.mlflow_runs import store
 
     trials = trial_table(store(f"sqlite:///{folder}/mlflow.db"), "demo")
     full = trials[(trials["level"] == "finetune") & ~trials["stopped_early"]]
-    return {"hypervolume": hypervolume(full["mAP"], full["n_params"].astype(float), *REFERENCE),
+    return {"mAP": full["mAP"].tolist(), "n_params": full["n_params"].astype(float).tolist(),
+            "n_params_inference": full["n_params_inference"].astype(float).tolist(),
             "best_mAP": float(full["mAP"].max()), "full_trials": len(full),
             "screened": int((trials["level"] == "screen").sum())}
+
+
+def hypervolumes(rows: list[dict]) -> None:
+    """Each row's hypervolume on (mAP, parameters) and on (mAP, deployed parameters), against REFERENCE.
+    A revision from before the deployed size was logged gets the size the other revisions logged: every
+    GCN head on one backbone folds into the same C x d layer, so that size depends only on the backbone and
+    the class count, which every revision here shares."""
+    from study.pareto import hypervolume
+
+    logged = [size for row in rows for size in row["n_params_inference"] if size == size]
+    folded = float(np.median(logged)) if logged else float("nan")
+    for row in rows:
+        deployed = [size if size == size else folded for size in row["n_params_inference"]]
+        row["hv_params"] = hypervolume(row["mAP"], row["n_params"], *REFERENCE)
+        row["hv_deployed"] = hypervolume(row["mAP"], deployed, *REFERENCE)
 
 
 def main() -> None:
@@ -102,17 +123,23 @@ def main() -> None:
             row = {"wall_s": round(seconds, 1), **front_of(folder)}
             results[rev].append(row)
             print(f"[round {n + 1}] {rev} ({sha}): {json.dumps(row)}", flush=True)
+    hypervolumes([row for rows in results.values() for row in rows])
+
+    def median(rev: str, key: str) -> float:
+        return float(np.median([row[key] for row in results[rev]]))
+
     first = next(iter(revs))
-    base_wall = np.median([r["wall_s"] for r in results[first]])
-    base_hv = np.median([r["hypervolume"] for r in results[first]])
-    print(f"\nthe default study (500 screened, 8 fine-tuned), {args.rounds} round(s), medians; ratios to {first}:")
-    print(f"{'revision':>10} {'wall s':>8} {'x':>6} {'hypervolume':>12} {'x':>6} {'best mAP':>9} {'full trials':>11}")
-    for rev, sha in revs.items():
-        wall = np.median([r["wall_s"] for r in results[rev]])
-        hv = np.median([r["hypervolume"] for r in results[rev]])
-        print(f"{rev:>10} {wall:8.1f} {wall / base_wall:6.2f} {hv:12.0f} {hv / base_hv if base_hv else float('nan'):6.2f} "
-              f"{np.median([r['best_mAP'] for r in results[rev]]):9.2f} "
-              f"{np.median([r['full_trials'] for r in results[rev]]):11.0f}")
+    print(f"\nthe default study (500 screened, 8 fine-tuned), {args.rounds} round(s), medians; ratios to {first}; "
+          f"hypervolumes of the fine-tuned trials that ran all their epochs on (mAP, parameters) and on (mAP, "
+          f"deployed parameters), reference point mAP {REFERENCE[0]}, {REFERENCE[1]:.0f} parameters:")
+    print(f"{'revision':>10} {'wall s':>8} {'x':>6} {'HV params':>11} {'x':>6} {'HV deployed':>12} {'x':>6} "
+          f"{'best mAP':>9} {'full trials':>11}")
+    for rev in revs:
+        ratios = [median(rev, key) / median(first, key) if median(first, key) else float("nan")
+                  for key in ("wall_s", "hv_params", "hv_deployed")]
+        print(f"{rev:>10} {median(rev, 'wall_s'):8.1f} {ratios[0]:6.2f} {median(rev, 'hv_params'):11.0f} {ratios[1]:6.2f} "
+              f"{median(rev, 'hv_deployed'):12.0f} {ratios[2]:6.2f} {median(rev, 'best_mAP'):9.2f} "
+              f"{median(rev, 'full_trials'):11.0f}")
     print(f"work folder: {out}")
 
 
