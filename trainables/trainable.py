@@ -303,11 +303,13 @@ def _node_ip() -> str:
     return next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id), "unknown")
 
 
-def _restored_dir(checkpoint, prefix: str) -> str | None:
-    """The restored checkpoint copied to a local folder (None when starting fresh)."""
+def _restored_dir(checkpoint, staging: str | None) -> str | None:
+    """The restored checkpoint copied to a local folder (None when starting fresh): inside the run's
+    `staging` folder when it has one, so a process killed before `_drop_restored` leaves its copy where the
+    retry and the driver clear it (see RunContext.staging_dir), else in the system's temp folder."""
     if checkpoint is None:
         return None
-    folder = tempfile.mkdtemp(prefix=prefix)
+    folder = tempfile.mkdtemp(prefix="imlgcn-restored-", dir=staging)
     checkpoint.to_directory(folder)
     return folder
 
@@ -338,7 +340,7 @@ def worker_runtime(on_report: Callable[[dict], None] | None = None, started_at: 
     staging = _fresh_folder(f"{staging_dir}-rank{context.get_world_rank()}") if staging_dir else None
     return Runtime(rank=context.get_world_rank(), world_size=context.get_world_size(),
                    device=ray.train.torch.get_device(), report=report, staging_dir=staging,
-                   checkpoint_dir=_restored_dir(ray.train.get_checkpoint(), "imlgcn-restore-"),
+                   checkpoint_dir=_restored_dir(ray.train.get_checkpoint(), staging),
                    wrap_model=lambda m: ray.train.torch.prepare_model(m, move_to_device=False),
                    started_at=started_at or time.time())
 
@@ -359,6 +361,6 @@ def tune_runtime(on_report: Callable[[dict], None], device=None, started_at: flo
                 shutil.rmtree(folder, ignore_errors=True)
 
     extra = {"device": device} if device is not None else {}
-    return Runtime(report=report, checkpoint_dir=_restored_dir(tune.get_checkpoint(), "imlgcn-trial-"),
-                   started_at=started_at or time.time(), staging_dir=_fresh_folder(staging_dir) if staging_dir else None,
-                   **extra)
+    staging = _fresh_folder(staging_dir) if staging_dir else None
+    return Runtime(report=report, checkpoint_dir=_restored_dir(tune.get_checkpoint(), staging),
+                   started_at=started_at or time.time(), staging_dir=staging, **extra)
