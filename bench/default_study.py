@@ -2,7 +2,9 @@
 screened, 8 fine-tuned) at several git revisions in one run, on the same pre-generated embedded data with
 the same seeds. Prints per revision its wall time and the hypervolume of its fine-tuned trials that ran all
 their epochs, on (mAP, parameters) against a fixed reference point, and both as ratios to the first
-revision. Timings on a shared 2-core machine are noisy: compare the ratios of one run.
+revision, and (for revisions that log phases) the median non-training share of a fine-tuned trial that ran
+all its epochs and its start-up, as bench/study_speed.py computes them. Timings on a shared 2-core machine
+are noisy: compare the ratios of one run.
 
 Each revision is unpacked with `git archive` into the work folder and run with this environment's Python
 and packages (so a revision whose dependencies differ cannot be timed here); with `--rounds` > 1 the
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))  # study_speed's phase summary
 REFERENCE = (50.0, 0.8e6)  # hypervolume reference point: (mAP, n_params) every front should beat
 STUDY = ["study", "run", "--name", "demo", "--space", "paper", "--set", "seed=0", "data_seed=0"]
 # the revision's own `imlgcn` entry point (entry_point since it exits without the interpreter's teardown)
@@ -80,9 +83,14 @@ def front_of(folder: Path) -> dict:
     from study.report import trial_table
     from trainables.mlflow_runs import store
 
-    trials = trial_table(store(f"sqlite:///{folder}/mlflow.db"), "demo")
+    from study_speed import non_training_share
+
+    runs = store(f"sqlite:///{folder}/mlflow.db")
+    trials = trial_table(runs, "demo")
     full = trials[(trials["level"] == "finetune") & ~trials["stopped_early"]]
-    return {"mAP": full["mAP"].tolist(), "n_params": full["n_params"].astype(float).tolist(),
+    phases = non_training_share(runs, "demo")
+    return {"non_training_share": phases["non_training_share_median"], "startup_s": phases["startup_s_median"],
+            "startup_by_process": phases["startup_all_trials"], "mAP": full["mAP"].tolist(), "n_params": full["n_params"].astype(float).tolist(),
             "n_params_inference": full["n_params_inference"].astype(float).tolist(),
             "best_mAP": float(full["mAP"].max()), "full_trials": len(full),
             "screened": int((trials["level"] == "screen").sum())}
@@ -133,13 +141,21 @@ def main() -> None:
           f"hypervolumes of the fine-tuned trials that ran all their epochs on (mAP, parameters) and on (mAP, "
           f"deployed parameters), reference point mAP {REFERENCE[0]}, {REFERENCE[1]:.0f} parameters:")
     print(f"{'revision':>10} {'wall s':>8} {'x':>6} {'HV params':>11} {'x':>6} {'HV deployed':>12} {'x':>6} "
-          f"{'best mAP':>9} {'full trials':>11}")
+          f"{'best mAP':>9} {'full trials':>11} {'non-training':>12} {'start-up s':>10}")
     for rev in revs:
         ratios = [median(rev, key) / median(first, key) if median(first, key) else float("nan")
                   for key in ("wall_s", "hv_params", "hv_deployed")]
         print(f"{rev:>10} {median(rev, 'wall_s'):8.1f} {ratios[0]:6.2f} {median(rev, 'hv_params'):11.0f} {ratios[1]:6.2f} "
               f"{median(rev, 'hv_deployed'):12.0f} {ratios[2]:6.2f} {median(rev, 'best_mAP'):9.2f} "
-              f"{median(rev, 'full_trials'):11.0f}")
+              f"{median(rev, 'full_trials'):11.0f} {median(rev, 'non_training_share'):12.3f} {median(rev, 'startup_s'):10.2f}")
+    print("non-training: the median share of a fine-tuned trial that ran all its epochs spent outside its warm-up "
+          "and epochs (with their evaluation); start-up: its median seconds before its first training step")
+    for rev in revs:
+        for n, row in enumerate(results[rev], 1):
+            split = row["startup_by_process"]
+            print(f"{rev} round {n}: start-up of every fine-tuning trial, median {split['first']['median_s']} s for "
+                  f"a process's first ({split['first']['trials']} trials), {split['reused']['median_s']} s in a "
+                  f"reused process ({split['reused']['trials']} trials)")
     print(f"work folder: {out}")
 
 

@@ -7,8 +7,8 @@ Parts (`--parts`, default: modes epoch):
              default) and on Ray Train worker actors (train_in_trial=false, how every trial trained before):
              wall time, the hypervolume of each final front against a fixed reference point, and per
              fine-tuning trial that ran all its epochs the median phases, the fixed start-up (everything
-             before its first training step) and the non-training share (1 - epochs with their evaluation /
-             the trial's wall time); the screened trials per minute and screening's rank correlation.
+             before its first training step) and the non-training share (1 - warm-up and epochs with their
+             evaluation / the trial's wall time); the screened trials per minute and screening's rank correlation.
   levels     the two-level study against a single-level study (8 fine-tuning trials, no early stopping)
              and a naive one that retrains the backbone for every trial.
   growth     the driver's preflight and a trial's set-up (split index, datasets, head inputs, model) on
@@ -98,7 +98,7 @@ def run_studies(out: Path, plans: dict[str, list[str]]) -> dict:
         if row["screened"]:
             row.update(_screening_rate(runs, name))
             row["rank_correlation"], row["rank_pairs"] = screening_agreement(trials)
-        row.update(_non_training_share(runs, name))
+        row.update(non_training_share(runs, name))
         results[name] = row
         print(f"[studies] {name}: {json.dumps(row)}", flush=True)
     return results
@@ -114,10 +114,11 @@ def _screening_rate(runs, name: str) -> dict:
             "screened_per_min_last100": 60 * last / (ends[-1] - ends[-1 - last])}
 
 
-def _non_training_share(runs, name: str) -> dict:
-    """Over fine-tuning trials that ran all their epochs: 1 - (training + evaluation epochs) / wall time,
-    the fixed start-up (phase_startup_s: the trial's start to its first training step), and the median of
-    every phase."""
+def non_training_share(runs, name: str) -> dict:
+    """Over fine-tuning trials that ran all their epochs: 1 - (training epochs: the head's warm-up epochs on
+    cached features and the fine-tuning epochs with their evaluation) / wall time, the fixed start-up
+    (phase_startup_s: the trial's start to its first training step), and the median of every phase; and the
+    start-up of every fine-tuning trial by whether it was its process's first run."""
     query = "tags.level = 'finetune' and tags.stage = 'trial'"
     shares, startups, phases, by_process = [], [], {}, {"first": [], "reused": []}
     for run in runs.search(runs.find_experiment(name), query):
@@ -127,7 +128,7 @@ def _non_training_share(runs, name: str) -> dict:
         needed = ("phase_train_s", "phase_evaluate_s", "phase_startup_s", "wall_time_s")
         if run.data.tags.get("stopped_early") == "true" or any(k not in m for k in needed):
             continue
-        shares.append(1 - (m["phase_train_s"] + m["phase_evaluate_s"]) / m["wall_time_s"])
+        shares.append(1 - (m.get("phase_warmup_s", 0.0) + m["phase_train_s"] + m["phase_evaluate_s"]) / m["wall_time_s"])
         startups.append(m["phase_startup_s"])
         for key, value in m.items():
             if key.startswith("phase_"):
