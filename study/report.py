@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from study.pareto import pareto_front
 from study.plane import dominating_direct, eligible, format_plane, is_plane, plane_front, plane_rows
 from study.preflight import redact
