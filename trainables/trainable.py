@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import shutil
 import sys
@@ -34,7 +35,14 @@ from trainables.run_context import RunContext
 from trainables.runtime import Runtime
 
 WAITING_TRIAL_MEMORY = 256 * 2**20  # bytes a data-parallel trial's process needs while its workers train
-CHECKPOINTS_KEPT = 1  # per-epoch checkpoints: the last one is all a restart needs
+# A restarted trial needs its last checkpoint; a resumed study restores each trial from the checkpoint its
+# Tune experiment state names, and that state is saved every second (study/tuner.py) while Tune deletes all
+# but the last CHECKPOINTS_KEPT as new ones come. With one kept and epochs shorter than a second, a driver
+# killed between a deletion and the next save left a trial whose named checkpoint was gone (its resume
+# failed: seen in tests/test_cluster.py). Two kept, and a trial's checkpointed reports at least
+# CHECKPOINT_GAP_S apart (every epoch still reports its metrics), keep the named one on disk.
+CHECKPOINTS_KEPT = 2
+CHECKPOINT_GAP_S = 2.0
 TRAIN_MAX_FAILURES = 2  # retries from the last checkpoint before `imlgcn train` or a reference fails
 
 
@@ -348,14 +356,20 @@ def worker_runtime(on_report: Callable[[dict], None] | None = None, started_at: 
 def tune_runtime(on_report: Callable[[dict], None], device=None, started_at: float | None = None,
                  to_tune: Callable[[dict], bool] = is_trial_result, staging_dir: str | None = None) -> Runtime:
     """The Runtime of a run that trains in its own Tune trial process (one rank): the reports `to_tune`
-    chooses go to Tune with their checkpoints, made under `staging_dir` (see RunContext.staging_dir)."""
+    chooses go to Tune with their checkpoints (at most one per CHECKPOINT_GAP_S), made under `staging_dir`
+    (see RunContext.staging_dir)."""
     from ray import tune
+
+    last_checkpoint = [-math.inf]  # time.monotonic() of this run's last checkpointed report
 
     def report(metrics: dict, folder: str | None) -> None:
         try:
             on_report(metrics)
             if to_tune(metrics):  # a trial the scheduler stops exits in here (SystemExit)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
+                attach = folder is not None and time.monotonic() - last_checkpoint[0] >= CHECKPOINT_GAP_S
+                if attach:
+                    last_checkpoint[0] = time.monotonic()
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if attach else None)
         finally:
             if folder:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,51 @@
+"""A trial that trains in its Tune process reports every epoch's metrics but checkpoints at most every
+CHECKPOINT_GAP_S, and Tune keeps its last CHECKPOINTS_KEPT: so the checkpoint that Tune's experiment state
+(saved every second) names is still on disk when a driver is killed (see trainables.trainable). Real local
+Ray and Tune, a trial of fast epochs."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _fast_epochs(config: dict) -> None:
+    from trainables.trainable import CHECKPOINT_GAP_S, tune_runtime
+
+    runtime = tune_runtime(on_report=lambda report: None, to_tune=lambda report: True,
+                           staging_dir=config["staging"])
+    for epoch in range(1, 8):
+        if epoch == 7:
+            time.sleep(CHECKPOINT_GAP_S + 0.2)  # the last epoch comes after the gap: checkpointed again
+        folder = tempfile.mkdtemp(dir=runtime.staging_dir)
+        Path(folder, "state.txt").write_text(str(epoch))
+        runtime.report({"epoch": epoch, "mAP": float(epoch)}, folder)
+
+
+def test_fast_epochs_report_every_epoch_and_checkpoint_once_per_gap(tmp_path):
+    from ray import tune
+
+    from study.ray_session import start_ray, stop_ray
+    from trainables.trainable import CHECKPOINTS_KEPT
+
+    start_ray(num_cpus=1, worker_logs=False)
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(_fast_epochs, {"cpu": 1}),
+            param_space={"staging": str(tmp_path / "staging" / "trial")},
+            run_config=tune.RunConfig(name="gap", storage_path=str(tmp_path / "tune"),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)))
+        result = tuner.fit()[0]
+    finally:
+        stop_ray()
+    assert result.error is None
+    assert list(result.metrics_dataframe["epoch"]) == [1, 2, 3, 4, 5, 6, 7]  # every epoch reached Tune
+    kept = sorted(p.name for p in Path(result.path).glob("checkpoint_*"))
+    assert kept == ["checkpoint_000000", "checkpoint_000001"]  # epochs 1 and 7: the five between were not checkpointed
+    assert Path(result.path, "checkpoint_000001", "state.txt").read_text() == "7"
+    assert not any((tmp_path / "staging").rglob("state.txt"))  # every folder made was removed
