@@ -59,3 +59,15 @@ def test_time_forward_is_the_median_of_at_least_the_minimum_runs():
 
     seconds = time_forward(Counting(), torch.zeros(1), runs=(4, 4), budget_s=0.0)
     assert len(calls) == 3 + 4 and seconds >= 0  # 3 warm-up calls, then exactly 4 timed
+
+
+def test_timing_the_deployed_model_leaves_the_random_state_alone():
+    """deployed_sizes is cached per process: if it drew its random weights and images from the global
+    generator, a run's later shuffling would depend on whether its process had timed that model before
+    (the same seed gave two mAPs in one process)."""
+    deployed_sizes.cache_clear()
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    deployed_sizes("test_resnet", 32, 5, False, "cpu")
+    assert torch.equal(torch.rand(3), expected)

@@ -78,11 +78,16 @@ def time_forward(model: nn.Module, batch: torch.Tensor, runs: tuple[int, int] = 
 
 @functools.lru_cache(maxsize=32)
 def deployed_sizes(backbone: str, image_size: int, num_classes: int, bias: bool, device: str) -> dict[str, float]:
-    """n_params_inference, flops, latency_ms and images_per_s of the folded model on `device`."""
+    """n_params_inference, flops, latency_ms and images_per_s of the folded model on `device`. The random
+    weights and images it times are drawn with the caller's random state saved and restored: this is cached
+    per process, so drawing from it would make a run's later shuffling depend on whether its process had
+    timed this model before (the same seed gave another mAP in a reused process)."""
     meta = deployed_model(backbone, num_classes, bias, meta=True)
-    real = deployed_model(backbone, num_classes, bias).to(device)
-    one = torch.randn(1, 3, image_size, image_size, device=device)
-    many = torch.randn(THROUGHPUT_BATCH, 3, image_size, image_size, device=device)
+    cuda = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        real = deployed_model(backbone, num_classes, bias).to(device)
+        one = torch.randn(1, 3, image_size, image_size, device=device)
+        many = torch.randn(THROUGHPUT_BATCH, 3, image_size, image_size, device=device)
     return {"n_params_inference": float(sum(p.numel() for p in meta.parameters())),
             "flops": float(count_flops(meta, image_size)),
             "latency_ms": 1000.0 * time_forward(real, one),
