@@ -176,8 +176,12 @@ def test_study_on_two_nodes_survives_faults(tmp_path, tiny_data, ray_cluster, ml
             "cpus_per_worker=1"]
     imlgcn = [str(BIN / "imlgcn"), "study"]
     log = open(tmp_path / "driver.log", "w")
+    # early stopping off (--eta 0): every fine-tuning trial runs all its epochs (MOASHA stops a head-only trial
+    # within a second, so the level could end between two polls and the kill below land on a finished study);
+    # epochs=16: the second pair of trials is mid-way when the first pair has finished
     driver = subprocess.Popen([*imlgcn, "run", "--name", "c1", "--space", "small", "--screen", str(SCREENED),
-                               "--num-samples", str(TRIALS), "--max-concurrent", "2", *common, *tiny], cwd=tmp_path,
+                               "--num-samples", str(TRIALS), "--max-concurrent", "2", "--eta", "0", *common,
+                               *[{"epochs=8": "epochs=16"}.get(item, item) for item in tiny]], cwd=tmp_path,
                               env=auth_env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
     outputs = []
@@ -200,6 +204,8 @@ def test_study_on_two_nodes_survives_faults(tmp_path, tiny_data, ray_cluster, ml
               "two finished fine-tuning trials")
         os.killpg(driver.pid, signal.SIGKILL)  # the driver dies during level 2; the cluster and the server stay up
         driver.wait(timeout=60)
+        at_kill = len(_trial_runs(mlflow_server.uri, "c1", "FINISHED", "finetune"))
+        assert at_kill < TRIALS, f"all {TRIALS} fine-tuning trials had finished before the kill: nothing to resume"
         resumed = subprocess.run([*imlgcn, "resume", "c1", *common], cwd=tmp_path, env=auth_env,
                                  capture_output=True, text=True, timeout=900)
         outputs.append(resumed.stderr + resumed.stdout)
