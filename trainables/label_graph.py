@@ -11,7 +11,6 @@ import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 
 def _present(labels: np.ndarray) -> np.ndarray:
@@ -139,6 +138,8 @@ def image_feature_embeddings(
         return fi.astype(np.float32)
     if not (1 <= pca_dim <= min(num_classes, dim)):
         raise ValueError(f"pca_dim must be in 1..{min(num_classes, dim)} (<= C and <= d), got {pca_dim}")
+    from sklearn.decomposition import PCA  # here, not at the top: importing it costs every trial process 0.5 s
+
     pca = PCA(n_components=pca_dim, svd_solver="full", random_state=seed)
     return pca.fit_transform(fi).astype(np.float32)
 
