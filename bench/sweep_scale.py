@@ -1,7 +1,8 @@
 """Benchmark: a screening sweep of N trials (default 10,000) on the embedded data, and how the driver's cost
 per trial behaves as the trials add up. Prints, per `--every` trials (default 1,000): trials per minute, the
 driver's CPU milliseconds per trial, its resident memory, and the sizes of the Tune state, the Optuna journal
-and the MLflow store; then the last stretch against the first (rate ratio, CPU ratio, memory growth per trial).
+and the MLflow store, and the median of the trials' own time (the same work in every trial: a control for
+the machine's speed); then the last stretch against the first (rate ratio, CPU ratio, memory growth per trial).
 
 Then (`--parts report`) `imlgcn study report` of the finished study: seconds and HTML size; and its trial
 table read as the report reads it (screened rows from the run markers) against MLflow alone. Then (`--parts
@@ -30,6 +31,7 @@ import secrets
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -212,10 +214,22 @@ def at(samples: list[Sample], done: int) -> Sample:
     return next(s for s in samples if s.done >= done)
 
 
+def trial_compute_ms(sweep: Sweep) -> list[float]:
+    """Each screened trial's own time (its wall_time_s: the same work for every trial), in the order they
+    ended, read from the run markers: the control that tells a slower machine from a slower driver."""
+    from trainables.run_markers import logged_runs
+
+    runs = [run for folder in sorted((sweep.study / "mlflow_runs").glob("*")) for run in logged_runs(str(folder))[0]]
+    return [run.metrics["wall_time_s"] * 1000 for run in sorted(runs, key=lambda run: run.end_time)
+            if "wall_time_s" in run.metrics]
+
+
 def stretches(sweep: Sweep, every: int) -> list[dict]:
     """Per `every` finished trials (from the first sample with a finished trial: a resumed driver starts
-    where the killed one stopped): rate, driver CPU per trial, and the sizes at the stretch's end."""
+    where the killed one stopped): rate, driver CPU per trial, the sizes at the stretch's end, and the
+    median of the trials' own time (trial_compute_ms)."""
     rows = []
+    compute = trial_compute_ms(sweep)
     start = next((s for s in sweep.samples if s.done > 0), None)
     if start is None:
         return rows
@@ -227,23 +241,25 @@ def stretches(sweep: Sweep, every: int) -> list[dict]:
         n = max(b.done - a.done, 1)
         rows.append({"trials": f"{low + 1}-{high}", "per_min": n / max(b.t - a.t, 1e-9) * 60,
                      "cpu_ms": (b.cpu_s - a.cpu_s) / n * 1000, "rss_mb": b.rss_mb, "tune_mb": b.tune_mb,
-                     "journal_mb": b.journal_mb, "mlflow_mb": b.mlflow_mb})
+                     "journal_mb": b.journal_mb, "mlflow_mb": b.mlflow_mb,
+                     "trial_ms": statistics.median(compute[low:high]) if compute[low:high] else float("nan")})
     return rows
 
 
 def print_stretches(rows: list[dict]) -> None:
     print(f"{'trials':>13} {'per min':>8} {'driver CPU ms/trial':>20} {'driver RSS MB':>14} {'Tune state MB':>14} "
-          f"{'journal MB':>11} {'MLflow MB':>10}")
+          f"{'journal MB':>11} {'MLflow MB':>10} {'trial ms (control)':>19}")
     for r in rows:
         print(f"{r['trials']:>13} {r['per_min']:>8.0f} {r['cpu_ms']:>20.1f} {r['rss_mb']:>14.0f} {r['tune_mb']:>14.1f} "
-              f"{r['journal_mb']:>11.1f} {r['mlflow_mb']:>10.1f}")
+              f"{r['journal_mb']:>11.1f} {r['mlflow_mb']:>10.1f} {r['trial_ms']:>19.1f}")
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]
         trials = int(last["trials"].split("-")[1]) - int(first["trials"].split("-")[1])
         print(f"last / first stretch: rate {last['per_min'] / first['per_min']:.2f}x, driver CPU per trial "
               f"{last['cpu_ms'] / first['cpu_ms']:.2f}x; driver memory growth "
               f"{(last['rss_mb'] - first['rss_mb']) * 1024 / max(trials, 1):.1f} KB per trial "
-              f"(end of first stretch to end of last)")
+              f"(end of first stretch to end of last); the trials' own time {last['trial_ms'] / first['trial_ms']:.2f}x "
+              f"(the same work: above 1, the machine itself was slower)")
 
 
 def screened_values(journal: Path) -> list[float]:
