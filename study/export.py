@@ -69,11 +69,10 @@ def export_models(record: StudyRecord, tracking_uri: str, trial_id: str | None, 
     registered is reused. Each model is an MLflow logged model of its trial's run (the runs table's Models
     column), folded and self-contained; the aliases `best` (highest mAP) and `smallest` (the study's size)
     point at the front's ends."""
-    from study.report import finished_trial_runs, trial_table
+    from study.report import study_trials
 
     runs = store(tracking_uri)
-    trials = trial_table(runs, record.name, record.size_metric,
-                         finished_trial_runs(runs, record.name, record.screened_markers()))
+    trials = study_trials(record, tracking_uri)
     size = record.size_metric
     rows = chosen_trials(trials, trial_id, front, record.name).sort_values([size, "trial_id"])
     kept = kept_model_dirs(record)

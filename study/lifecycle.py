@@ -297,11 +297,9 @@ def promote(record: StudyRecord, k: int) -> list[dict]:
 def _prune(record: StudyRecord, progress: Progress) -> None:
     """keep_checkpoints=front: delete the saved models of trials off the Pareto front."""
     from study.export import prune_models
-    from study.report import finished_trial_runs, trial_table
+    from study.report import study_trials
 
-    runs = store(record.tracking_uri)
-    trials = trial_table(runs, record.name, record.size_metric,
-                         finished_trial_runs(runs, record.name, record.screened_markers()))
+    trials = study_trials(record)
     if not trials.empty:
         prune_models(record, trials, progress)
 

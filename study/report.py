@@ -19,7 +19,7 @@ from study.pareto import pareto_front
 from study.plane import dominating_direct, eligible, format_plane, is_plane, plane_front, plane_rows
 from study.preflight import redact
 from study.front_table import SIZE_LABELS, size_text
-from study.record import StudyError
+from study.record import StudyError, StudyRecord
 from study.report_plots import write_png
 from trainables.config import HEAD, SEARCH, TrialConfig, keys_of
 from trainables.metrics import SIZE_KEYS
@@ -122,6 +122,15 @@ def baseline_table(runs: RunLog, study: str) -> pd.DataFrame:
     for key in ("n_params", "n_params_inference"):
         table[key] = pd.to_numeric(table[key]).round().astype("Int64")
     return table
+
+
+def study_trials(record: StudyRecord, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The study's trial table as its report reads it (screened rows from their run markers): what
+    `study export` and keep_checkpoints=front choose from. `tracking_uri`: the store's address when the
+    caller was given another for it (the record's otherwise)."""
+    runs = store(tracking_uri or record.tracking_uri)
+    return trial_table(runs, record.name, record.size_metric,
+                       finished_trial_runs(runs, record.name, record.screened_markers()))
 
 
 def reference(baselines: pd.DataFrame) -> pd.Series | None:

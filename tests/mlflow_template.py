@@ -4,6 +4,7 @@ per test. The product's own first use (an empty folder) stays tested by the test
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ def migrated_db(path: Path) -> None:
         from mlflow.tracking import MlflowClient
 
         folder = Path(tempfile.mkdtemp(prefix=f"imlgcn-mlflow-template-{os.getpid()}-"))
+        atexit.register(shutil.rmtree, folder, True)  # the test process's own: gone when it ends
         MlflowClient(tracking_uri=f"sqlite:///{folder / 'template.db'}").search_experiments()
         _TEMPLATE = folder / "template.db"
     path.parent.mkdir(parents=True, exist_ok=True)
