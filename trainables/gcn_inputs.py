@@ -11,7 +11,6 @@ screening actor or a reused trial process judges hundreds of heads without rebui
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 from trainables.config import ConfigError, TrialConfig
 from trainables.datasets import packaged_word_vectors
 from trainables.label_graph import (centred_embeddings, cooccurrence, correlation_matrix, image_feature_embeddings,
-                                    mlgcn_correlation_matrix, normalize_adjacency, random_embeddings,
+                                    mlgcn_correlation_matrix, normalize_adjacency, pca_scores, random_embeddings,
                                     word_embeddings)
 from trainables.stage_cache import Stage1
 
@@ -45,14 +44,10 @@ class GCNInputs:
 def gcn_inputs(stage1: Stage1, train_labels: np.ndarray, val_labels: np.ndarray,
                classes: tuple[str, ...]) -> GCNInputs:
     """The inputs of `stage1`'s features and the splits' labels (F_I warns about a label without image)."""
-    from sklearn.decomposition import PCA
-
     train_x = np.ascontiguousarray(stage1.train_features, dtype=np.float32)
     counts, image_counts = cooccurrence(train_labels)
     fi = image_feature_embeddings(train_x, train_labels, class_names=list(classes))
-    with warnings.catch_warnings():  # identical rows (a tiny or degenerate set): a 0/0 in explained_variance_ratio_,
-        warnings.simplefilter("ignore", RuntimeWarning)  # which is not used
-        pca_full = PCA(n_components=min(fi.shape), svd_solver="full", random_state=0).fit_transform(fi).astype(np.float32)
+    pca_full = pca_scores(fi, min(fi.shape)).astype(np.float32)
     return GCNInputs(tuple(classes), torch.from_numpy(train_x),  # shares stage 1's array (no copy)
                      torch.from_numpy(np.asarray(train_labels, dtype=np.float32)),
                      torch.from_numpy(np.ascontiguousarray(stage1.val_features, dtype=np.float32)),
