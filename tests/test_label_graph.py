@@ -10,9 +10,9 @@ from trainables.label_graph import (
     cooccurrence,
     correlation_matrix,
     image_feature_embeddings,
-    pca_scores,
     mlgcn_correlation_matrix,
     normalize_adjacency,
+    pca_scores,
     word_embeddings,
 )
 

@@ -151,7 +151,6 @@ def pca_scores(x: np.ndarray, k: int) -> np.ndarray:
     centred = x - x.mean(axis=0)
     u, s, vt = np.linalg.svd(centred, full_matrices=False)
     signs = np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])
-    signs[signs == 0] = 1
     return (u[:, :k] * s[:k]) * signs[:k]
 
 
