@@ -12,6 +12,7 @@ revisions alternate, so a slow spell of the machine does not fall on one of them
 in the work folder (`--out`) is reported again, not rerun.
 
     python bench/default_study.py [--revs 8dbe46d e649b6c HEAD] [--rounds 1] [--out DIR]
+    PYTHONPATH=/folder/with/another/optuna python bench/default_study.py --revs HEAD   # another library version
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +66,9 @@ def run_study(tree: Path, folder: Path, cache: Path) -> float:
     if (folder / "wall_s.txt").exists():
         return float((folder / "wall_s.txt").read_text())
     folder.mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": str(tree), "IMLGCN_CACHE": str(cache)}
+    # the revision's tree first; a PYTHONPATH of the caller's follows (another Optuna, say: see --help)
+    path = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "IMLGCN_CACHE": str(cache)}
     args = [*STUDY, "--storage", str(folder / "studies"), "--tracking-uri", f"sqlite:///{folder}/mlflow.db"]
     began = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", RUN, *args], cwd=folder, capture_output=True, text=True, env=env)
@@ -137,6 +141,7 @@ def main() -> None:
         return float(np.median([row[key] for row in results[rev]]))
 
     first = next(iter(revs))
+    print(f"\nOptuna {version('optuna')}, Ray {version('ray')}, MLflow {version('mlflow')}, torch {version('torch')}")
     print(f"\nthe default study (500 screened, 8 fine-tuned), {args.rounds} round(s), medians; ratios to {first}; "
           f"hypervolumes of the fine-tuned trials that ran all their epochs on (mAP, parameters) and on (mAP, "
           f"deployed parameters), reference point mAP {REFERENCE[0]}, {REFERENCE[1]:.0f} parameters:")

@@ -85,10 +85,12 @@ def _new_record(name: str, config: TrialConfig, space: str, objective: str, max_
     check_tracking_uri(uri)
     check_ray_address(address)
     config, classes, index = prepare_plane(config, space, progress, Path(storage).absolute() / "stage1")
-    if config.use_gpu:  # needs Ray up: start it now (run_trials keeps it) so no record is written for nothing
+    # Checks that need Ray up (the cluster's GPUs; on a cluster every node's versions, in start_ray): Ray
+    # starts now (run_trials keeps it), so that no record is written for nothing.
+    if config.use_gpu or address:
         from study.ray_session import check_gpus, start_ray, stop_ray
 
-        progress(start_ray(address))
+        progress(start_ray(address, worker_logs=verbose()))
         try:
             check_gpus(config.use_gpu, config.num_workers)
         except ConfigError:
@@ -135,8 +137,11 @@ def _run_trials(record: StudyRecord, address: str | None, progress: Progress) ->
     from study.ray_session import check_gpus, cluster_gpus, node_cpus, start_ray, stop_ray, worker_slots
     from study.references import ensure_references
 
+    from study import private_members
+
     check_tracking_uri(record.tracking_uri)
     check_ray_address(address)
+    private_members.check()  # a renamed Optuna/Ray internal: one line now, not a failure inside the sweep
     config = TrialConfig(**record.base_config)
     store(record.tracking_uri).reopen(record.parent_run_id)
     progress(start_ray(address, worker_logs=verbose()))

@@ -49,7 +49,14 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, worker_lo
         node_ip = {"_node_ip_address": host} if host.startswith("127.") else {}
         ray.init(address=address, logging_level=_level(), runtime_env=runtime_env, log_to_driver=worker_logs,
                  **node_ip)
-        return f"joined Ray cluster at {address}"
+        from study.cluster_versions import check_cluster
+
+        try:
+            check_cluster()  # every node runs what the driver pickles for it: the same versions, before any trial
+        except BaseException:
+            ray.shutdown()
+            raise
+        return f"joined Ray cluster at {address} (every node runs this driver's versions)"
     # Ray Train's PlacementGroupCleaner (it frees a trial's worker placement group if its controller dies)
     # asks the state API for the controller; without an address it reads the cluster file that the last
     # `ray start` on this machine wrote, which may name a cluster long gone: the cleaner then dies with

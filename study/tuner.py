@@ -88,14 +88,19 @@ def sampler_name(level: str, trials: int, asked: str = "auto") -> str:
     return "random" if trials > TPE_MAX_TRIALS else "tpe"
 
 
-def sampler(name: str, seed: int, tune_run: str = ""):
+def sampler(name: str, seed: int, tune_run: str = "", multi_objective: bool = True):
     """A seeded sampler. Random search draws from a seed of its own per Tune run: a screening in several Tune
-    runs (or resumed) would otherwise draw the same configurations again in each."""
+    runs (or resumed) would otherwise draw the same configurations again in each.
+
+    TPE's arguments whose defaults changed between Optuna 4 and 5 are set here, so that the installed version
+    does not choose the search: `constant_liar=True` (5's default; 4's was False: trials running at once are
+    scored as the worst, so concurrent trials do not all sample the same region) and `multivariate` for a
+    single objective only (5's automatic choice; 4 used independent TPE for both). See README, Decisions."""
     import optuna
 
     if name == "random":
         return optuna.samplers.RandomSampler(seed=zlib.crc32(f"{seed}:{tune_run}".encode()))
-    return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=not multi_objective)
 
 
 def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, sampling: str = "tpe",
@@ -116,7 +121,7 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, 
     storage = journal_storage(str(record.optuna_journal))
     metric, mode = (["mAP", record.size_metric], ["max", "min"]) if record.objective == "multi" else ("mAP", "max")
     return StudySearch(space, metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
-                       sampler=sampler(sampling, record.base_config["seed"], tune_run), points_to_evaluate=points or None,
+                       sampler=sampler(sampling, record.base_config["seed"], tune_run, record.objective == "multi"), points_to_evaluate=points or None,
                        epochs=int(record.base_config["epochs"]), runs_dir=str(record.runs_dir),
                        metric_names=metric if isinstance(metric, list) else [metric], forget_finished=level == "screen")
 

@@ -106,7 +106,7 @@ def _accepts(host: str, port: int) -> bool:
 
 def _alive_nodes(address: str, env: dict) -> int:
     code = ("import ray; ray.init(address=%r, _node_ip_address=%r, logging_level='ERROR'); "
-            "print(sum(n['Alive'] for n in ray.nodes()))" % (address, HEAD_IP))
+            "print(sum(n['Alive'] for n in ray.nodes()))" % (address, address.rpartition(":")[0]))
     try:
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:  # a loaded machine: not up yet, the caller's deadline decides
@@ -253,3 +253,44 @@ def _data_parallel_trial(tmp_path, tiny, imlgcn, common, auth_env, mlflow_server
     assert len(finished) == 1 and finished[0].data.metrics["mAP"] > 0
     starts = set(re.findall(r"\(RayTrainWorker pid=(\d+)[^)]*\) \[workers\] 2 Ray Train worker\(s\)", done.stderr))
     assert len(starts) == 2, done.stderr[-3000:]  # the references' worker group and the trial's, each started once
+
+
+VERSION_NODE_IP = "127.0.0.4"
+
+
+def test_a_node_with_another_version_of_a_locked_package_stops_the_study_in_seconds(tmp_path, tiny_data, auth_env):
+    """A one-node cluster whose node sees PyYAML 5.1 (a dist-info earlier on its path than the installed
+    one: what a node installed on another day looks like to Python's metadata) and a driver with the
+    installed PyYAML: `study run --address` stops before any trial, with one line naming the node, the
+    package and both versions, exit 2, and no study written."""
+    from importlib.metadata import version
+
+    fake = tmp_path / "other_site"
+    (fake / "PyYAML-5.1.dist-info").mkdir(parents=True)
+    (fake / "PyYAML-5.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: PyYAML\nVersion: 5.1\n")
+    port = _free_port(VERSION_NODE_IP)
+    node_env = {**auth_env, "PYTHONPATH": os.pathsep.join(filter(None, [str(fake), auth_env.get("PYTHONPATH")]))}
+    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--node-ip-address", VERSION_NODE_IP, "--port",
+                             str(port), "--num-cpus", "1", "--include-dashboard", "false", "--ray-client-server-port",
+                             str(_free_port()), "--block", "--disable-usage-stats"],
+                            env=node_env, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        _wait(lambda: _alive_nodes(f"{VERSION_NODE_IP}:{port}", auth_env) >= 1, 180, "the Ray head")
+        started = time.time()
+        done = subprocess.run([str(BIN / "imlgcn"), "study", "run", "--name", "v", "--screen", "2", "--num-samples", "1",
+                               "--address", f"{VERSION_NODE_IP}:{port}", "--storage", str(tmp_path / "studies"),
+                               "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--set", "dataset=coco",
+                               f"data_dir={tiny_data}", "backbone=test_resnet", "image_size=32"],
+                              cwd=tmp_path, env=auth_env, capture_output=True, text=True, timeout=300)
+        took = time.time() - started
+    finally:
+        _stop(head)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert lines[-1].startswith(f"imlgcn: error: Ray node {VERSION_NODE_IP} ("), lines[-1]
+    assert f"pyyaml 5.1 on the node, {version('pyyaml')} on the driver" in lines[-1], lines[-1]
+    assert "requirements-lock.txt" in lines[-1] and "Traceback" not in done.stderr
+    assert not (tmp_path / "studies" / "v").exists()  # nothing half-written: the name is free
+    print(f"stopped {took:.1f} s after start: {lines[-1]}")
+    assert took < 90, f"the version check took {took:.0f} s"

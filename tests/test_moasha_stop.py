@@ -29,11 +29,15 @@ HOLD_S = 200
 
 def _epochs(name: str, folder: Path, report) -> None:
     (folder / f"{name}.started").write_text(str(time.time()))
-    if name == "b":
-        time.sleep(3)  # reach the rung after a
+    if name == "b":  # reach the rung after a, whichever process started first (a fixed sleep was a race)
+        deadline = time.time() + HOLD_S
+        while not (folder / "a.reported").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # a's result travels on to the scheduler
     for epoch in (1, 2, 3):
         report({"epoch": epoch, "mAP": QUALITY[name], "n_params": 100.0})
         if name == "a" and epoch == 1:  # hold this CPU until c has started
+            (folder / "a.reported").write_text(str(time.time()))
             deadline = time.time() + HOLD_S
             while not (folder / "c.started").exists() and time.time() < deadline:
                 time.sleep(0.2)

@@ -66,6 +66,14 @@ def test_screening_samples_at_random_above_the_tpe_limit_unless_asked() -> None:
     assert isinstance(tuner.sampler("tpe", 0), optuna.samplers.TPESampler)
 
 
+def test_tpe_arguments_whose_defaults_changed_in_optuna_5_are_set_explicitly() -> None:
+    """Optuna 4 -> 5 turned constant_liar on and made multivariate automatic: the study sets both, so the
+    installed version does not choose the search (the attributes are where the sampler keeps them in both)."""
+    multi, single = tuner.sampler("tpe", 0, multi_objective=True), tuner.sampler("tpe", 0, multi_objective=False)
+    assert multi._constant_liar is True and single._constant_liar is True
+    assert multi._multivariate is False and single._multivariate is True
+
+
 def test_tune_state_period_per_level_and_the_users_value_wins(monkeypatch) -> None:
     monkeypatch.delenv("TUNE_GLOBAL_CHECKPOINT_S", raising=False)
     monkeypatch.setattr(tuner, "USER_CHECKPOINT_S", None)
