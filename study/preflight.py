@@ -45,7 +45,10 @@ def check_tracking_uri(uri: str, timeout: float = TIMEOUT_S) -> None:
             raise ConfigError(f"MLflow tracking server {redact(uri)} answers HTTP {answer.status_code} on /health: "
                               "check the server's log")
     elif uri.startswith("sqlite:///"):
+        from trainables.mlflow_schema import check
+
         check_writable(Path(uri[len("sqlite:///"):]).parent, "--tracking-uri (the SQLite file's folder)")
+        check(uri)  # a half-made store, or one a newer MLflow wrote: one line now, before Ray starts
 
 
 def check_ray_address(address: str | None, timeout: float = TIMEOUT_S) -> None:

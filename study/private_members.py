@@ -1,8 +1,8 @@
-"""The private members of Optuna and Ray that the study relies on, checked on the installed versions.
+"""The private members of Optuna, Ray and MLflow that the study relies on, checked on the installed versions.
 
 study/search.py extends Ray's OptunaSearch and Optuna's JournalStorage through members that are not their
-public API (study/lifecycle.py reads one more): a release of either may rename them without notice, and
-the study would then fail inside a sweep. `missing()` builds the real objects on a throwaway journal and
+public API (study/lifecycle.py reads one more; trainables/mlflow_schema.py reads MLflow's schema revisions):
+a release may rename them without notice, and the study would then fail inside a sweep. `missing()` builds the real objects on a throwaway journal and
 names each member they lack, so an update fails in one line, in a test and before a study starts.
 """
 
@@ -26,6 +26,7 @@ MEMBERS = (
     ("ray", "OptunaSearch", "_ot_trials", "search.StudySearch"),
     ("ray", "OptunaSearch", "_completed_trials", "search.StudySearch"),
     ("ray", "OptunaSearch", "_study_name", "search.StudySearch"),
+    ("mlflow", "mlflow.store.db.utils", "_get_alembic_config", "trainables.mlflow_schema"),
 )
 
 
@@ -35,6 +36,7 @@ def _probe_space(trial) -> dict:
 
 def _objects(folder: Path) -> dict[str, object]:
     """One real object of each kind in MEMBERS: a searcher that asked one trial on a journal storage."""
+    import mlflow.store.db.utils
     import optuna
     from optuna.storages.journal import JournalFileBackend
     from ray.tune.search.optuna import OptunaSearch
@@ -52,7 +54,8 @@ def _objects(folder: Path) -> dict[str, object]:
     trials = getattr(searcher, "_ot_trials", {})
     return {"JournalStorage": storage, "OptunaSearch": searcher, "Study": study,
             "Trial": next(iter(trials.values()), None) if isinstance(trials, dict) else None,
-            "FrozenTrial": study.get_trials(deepcopy=False)[0] if study is not None else None}
+            "FrozenTrial": study.get_trials(deepcopy=False)[0] if study is not None else None,
+            "mlflow.store.db.utils": mlflow.store.db.utils}
 
 
 def _has(obj: object, path: str) -> bool:

@@ -54,7 +54,11 @@ def final_tags(result: Mapping[str, object]) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=8)
 def store(tracking_uri: str) -> "RunLog":
-    """The one RunLog (and MLflow client) of this process for `tracking_uri`."""
+    """The one RunLog (and MLflow client) of this process for `tracking_uri`; a SQLite store is created or
+    upgraded first, by one process at a time (trainables.mlflow_schema)."""
+    from trainables.mlflow_schema import ready
+
+    ready(tracking_uri)
     return RunLog(tracking_uri)
 
 
