@@ -4,10 +4,11 @@ nothing else installed (pip freeze, the project itself left out). Exit 1 on any 
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 LOCK = Path(__file__).resolve().parents[1] / "requirements-lock.txt"
 
@@ -19,7 +20,7 @@ def pins(lines: list[str]) -> dict[str, str]:
         line = line.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
-            found[re.sub(r"[-_.]+", "-", name).lower()] = version
+            found[canonicalize_name(name)] = version
     return found
 
 

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import re
 from importlib import metadata
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 PROJECT = "imlgcn-study"
 PROJECT_PACKAGES = ("study", "trainables", "search_spaces")
 ANSWER_TIMEOUT_S = 120.0  # a node's answer: one zero-CPU task (a worker process may have to start there)
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def runtime_packages(project: str = PROJECT) -> tuple[str, ...]:
@@ -34,7 +31,7 @@ def runtime_packages(project: str = PROJECT) -> tuple[str, ...]:
     queue: list[tuple[str, frozenset[str]]] = [(project, frozenset())]
     while queue:
         name, extras = queue.pop()
-        key = _canonical(name)
+        key = canonicalize_name(name)
         if key in seen and extras <= seen[key]:
             continue
         seen.setdefault(key, set()).update(extras)
@@ -48,7 +45,7 @@ def runtime_packages(project: str = PROJECT) -> tuple[str, ...]:
                 requirement.marker.evaluate({"extra": extra}) for extra in ("", *extras))
             if wanted:
                 queue.append((requirement.name, frozenset(requirement.extras)))
-    return tuple(sorted(seen.keys() - {_canonical(project)}))
+    return tuple(sorted(seen.keys() - {canonicalize_name(project)}))
 
 
 def project_digest() -> str:

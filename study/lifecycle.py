@@ -135,9 +135,8 @@ def run_trials(record: StudyRecord, address: str | None, progress: Progress, tra
 
 def _run_trials(record: StudyRecord, address: str | None, progress: Progress) -> None:
     from study.ray_session import check_gpus, cluster_gpus, node_cpus, start_ray, stop_ray, worker_slots
-    from study.references import ensure_references
-
     from study import private_members
+    from study.references import ensure_references
 
     check_tracking_uri(record.tracking_uri)
     check_ray_address(address)

@@ -2,8 +2,9 @@
 
 study/search.py extends Ray's OptunaSearch and Optuna's JournalStorage through members that are not their
 public API (study/lifecycle.py reads one more; trainables/mlflow_schema.py reads MLflow's schema revisions):
-a release may rename them without notice, and the study would then fail inside a sweep. `missing()` builds the real objects on a throwaway journal and
-names each member they lack, so an update fails in one line, in a test and before a study starts.
+a release may rename them without notice, and the study would then fail inside a sweep. `missing()` builds
+the real objects on a throwaway journal and names each member they lack, so an update fails in one line, in
+a test and before a study starts.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def missing() -> list[str]:
 
 
 def check() -> None:
-    """Stop a study before Ray starts when an installed Optuna or Ray lacks a member the study uses."""
+    """Stop a study before Ray starts when an installed Optuna, Ray or MLflow lacks a member the study uses."""
     from trainables.config import ConfigError
 
     lacking = missing()

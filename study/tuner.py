@@ -120,8 +120,9 @@ def searcher(record: StudyRecord, level: str, points: list[dict] | None = None, 
 
     storage = journal_storage(str(record.optuna_journal))
     metric, mode = (["mAP", record.size_metric], ["max", "min"]) if record.objective == "multi" else ("mAP", "max")
+    chosen_sampler = sampler(sampling, record.base_config["seed"], tune_run, record.objective == "multi")
     return StudySearch(space, metric=metric, mode=mode, study_name=optuna_study_name(record, level), storage=storage,
-                       sampler=sampler(sampling, record.base_config["seed"], tune_run, record.objective == "multi"), points_to_evaluate=points or None,
+                       sampler=chosen_sampler, points_to_evaluate=points or None,
                        epochs=int(record.base_config["epochs"]), runs_dir=str(record.runs_dir),
                        metric_names=metric if isinstance(metric, list) else [metric], forget_finished=level == "screen")
 

@@ -3,17 +3,13 @@ bound moved in pyproject without a new lock, or a lock written from another envi
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def test_every_locked_dependency_lies_in_its_pyproject_range() -> None:
@@ -24,7 +20,7 @@ def test_every_locked_dependency_lies_in_its_pyproject_range() -> None:
     for line in (ROOT / "requirements-lock.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, version = line.partition("==")
-            locked[_canonical(name)] = version.strip()
-    outside = [f"{r.name} {locked.get(_canonical(r.name), 'not locked')} not in {r.specifier}" for r in declared
-               if _canonical(r.name) not in locked or not r.specifier.contains(locked[_canonical(r.name)], prereleases=True)]
+            locked[canonicalize_name(name)] = version.strip()
+    outside = [f"{r.name} {locked.get(canonicalize_name(r.name), 'not locked')} not in {r.specifier}" for r in declared
+               if canonicalize_name(r.name) not in locked or not r.specifier.contains(locked[canonicalize_name(r.name)], prereleases=True)]
     assert not outside, "; ".join(outside)

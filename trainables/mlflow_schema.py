@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import sqlite3
 import subprocess
 import sys
@@ -52,13 +53,14 @@ def schema_state(path: Path) -> tuple[list[str], str | None]:
     return tables, revision
 
 
-def _revisions() -> tuple[str, set[str]]:
+@functools.lru_cache(maxsize=1)
+def _revisions() -> tuple[str, frozenset[str]]:
     """The installed MLflow's head schema revision and every revision it knows."""
     from alembic.script import ScriptDirectory
     from mlflow.store.db.utils import _get_alembic_config
 
     script = ScriptDirectory.from_config(_get_alembic_config(""))
-    return script.get_current_head(), {r.revision for r in script.walk_revisions()}
+    return script.get_current_head(), frozenset(r.revision for r in script.walk_revisions())
 
 
 def backup_path(path: Path, revision: str) -> Path:
