@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))  # study_speed's phase summary
 REFERENCE = (50.0, 0.8e6)  # hypervolume reference point: (mAP, n_params) every front should beat
 STUDY = ["study", "run", "--name", "demo", "--space", "paper", "--set", "seed=0", "data_seed=0"]
 # the revision's own `imlgcn` entry point (entry_point since it exits without the interpreter's teardown)
-RUN = ("import sys, study.cli as cli; start = getattr(cli, 'entry_point', None); "
+RUN = ("import sys, study.command.cli as cli; start = getattr(cli, 'entry_point', None); "
        "sys.exit(start() if start else cli.main(sys.argv[1:]))")
 
 
@@ -52,7 +52,7 @@ def pregenerate(cache: Path) -> None:
     """Draw the default study's embedded data once, so no revision pays for it (the generator is the same
     at every revision this bench is meant for; each revision checks the set's arguments itself)."""
     from trainables.config import TrialConfig
-    from trainables.synthetic import ensure_synthetic
+    from trainables.data.synthetic import ensure_synthetic
 
     os.environ["IMLGCN_CACHE"] = str(cache)
     c = TrialConfig()
@@ -84,8 +84,8 @@ def front_of(folder: Path) -> dict:
     """The fine-tuned trials that ran all their epochs (read with this checkout's report code from the
     revision's MLflow store): mAP, the paper's parameter count and the deployed one (NaN where the revision
     did not log it)."""
-    from study.report import trial_table
-    from trainables.mlflow_runs import store
+    from study.reports.report import trial_table
+    from trainables.trial.mlflow_runs import store
 
     from study_speed import non_training_share
 
@@ -105,7 +105,7 @@ def hypervolumes(rows: list[dict]) -> None:
     A revision from before the deployed size was logged gets the size the other revisions logged: every
     GCN head on one backbone folds into the same C x d layer, so that size depends only on the backbone and
     the class count, which every revision here shares."""
-    from study.pareto import hypervolume
+    from study.reports.pareto import hypervolume
 
     logged = [size for row in rows for size in row["n_params_inference"] if size == size]
     folded = float(np.median(logged)) if logged else float("nan")

@@ -2,7 +2,7 @@
 synthetic images, in fp32 and in each mixed-precision / memory-format setting the preset can use.
 Prints images/s, the ratio to fp32 and peak GPU memory per setting.
 
-It runs the project's own training step (`trainables.stages.train_epoch` under a configured `Runtime`):
+It runs the project's own training step (`trainables.stages.stages.train_epoch` under a configured `Runtime`):
 autocast, grad scaler, channels-last and the Adam update, on one batch kept on the device, so it
 measures the model and not the data pipeline. No weights are downloaded (random init: same speed).
 
@@ -20,7 +20,7 @@ import torch
 
 def build(config, device: torch.device):
     """The preset's IML-GCN on the COCO label graph shape: C = 80 labels, k = pca_dim node features."""
-    from trainables.model import build_model
+    from trainables.model.model import build_model
 
     classes = 80
     features = torch.randn(classes, config.pca_dim or classes)
@@ -33,9 +33,9 @@ def build(config, device: torch.device):
 def measure(config, device: torch.device, precision: str, channels_last: bool, steps: int, warmup: int,
             batch_size: int) -> tuple[float, float]:
     """(images/s, peak memory in GiB) of `steps` training steps after `warmup` steps."""
-    from trainables.losses import build_loss
-    from trainables.runtime import Runtime
-    from trainables.epochs import train_epoch
+    from trainables.training.losses import build_loss
+    from trainables.training.runtime import Runtime
+    from trainables.training.epochs import train_epoch
 
     torch.manual_seed(0)
     runtime = Runtime(device=device)
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="per step (default: the preset's batch_size)")
     args = parser.parse_args()
 
-    from study.config import load_trial_config
+    from study.driver.config import load_trial_config
 
     config = load_trial_config(args.preset, None, ["pretrained=false", *args.assignments])
     device = torch.device(args.device)

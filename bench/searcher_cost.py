@@ -1,7 +1,7 @@
 """Benchmark: the screening searcher's driver CPU per suggestion as the trials add up, with the installed Optuna.
 
-Drives the study's own searcher (study.search.StudySearch over the `paper` space, the journal storage and
-the TPE or random sampler exactly as study.tuner builds them) for `--trials` trials without Ray or
+Drives the study's own searcher (study.levels.search.StudySearch over the `paper` space, the journal storage and
+the TPE or random sampler exactly as study.levels.tuner builds them) for `--trials` trials without Ray or
 training: two trials are always in flight, as when Tune runs two at once, and each is told a result from
 a fixed function of its configuration (the same for every Optuna version), so only the searcher's own
 work is timed. Prints, per `--every` trials, the median and mean CPU milliseconds of one suggest() and of
@@ -43,9 +43,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from search_spaces import get_space
-    from study.console import quiet_libraries
-    from study.search import StudySearch, journal_storage
-    from study.tuner import constrained_space, sampler
+    from study.driver.console import quiet_libraries
+    from study.levels.search import StudySearch, journal_storage
+    from study.levels.tuner import constrained_space, sampler
     from trainables.config import TrialConfig
 
     quiet_libraries()

@@ -52,7 +52,7 @@ NAIVE = """
 import sys
 import search_spaces
 from search_spaces import SearchSpace, paper
-from study.cli import main
+from study.command.cli import main
 
 def naive_finetune(trial):
     # a stage-1 setting in the space: every trial gets its own stage-1 key, so it retrains its backbone
@@ -67,9 +67,9 @@ sys.exit(main(sys.argv[1:]))
 def run_studies(out: Path, plans: dict[str, list[str]]) -> dict:
     """Each planned study in its own storage (no shared stage-1 cache), same seeds; its wall time, front
     and phases."""
-    from study.pareto import hypervolume
-    from study.report import screening_agreement, trial_table
-    from trainables.mlflow_runs import store
+    from study.reports.pareto import hypervolume
+    from study.reports.report import screening_agreement, trial_table
+    from trainables.trial.mlflow_runs import store
 
     results = {}
     for name, extra in plans.items():
@@ -149,8 +149,8 @@ def write_coco(folder: Path, images: int, seed: int = 0) -> Path:
     """COCO-format annotations over `images` 4 x 4 PNGs (labels from the label model over 20 classes)."""
     from PIL import Image
 
-    from trainables import label_model
-    from trainables.coco import COCO_CATEGORIES
+    from trainables.data import label_model
+    from trainables.data.coco import COCO_CATEGORIES
 
     rng = np.random.default_rng(seed)
     h, coupling = label_model.load_model()
@@ -180,11 +180,11 @@ def write_coco(folder: Path, images: int, seed: int = 0) -> Path:
 
 def run_growth(out: Path) -> dict:
     """Preflight and trial set-up at 2k, 20k and 120k images (best of 3 for the set-up)."""
-    from study.preflight import prepare_data
+    from study.driver.preflight import prepare_data
     from trainables.config import TrialConfig
-    from trainables.gcn_inputs import gcn_inputs
-    from trainables.head import head_model
-    from trainables.splits import load_splits
+    from trainables.stages.gcn_inputs import gcn_inputs
+    from trainables.stages.head import head_model
+    from trainables.training.splits import load_splits
 
     table = {}
     for images in (2_000, 20_000, 120_000):
@@ -209,7 +209,7 @@ def run_growth(out: Path) -> dict:
 def _fake_stage1(config, classes: int, train: int, val: int):
     """A stage-1 result without training (its weights do not matter for the set-up time)."""
     from trainables.backbones import create_backbone
-    from trainables.stage_cache import Stage1
+    from trainables.stages.stage_cache import Stage1
 
     import torch
 
@@ -223,11 +223,11 @@ def _fake_stage1(config, classes: int, train: int, val: int):
 EPOCH_FN = """
 import time, torch
 from trainables.config import TrialConfig
-from trainables.epochs import train_epoch, train_loader
-from trainables.losses import build_loss
-from trainables.model import build_model
-from trainables.runtime import Runtime
-from trainables.splits import load_splits
+from trainables.training.epochs import train_epoch, train_loader
+from trainables.training.losses import build_loss
+from trainables.model.model import build_model
+from trainables.training.runtime import Runtime
+from trainables.training.splits import load_splits
 
 def epoch_times(config_dict, threads, repeats, runtime=None):
     torch.set_num_threads(threads)
@@ -275,8 +275,8 @@ def run_epoch(out: Path, threads: int = 2, repeats: int = 3, rounds: int = 3) ->
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from study.preflight import prepare_data
-    from study.ray_session import start_ray, stop_ray
+    from study.driver.preflight import prepare_data
+    from study.driver.ray_session import start_ray, stop_ray
     from trainables.config import TrialConfig
 
     os.environ.setdefault("IMLGCN_CACHE", str(out / "cache"))
@@ -286,7 +286,7 @@ def run_epoch(out: Path, threads: int = 2, repeats: int = 3, rounds: int = 3) ->
     arguments = {"config": config.to_dict(), "repeats": repeats, "out": str(result_file)}
 
     def on_workers(loop_config: dict) -> None:
-        from trainables.trainable import worker_runtime
+        from trainables.trial.trainable import worker_runtime
 
         scope: dict = {}
         exec(EPOCH_FN, scope)

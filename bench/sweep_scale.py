@@ -117,9 +117,9 @@ def read_rows(sweep: "Sweep") -> str:
     ones from MLflow) and from MLflow alone (how it was read before): seconds of each, same table."""
     import warnings
 
-    from study.record import load_record
-    from study.report import finished_trial_runs, trial_table
-    from trainables.mlflow_runs import store
+    from study.driver.record import load_record
+    from study.reports.report import finished_trial_runs, trial_table
+    from trainables.trial.mlflow_runs import store
 
     record = load_record(sweep.storage, sweep.name)
     runs = store(f"sqlite:///{sweep.db}")
@@ -217,7 +217,7 @@ def at(samples: list[Sample], done: int) -> Sample:
 def trial_compute_ms(sweep: Sweep) -> list[float]:
     """Each screened trial's own time (its wall_time_s: the same work for every trial), in the order they
     ended, read from the run markers: the control that tells a slower machine from a slower driver."""
-    from trainables.run_markers import logged_runs
+    from trainables.trial.run_markers import logged_runs
 
     runs = [run for folder in sorted((sweep.study / "mlflow_runs").glob("*")) for run in logged_runs(str(folder))[0]]
     return [run.metrics["wall_time_s"] * 1000 for run in sorted(runs, key=lambda run: run.end_time)

@@ -3,7 +3,7 @@
 PCA size, the head's learning rate); `finetune(trial)` what only fine-tuning can judge (the backbone's
 learning rate). Every suggested name is a TrialConfig field. A space whose `plane` is not empty also samples
 the stage-1 settings it lists (backbones, resolutions): the study trains stage 1 and the direct model of
-each combination before the trials (see study.references)."""
+each combination before the trials (see study.levels.references)."""
 
 from __future__ import annotations
 

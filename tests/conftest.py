@@ -8,14 +8,14 @@ import os
 # Ray gives it: OpenMP threads that spin while waiting steal the other test's core. PASSIVE waiting, set
 # before torch loads and passed on to every `imlgcn` and Ray worker the tests start (ray_session.PASSED_ON),
 # measured on 3 slow tests at -n 2: 206 s -> 172 s wall, paper-vg500's preset test 150 s -> 80 s.
-# A user's own setting wins; a lone training is faster with the default (see study/ray_session.py).
+# A user's own setting wins; a lone training is faster with the default (see study/driver/ray_session.py).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from trainables.config import TrialConfig
-from trainables.synthetic import generate
+from trainables.data.synthetic import generate
 
 # One thread: OpenMP's spinning threads slow down by 10-100x when another process holds a core.
 torch.set_num_threads(1)

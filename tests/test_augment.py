@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from study.config import preset_names, preset_values
-from trainables.preprocess import _augment_ops, build_transforms, data_config, posterize
+from study.driver.config import preset_names, preset_values
+from trainables.data.preprocess import _augment_ops, build_transforms, data_config, posterize
 
 APPLICATIONS = 5000
 

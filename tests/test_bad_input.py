@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from study.cli import main
+from study.command.cli import main
 
 
 def run(capsys, *argv):
@@ -89,7 +89,7 @@ def test_a_study_name_being_created_is_refused(capsys, monkeypatch, tmp_path, ti
 def test_resume_is_refused_while_another_driver_holds_the_study(capsys, tmp_path):
     import fcntl
 
-    from study.record import StudyRecord, driver_lock
+    from study.driver.record import StudyRecord, driver_lock
 
     state = StudyRecord(name="busy", storage=str(tmp_path), base_config={}, space="small", objective="multi",
                        num_samples=1, max_concurrent=1, num_classes=5, tracking_uri="sqlite:///x.db",
@@ -103,7 +103,7 @@ def test_resume_is_refused_while_another_driver_holds_the_study(capsys, tmp_path
 
 
 def test_credentials_in_a_tracking_uri_are_not_printed():
-    from study.preflight import redact
+    from study.driver.preflight import redact
 
     assert redact("http://alice:s3cret@mlflow.example:5000/x") == "http://alice:***@mlflow.example:5000/x"
     assert redact("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from study.cli import main
+from study.command.cli import main
 
 TABLE1 = [  # paper Table 1: (arguments, total parameters)
     ("--backbone tresnet_m --num-classes 80 --embedding none", 29_503_952),
@@ -131,7 +131,7 @@ def test_params_of_each_preset(capsys, preset, total):
 
 
 def test_presets_load_with_overrides():
-    from study.config import load_trial_config
+    from study.driver.config import load_trial_config
 
     coco = load_trial_config("paper-coco", None, ["data_dir=/data/coco", "backbone=resnet18"])
     assert (coco.backbone, coco.image_size, coco.pca_dim, coco.tau, coco.loss) == ("resnet18", 448, 80, 0.1, "asl")

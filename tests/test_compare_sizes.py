@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from study.arms import ARM_SETS
-from study.compare_sizes import sizes_text
+from study.comparison.arms import ARM_SETS
+from study.comparison.compare_sizes import sizes_text
 from trainables.config import TrialConfig
 
 
@@ -57,7 +57,7 @@ def test_the_sizes_arm_set_crosses_the_plane_backbones_with_both_heads() -> None
 
 
 def test_a_plane_study_draws_the_embedded_set_once_at_its_largest_resolution(tmp_path, monkeypatch) -> None:
-    from study.preflight import prepare_plane
+    from study.driver.preflight import prepare_plane
 
     monkeypatch.setenv("IMLGCN_CACHE", str(tmp_path / "cache"))
     config = TrialConfig(synthetic_train_images=24, synthetic_val_images=12, image_size=32)

@@ -1,6 +1,6 @@
 import pytest
 
-from study.config import load_trial_config, preset_names, read_yaml
+from study.driver.config import load_trial_config, preset_names, read_yaml
 from trainables.config import ConfigError, TrialConfig, parse_assignments
 
 
@@ -132,10 +132,10 @@ def test_keys_derive_from_the_classification():
     """The stage-1, split-index and baseline keys change exactly with the keys declared to affect them."""
     import dataclasses
 
-    from trainables.baseline import baseline_config, baseline_key
+    from trainables.stages.baseline import baseline_config, baseline_key
     from trainables.config import keys_of
-    from trainables.split_index import index_path
-    from trainables.stage_cache import stage1_key
+    from trainables.training.split_index import index_path
+    from trainables.stages.stage_cache import stage1_key
 
     base = TrialConfig(dataset="coco", data_dir="/data")
     other = {"str": "x", "int": 7, "float": 0.123, "bool": True}

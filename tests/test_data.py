@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from trainables.preprocess import build_transforms, data_config
-from trainables.coco import read_coco
-from trainables.datasets import read_split
-from trainables.images import ImageDataset, class_counts_json, verify_images
-from trainables.labelled_images import DataError, LabelledImages
+from trainables.data.preprocess import build_transforms, data_config
+from trainables.data.coco import read_coco
+from trainables.data.datasets import read_split
+from trainables.data.images import ImageDataset, class_counts_json, verify_images
+from trainables.data.labelled_images import DataError, LabelledImages
 
 CATEGORIES = [{"id": 90, "name": "toothbrush", "supercategory": "indoor"},
               {"id": 1, "name": "person", "supercategory": "person"},

@@ -9,8 +9,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data import TensorDataset
 
-from trainables.evaluation import evaluate_model
-from trainables.runtime import Runtime
+from trainables.training.evaluation import evaluate_model
+from trainables.training.runtime import Runtime
 
 N, C = 11, 4  # 11 samples: the two shards differ in size
 

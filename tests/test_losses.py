@@ -1,4 +1,4 @@
-"""Hand-worked checks of trainables.losses."""
+"""Hand-worked checks of trainables.training.losses."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainables.losses import LOSSES, AsymmetricLoss, MaskedBCEWithLogits, build_loss
+from trainables.training.losses import LOSSES, AsymmetricLoss, MaskedBCEWithLogits, build_loss
 
 LOG2 = math.log(2.0)
 

@@ -1,10 +1,10 @@
-"""Hand-worked checks of trainables.metrics (percent outputs)."""
+"""Hand-worked checks of trainables.training.metrics (percent outputs)."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from trainables.metrics import average_precision, multilabel_metrics
+from trainables.training.metrics import average_precision, multilabel_metrics
 
 
 def test_ap_hand_worked():

@@ -8,7 +8,7 @@ import sys
 SCRIPT = """
 import sys, tempfile
 from pathlib import Path
-from trainables.mlflow_runs import store
+from trainables.trial.mlflow_runs import store
 
 uri = sys.argv[1]
 runs = store(uri)
@@ -42,7 +42,7 @@ def test_finished_screened_trials_are_counted_from_their_markers(tmp_path):
     back): a marked run counts; a process killed after its run FINISHED but before marking it leaves its
     intent, and MLflow is asked about that trial alone; an intent without a run does not count."""
     from tests.mlflow_template import migrated_db
-    from trainables.mlflow_runs import RunLog
+    from trainables.trial.mlflow_runs import RunLog
 
     migrated_db(tmp_path / "mlflow.db")
     runs = RunLog(f"sqlite:///{tmp_path}/mlflow.db")
@@ -69,8 +69,8 @@ def test_screened_runs_read_from_their_markers_equal_the_mlflow_runs(tmp_path):
     from MLflow, one killed before its run existed is absent, and markers of an earlier version (run id
     only) make the folder's runs be read from MLflow."""
     from tests.mlflow_template import migrated_db
-    from trainables.mlflow_runs import RunLog
-    from trainables.run_markers import trial_run_id
+    from trainables.trial.mlflow_runs import RunLog
+    from trainables.trial.run_markers import trial_run_id
 
     migrated_db(tmp_path / "mlflow.db")
     runs = RunLog(f"sqlite:///{tmp_path}/mlflow.db")

@@ -1,5 +1,5 @@
 """The SQLite MLflow store is created or upgraded by one process at a time, under a lock, with a copy kept;
-a half-made store is named in one line (trainables/mlflow_schema.py). Real MLflow, real processes."""
+a half-made store is named in one line (trainables/trial/mlflow_schema.py). Real MLflow, real processes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trainables import mlflow_schema
+from trainables.trial import mlflow_schema
 
 PROCESSES, ROUNDS = 4, 10
 
@@ -22,7 +22,7 @@ def _opener(barrier, folder: str, rounds: int, through_project: bool, results) -
     store() or plain MLflow; each open reads the tracking and the model-registry store."""
     from mlflow.tracking import MlflowClient
 
-    from trainables.mlflow_runs import store
+    from trainables.trial.mlflow_runs import store
 
     for round_ in range(rounds):
         uri = f"sqlite:///{folder}/round{round_}.db"
@@ -70,7 +70,7 @@ def test_four_processes_opening_one_new_store_at_once_all_succeed(tmp_path) -> N
 def _store_with_a_run(path: Path) -> str:
     from mlflow.tracking import MlflowClient
 
-    from trainables.mlflow_runs import store
+    from trainables.trial.mlflow_runs import store
 
     uri = f"sqlite:///{path}"
     store(uri)

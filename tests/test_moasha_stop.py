@@ -56,7 +56,7 @@ def _on_workers(config: dict) -> None:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from trainables.trainable import _stage3_reports
+    from trainables.trial.trainable import _stage3_reports
 
     TorchTrainer(_train_fn, train_loop_config=config,
                  scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
@@ -78,8 +78,8 @@ def test_a_stopped_trial_frees_its_cpu_at_once(tmp_path, mode):
     import ray
     from ray import tune
 
-    from study.moasha import MOASHA
-    from study.ray_session import start_ray, stop_ray
+    from study.levels.moasha import MOASHA
+    from study.driver.ray_session import start_ray, stop_ray
 
     folder = tmp_path / "marks"
     folder.mkdir()

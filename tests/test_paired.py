@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from study.paired import compare_table, format_table, frequency_groups, group_differences, mean_sd, paired_interval
+from study.comparison.paired import compare_table, format_table, frequency_groups, group_differences, mean_sd, paired_interval
 
 T_975_2DF = 4.302652729911275  # Student's t quantile 0.975 with 2 degrees of freedom
 T_975_1DF = 12.706204736174707

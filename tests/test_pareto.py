@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.pareto import pareto_front
+from study.reports.pareto import pareto_front
 
 
 def _brute(points: np.ndarray) -> np.ndarray:
@@ -86,7 +86,7 @@ def test_agrees_with_brute_force(seed: int) -> None:
 
 
 def test_non_dominated_ranks_and_crowding_by_hand():
-    from study.pareto import crowding_distance, non_dominated_ranks
+    from study.reports.pareto import crowding_distance, non_dominated_ranks
 
     #          A     B     C     D     E
     high = [60.0, 62.0, 58.0, 61.0, 55.0]
@@ -98,7 +98,7 @@ def test_non_dominated_ranks_and_crowding_by_hand():
 
 
 def test_select_promoted_takes_whole_fronts_then_the_spread_of_the_next():
-    from study.pareto import select_promoted
+    from study.reports.pareto import select_promoted
 
     high = [60.0, 62.0, 58.0, 61.0, 55.0, 59.0]
     low = [10.0, 20.0, 15.0, 25.0, 30.0, 22.0]
@@ -109,7 +109,7 @@ def test_select_promoted_takes_whole_fronts_then_the_spread_of_the_next():
 
 
 def test_hypervolume_by_hand():
-    from study.pareto import hypervolume
+    from study.reports.pareto import hypervolume
 
     # reference (mAP 50, 40 params); points (60, 10) and (70, 30): 10 * 30 + 10 * 10 = 400
     assert hypervolume([60.0, 70.0, 55.0], [10.0, 30.0, 35.0], 50.0, 40.0) == pytest.approx(400.0)
@@ -117,7 +117,7 @@ def test_hypervolume_by_hand():
 
 
 def test_moasha_keeps_the_top_third_by_pareto_rank_at_a_rung():
-    from study.moasha import keeps, rungs
+    from study.levels.moasha import keeps, rungs
 
     assert rungs(9) == [1, 3] and rungs(3) == [1] and rungs(1) == []
     with pytest.raises(ValueError, match="eta >= 2"):
@@ -138,7 +138,7 @@ def test_moasha_keeps_the_top_third_by_pareto_rank_at_a_rung():
 def test_promotion_peels_fronts_as_the_rank_rule_orders_them_and_scales_to_a_sweep():
     """select_promoted peels fronts only until k are chosen; on random tables with ties and NaNs it picks
     exactly what ranking every row first (non_dominated_ranks) and cutting the last front picks."""
-    from study.pareto import crowding_distance, non_dominated_ranks, select_promoted
+    from study.reports.pareto import crowding_distance, non_dominated_ranks, select_promoted
 
     rng = np.random.default_rng(0)
     for case in range(200):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from study.plane import answer, dominating_direct, format_plane, gains, plane_front
+from study.reports.plane import answer, dominating_direct, format_plane, gains, plane_front
 
 SIZE = "n_params_inference"
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from trainables.losses import AsymmetricLoss
-from trainables.runtime import Runtime, precision_dtype
-from trainables.epochs import train_epoch
+from trainables.training.losses import AsymmetricLoss
+from trainables.training.runtime import Runtime, precision_dtype
+from trainables.training.epochs import train_epoch
 
 
 def test_precision_choice_per_device():

@@ -1,7 +1,7 @@
 """The private members of Optuna and Ray that the study uses exist in the installed versions (an update that
 renames one fails here, in one line, not inside a sweep)."""
 
-from study import private_members
+from study.driver import private_members
 
 
 def test_the_installed_optuna_and_ray_have_every_private_member_the_study_uses() -> None:

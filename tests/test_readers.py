@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainables.datasets import read_split
-from trainables.labelled_images import DataError
-from trainables.readers import VOC_CLASSES, read_csv, read_vg500, read_voc
+from trainables.data.datasets import read_split
+from trainables.data.labelled_images import DataError
+from trainables.data.readers import VOC_CLASSES, read_csv, read_vg500, read_voc
 
 
 def _image(path: Path) -> None:

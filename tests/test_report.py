@@ -10,11 +10,11 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from study.pareto import pareto_front
-from study.front_table import DOMINATED, dominated_by, format_front
-from study.report import baseline_table, trial_table, write_report
+from study.reports.pareto import pareto_front
+from study.reports.front_table import DOMINATED, dominated_by, format_front
+from study.reports.report import baseline_table, trial_table, write_report
 from trainables.config import TrialConfig
-from trainables.mlflow_runs import store as mlflow_store
+from trainables.trial.mlflow_runs import store as mlflow_store
 
 STUDY = "demo-study"
 # trial_id: (embedding, tau, p, pca_dim, mAP, n_params)
@@ -167,7 +167,7 @@ def _plane(sizes: list[float], size: str) -> pd.DataFrame:
 def test_a_head_only_front_on_a_deployed_size_says_every_trial_is_as_large() -> None:
     """--size inference_params over a head-only space: the GCN folds away, every trial deploys at the
     same size, and the report says so instead of drawing a front across one size."""
-    from study.report import same_size_note
+    from study.reports.report import same_size_note
 
     flat = _plane([9e5, 9e5, 9e5], "n_params_inference")
     note = same_size_note(flat, None, "n_params_inference")
@@ -210,8 +210,8 @@ def test_study_without_finished_trials_fails(store, tmp_path) -> None:
 
 def test_report_command_on_a_study_without_finished_trials_is_one_line(capsys, tmp_path) -> None:
     """`imlgcn study report NAME` before any trial finished: one line naming the fix, exit 2, no traceback."""
-    from study.cli import main
-    from study.record import StudyRecord
+    from study.command.cli import main
+    from study.driver.record import StudyRecord
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
@@ -231,7 +231,7 @@ def test_report_command_on_a_study_without_finished_trials_is_one_line(capsys, t
 def test_mlflow_links_open_the_model_training_view() -> None:
     """MLflow 3.17 opens an experiment on its GenAI overview unless the URL asks for the model-training
     view; the links the study prints and the report's run links ask for it, with credentials redacted."""
-    from study.report import experiment_url, run_url
+    from study.reports.report import experiment_url, run_url
 
     assert experiment_url("http://127.0.0.1:5000/", "7") == \
         "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning"
@@ -241,10 +241,10 @@ def test_mlflow_links_open_the_model_training_view() -> None:
 
 
 def test_screened_rows_read_from_markers_equal_those_read_from_mlflow(tmp_path) -> None:
-    """A sweep's report reads its screened runs from their markers (trainables.run_markers) and only the
+    """A sweep's report reads its screened runs from their markers (trainables.trial.run_markers) and only the
     fine-tuned ones from MLflow: the trial table is the same as the one read from MLflow alone."""
     from tests.mlflow_template import migrated_db
-    from study.report import finished_trial_runs
+    from study.reports.report import finished_trial_runs
 
     migrated_db(tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -276,7 +276,7 @@ def test_an_answer_holding_html_characters_reads_verbatim_on_the_page(store, tmp
     import html
     import warnings
 
-    from study.report_html import write_html
+    from study.reports.report_html import write_html
     from tests.page_text import page_text
 
     runs = mlflow_store(store["uri"])

@@ -45,7 +45,7 @@ def test_no_unsafe_call(banned):
 
 
 def test_local_ray_and_dashboard_bind_to_loopback():
-    from study.ray_session import LOOPBACK_NODE_IP
+    from study.driver.ray_session import LOOPBACK_NODE_IP
 
     assert LOOPBACK_NODE_IP.startswith("127.")
     (init,) = [args for path, args in _calls("ray.init") if 'address="local"' in args]
@@ -54,7 +54,7 @@ def test_local_ray_and_dashboard_bind_to_loopback():
 
 def test_mlflow_url_printing_is_off_in_every_process_we_start():
     """MLflow prints run URLs (with any credentials of the URI) when a run ends."""
-    from study.ray_session import WORKER_ENV
+    from study.driver.ray_session import WORKER_ENV
 
     assert WORKER_ENV["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] == "true"
 

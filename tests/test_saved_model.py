@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from trainables.config import TrialConfig
-from trainables.datasets import read_split
-from trainables.images import ImageDataset
-from trainables.model import build_model
-from trainables.preprocess import build_transforms, data_config
-from trainables.saved_model import load_model, predict_probabilities, read_meta, save_model
+from trainables.data.datasets import read_split
+from trainables.data.images import ImageDataset
+from trainables.model.model import build_model
+from trainables.data.preprocess import build_transforms, data_config
+from trainables.model.saved_model import load_model, predict_probabilities, read_meta, save_model
 
 
 def _model(config: TrialConfig, classes: int):
@@ -67,11 +67,11 @@ def test_a_head_trained_on_cached_features_is_saved_without_its_backbone(tmp_pat
     it still predicts what training evaluated, and its self-contained copy needs nothing else."""
     from safetensors.torch import load_file
 
-    from trainables.metrics import multilabel_metrics
-    from trainables.runtime import Runtime
-    from trainables.saved_model import self_contained
-    from trainables.stage_cache import stage1_key, stage1_weights
-    from trainables.stages import run_stages
+    from trainables.training.metrics import multilabel_metrics
+    from trainables.training.runtime import Runtime
+    from trainables.model.saved_model import self_contained
+    from trainables.stages.stage_cache import stage1_key, stage1_weights
+    from trainables.stages.stages import run_stages
 
     config = TrialConfig(**{**tiny_config.to_dict(), "embedding": embedding, "finetune_backbone": False,
                             "epochs": 2})

@@ -6,13 +6,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from trainables.datasets import read_split
-from trainables.gcn_inputs import gcn_inputs, node_features, stored_inputs
-from trainables.head import screen
-from trainables.runtime import Runtime
-from trainables.split_index import index_path, read_index, write_index
-from trainables.stage_cache import load_stage1, stage1_key
-from trainables.stages import run_stages
+from trainables.data.datasets import read_split
+from trainables.stages.gcn_inputs import gcn_inputs, node_features, stored_inputs
+from trainables.stages.head import screen
+from trainables.training.runtime import Runtime
+from trainables.training.split_index import index_path, read_index, write_index
+from trainables.stages.stage_cache import load_stage1, stage1_key
+from trainables.stages.stages import run_stages
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_screening_equals_the_fast_stage3(cached, tmp_path, changes):
 
 
 def test_shared_inputs_are_loaded_once_per_process_and_fpca_is_a_slice(cached):
-    from trainables.label_graph import image_feature_embeddings
+    from trainables.model.label_graph import image_feature_embeddings
 
     config, root, index = cached
     first = stored_inputs(root, stage1_key(config), index)

@@ -1,12 +1,12 @@
-"""The study's searcher (study.search.StudySearch) on a real Optuna journal and a real MLflow store,
+"""The study's searcher (study.levels.search.StudySearch) on a real Optuna journal and a real MLflow store,
 driven by hand as Tune would drive it (no Ray cluster needed)."""
 
 import optuna
 from mlflow.tracking import MlflowClient
 from optuna.storages.journal import JournalFileBackend
 
-from study.search import StudySearch
-from trainables.mlflow_runs import search_tags
+from study.levels.search import StudySearch
+from trainables.trial.mlflow_runs import search_tags
 
 
 def _space(trial):

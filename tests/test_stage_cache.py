@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from trainables.config import TrialConfig
-from trainables.stage_cache import STAGE1_FIELDS, Stage1, load_stage1, save_stage1, stage1_key
+from trainables.stages.stage_cache import STAGE1_FIELDS, Stage1, load_stage1, save_stage1, stage1_key
 
 
 def test_key_ignores_what_stage1_does_not_depend_on():

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from trainables.config import TrialConfig
-from trainables.runtime import Runtime, discard_report
-from trainables.stage_cache import load_stage1, stage1_key
-from trainables.gcn_inputs import label_adjacency, node_features
-from trainables.splits import load_splits
-from trainables.stages import run_stages
+from trainables.training.runtime import Runtime, discard_report
+from trainables.stages.stage_cache import load_stage1, stage1_key
+from trainables.stages.gcn_inputs import label_adjacency, node_features
+from trainables.training.splits import load_splits
+from trainables.stages.stages import run_stages
 
 
 class Recorder:
@@ -57,8 +57,8 @@ def test_same_seed_same_result(tiny_config, tmp_path):
 
 
 def test_graph_and_node_features_follow_the_config(tiny_config, tmp_path):
-    from trainables.gcn_inputs import gcn_inputs
-    from trainables.stage_cache import Stage1
+    from trainables.stages.gcn_inputs import gcn_inputs
+    from trainables.stages.stage_cache import Stage1
 
     splits = load_splits(tiny_config)
     labels = splits.train.labels
@@ -94,7 +94,7 @@ def test_a_corrupt_image_mid_epoch_is_a_clear_error(tmp_path, tiny_config):
     (a silently skipped image would change the data set under the study's feet)."""
     import shutil
 
-    from trainables.labelled_images import DataError
+    from trainables.data.labelled_images import DataError
 
     data = tmp_path / "data"
     shutil.copytree(tiny_config.data_dir, data)
@@ -106,8 +106,8 @@ def test_a_corrupt_image_mid_epoch_is_a_clear_error(tmp_path, tiny_config):
 
 
 def _stage1_inputs(config, tmp_path):
-    from trainables.gcn_inputs import gcn_inputs
-    from trainables.pretrain import run_stage1
+    from trainables.stages.gcn_inputs import gcn_inputs
+    from trainables.stages.pretrain import run_stage1
 
     splits = load_splits(config)
     stage1 = run_stage1(config, splits, str(tmp_path), Runtime(), lambda _: None)
@@ -118,7 +118,7 @@ def test_head_warm_up_leaves_the_backbone_untouched(tiny_config, tmp_path):
     """During its warm-up epochs only the new head trains (on cached features): the backbone stays stage 1's."""
     import torch
 
-    from trainables.head import head_model, train_head
+    from trainables.stages.head import head_model, train_head
 
     config = dataclasses.replace(tiny_config, head_warmup_epochs=2)
     stage1, inputs = _stage1_inputs(config, tmp_path)
@@ -134,7 +134,7 @@ def test_head_warm_up_leaves_the_backbone_untouched(tiny_config, tmp_path):
 def test_direct_head_keep_or_reinit(tiny_config, tmp_path):
     import torch
 
-    from trainables.head import head_model
+    from trainables.stages.head import head_model
 
     stage1, inputs = _stage1_inputs(tiny_config, tmp_path)
     kept = head_model(dataclasses.replace(tiny_config, embedding="none"), inputs, stage1.backbone_state)
@@ -147,7 +147,7 @@ def test_direct_head_keep_or_reinit(tiny_config, tmp_path):
 def test_the_baseline_is_the_direct_model_with_the_same_budget(tiny_config, tmp_path):
     """direct_mAP is the direct model continued for exactly the run's stage-3 budget (stored once per key):
     training the direct arm with that budget reproduces it, and graph settings do not change its key."""
-    from trainables.baseline import baseline_key, load_baseline
+    from trainables.stages.baseline import baseline_key, load_baseline
 
     config = dataclasses.replace(tiny_config, embedding="fpca", epochs=2)
     metrics = run_stages(config, str(tmp_path), Runtime(), lambda _: None)

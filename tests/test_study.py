@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.pareto import pareto_front
+from study.reports.pareto import pareto_front
 from tests.mlflow_template import migrated_db
 from trainables.config import TrialConfig
-from trainables.trainable import SCREENED_PARAMS
+from trainables.trial.trainable import SCREENED_PARAMS
 
 pytestmark = pytest.mark.slow
 
@@ -141,8 +141,8 @@ def _export_front_and_predict(tmp_path, tiny_data, db):
 
     import numpy as np
 
-    from trainables.datasets import read_split
-    from trainables.metrics import multilabel_metrics
+    from trainables.data.datasets import read_split
+    from trainables.training.metrics import multilabel_metrics
 
     csv = pd.read_csv(tmp_path / "studies" / "s1" / "report" / "trials.csv", dtype={"trial_id": str})
     front = set(csv.trial_id[csv.pareto])
@@ -352,7 +352,7 @@ OWN_STAGE1_SPACE = """
 import sys
 import search_spaces
 from search_spaces import SearchSpace, paper
-from study.cli import main
+from study.command.cli import main
 
 def own_stage1(trial):
     trial.suggest_float("pretrain_lr", 1e-3, 2e-3)  # a stage-1 setting: each trial pretrains its own backbone

@@ -13,10 +13,10 @@ import optuna
 import pandas as pd
 from ray.tune.experiment import Trial
 
-from study import tuner
-from study.live_fifo import LiveFIFOScheduler
-from study.report_html import SCREENED_ROWS, table_rows, write_html
-from trainables.mlflow_runs import search_tags
+from study.levels import tuner
+from study.levels.live_fifo import LiveFIFOScheduler
+from study.reports.report_html import SCREENED_ROWS, table_rows, write_html
+from trainables.trial.mlflow_runs import search_tags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from sweep_scale import JournalCounter  # noqa: E402
@@ -159,7 +159,7 @@ def test_the_sweep_journal_pops_enqueued_trials_as_optunas_does(tmp_path) -> Non
     in order, are the ones Optuna's own journal would pop (a real journal file, two processes' worth)."""
     from optuna.storages.journal import JournalFileBackend
 
-    from study.search import SweepJournalStorage
+    from study.levels.search import SweepJournalStorage
 
     path = str(tmp_path / "optuna.journal")
     study = optuna.create_study(study_name="s:screen", storage=SweepJournalStorage(JournalFileBackend(path)),
@@ -185,7 +185,7 @@ def test_a_driver_keeps_one_journal_storage_and_sees_other_writers(tmp_path):
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    from study.search import journal_storage
+    from study.levels.search import journal_storage
 
     path = str(tmp_path / "optuna.journal")
     first = optuna.create_study(study_name="s:screen", storage=journal_storage(path), sampler=optuna.samplers.RandomSampler(0))

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainables import label_model, synthetic
-from trainables.coco import COCO_CATEGORIES, read_coco
-from trainables.labelled_images import DataError
-from trainables.synthetic import class_set, default_classes, draw_label_sets, ensure_synthetic, generate
+from trainables.data import label_model, synthetic
+from trainables.data.coco import COCO_CATEGORIES, read_coco
+from trainables.data.labelled_images import DataError
+from trainables.data.synthetic import class_set, default_classes, draw_label_sets, ensure_synthetic, generate
 
 TINY = dict(classes="person,car,cup,chair,dining table", train_images=40, val_images=20, image_size=32, seed=3)
 CHECKED_IMAGES = 10_000  # the tolerances are stated for this many generated images
@@ -181,7 +181,7 @@ def test_the_default_class_set_keeps_the_clusters_and_a_long_tail():
 
 
 def test_looks_depend_on_the_class_only():
-    from trainables.synthetic_render import coco_difficulty, coco_looks
+    from trainables.data.synthetic_render import coco_difficulty, coco_looks
 
     assert len(set(coco_looks())) == 80 and coco_looks() == coco_looks()  # one fixed look per COCO class
     difficulty = coco_difficulty()

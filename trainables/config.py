@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
-from trainables.datasets import DATASETS
+from trainables.data.datasets import DATASETS
 EMBEDDINGS = ("none", "word", "fi", "fpca", "fi_centred", "random")
 DIRECT_HEADS = ("keep", "reinit")
 LOSSES = ("asl", "bce")
@@ -156,7 +156,7 @@ class TrialConfig:
             hint = f" (similar: {', '.join(near)})" if near else ""
             raise ConfigError(f"backbone={self.backbone!r} is not a timm model{hint}: "
                               "see timm.list_models()")
-        from trainables.preprocess import check_augment
+        from trainables.data.preprocess import check_augment
 
         try:
             check_augment(self.augment)
@@ -171,8 +171,8 @@ class TrialConfig:
 
     def synthetic_class_count(self) -> int:
         """The number of classes of the synthetic set this config draws (names checked here too)."""
-        from trainables.labelled_images import DataError
-        from trainables.synthetic import class_set
+        from trainables.data.labelled_images import DataError
+        from trainables.data.synthetic import class_set
 
         try:
             return len(class_set(self.synthetic_classes))

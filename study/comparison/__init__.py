@@ -1,0 +1,1 @@
+"""`imlgcn compare`: arm sets trained over seeds, paired statistics, and the sizes comparison."""

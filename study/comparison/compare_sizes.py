@@ -1,0 +1,59 @@
+"""`imlgcn compare` over arms on several backbones or resolutions (`--arms sizes`): the paper's question
+with seeds. Per arm its deployed size; per point (backbone, resolution) the GCN head's paired gain over that
+point's direct arm; and the answer: the best IML-GCN arm against the smallest direct arm whose mean mAP
+reaches it, with the paired difference between the two and its 95 % interval over the training seeds."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from study.reports.front_table import size_text
+from study.comparison.paired import mean_sd, paired_interval
+from study.levels.references import point_name
+from trainables.config import TrialConfig
+
+SIZE = "n_params_inference"  # what deployment keeps: the folded model
+
+
+def _interval(arm: list[float], reference: list[float]) -> str:
+    mean, low, high = paired_interval(arm, reference)
+    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def sizes_text(results: Mapping[str, Mapping[int, Mapping]], configs: Mapping[str, TrialConfig]) -> str:
+    """The sizes section of the comparison table (see the module docstring)."""
+    seeds = sorted(next(iter(results.values())))
+    m_ap = {arm: [float(results[arm][s]["mAP"]) for s in seeds] for arm in results}
+    size = {arm: float(np.median([results[arm][s][SIZE] for s in seeds])) for arm in results}
+    lines = ["Sizes: each arm's deployed (folded) model, and its mAP over the seeds",
+             *(f"  {arm}: {point_name(configs[arm])}, {size_text(SIZE, size[arm])} inference parameters, mAP "
+               f"{mean_sd(m_ap[arm])[0]:.2f} ± {mean_sd(m_ap[arm])[1]:.2f}" for arm in results)]
+    directs = {point_name(configs[arm]): arm for arm in results if configs[arm].embedding == "none"}
+    heads = [arm for arm in results if configs[arm].embedding != "none"]
+    gains = [f"  {arm} - {directs[point_name(configs[arm])]}: {_interval(m_ap[arm], m_ap[directs[point_name(configs[arm])]])}"
+             for arm in heads if point_name(configs[arm]) in directs]
+    if gains:
+        lines += ["The GCN head on its own backbone (paired difference in mAP, 95 % interval over seeds):", *gains]
+    if not heads or not directs:
+        return "\n".join(lines)
+    best = max(heads, key=lambda arm: (np.mean(m_ap[arm]), -size[arm]))
+    reaching = [arm for arm in directs.values() if np.mean(m_ap[arm]) >= np.mean(m_ap[best])]
+    if not reaching:
+        top = max(directs.values(), key=lambda arm: np.mean(m_ap[arm]))
+        lines.append(f"No direct arm reaches the best IML-GCN arm {best} ({point_name(configs[best])}, mean mAP "
+                     f"{np.mean(m_ap[best]):.2f}); the best direct arm, {top}, is {_interval(m_ap[best], m_ap[top])} "
+                     f"below it ({best} - {top}).")
+        return "\n".join(lines)
+    match = min(reaching, key=lambda arm: (size[arm], -np.mean(m_ap[arm])))
+    ratio = size[best] / size[match]
+    smaller = ratio < 1 and point_name(configs[match]) != point_name(configs[best])
+    verdict = ("the GCN head reaches that mAP with a smaller model" if smaller else
+               "in this comparison the GCN head gives no smaller model for that mAP")
+    lines.append(f"{best} (IML-GCN on {point_name(configs[best])}, mean mAP {np.mean(m_ap[best]):.2f}) against the smallest "
+                 f"direct arm that reaches it, {match} ({point_name(configs[match])}, {np.mean(m_ap[match]):.2f}): "
+                 f"{ratio:.2f}x its inference parameters ({size_text(SIZE, size[best])} against "
+                 f"{size_text(SIZE, size[match])}), paired difference {best} - {match} {_interval(m_ap[best], m_ap[match])}: "
+                 f"{verdict}.")
+    return "\n".join(lines)
