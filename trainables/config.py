@@ -10,8 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
+from trainables import embeddings
 from trainables.data.datasets import DATASETS
-EMBEDDINGS = ("none", "word", "fi", "fpca", "fi_centred", "random")
+
 DIRECT_HEADS = ("keep", "reinit")
 LOSSES = ("asl", "bce")
 GRAPHS = ("paper", "mlgcn")
@@ -65,8 +66,8 @@ class TrialConfig:
     pretrained_path: str = knob("", STAGE1)  # local backbone weights (.safetensors or a torch state dict); wins over pretrained
     augment: str = knob("", STAGE1)  # timm auto-augment for training, e.g. rand-m9-mstd0.5-inc1 (RandAugment); "" = flips only
     # --- node features and label graph
-    embedding: str = knob("fpca", HEAD, SEARCH)  # none (direct model) | word (GloVe, ML-GCN) | fi | fpca; controls: fi_centred | random
-    pca_dim: int = knob(0, HEAD, SEARCH)  # fpca components k; 0 = number of classes (the paper's k = C)
+    embedding: str = knob("fpca", HEAD, SEARCH)  # node features (trainables/embeddings.py): none (direct model) | word | fi | fpca | ...
+    pca_dim: int = knob(0, HEAD, SEARCH)  # H0's columns k for fpca (and random); 0 = number of classes (the paper's k = C)
     word_embeddings: str = knob("", HEAD)  # .npz with `classes` and `vectors`; "" = packaged GloVe (COCO/VOC names)
     gcn_hidden: int = knob(1024, HEAD)  # width of the first graph convolution
     tau: float = knob(0.1, HEAD, SEARCH)  # Eq. 3 threshold on P(j | i)
@@ -107,7 +108,7 @@ class TrialConfig:
     def __post_init__(self) -> None:
         _check_types(self)
         _check_choice("dataset", self.dataset, tuple(DATASETS))
-        _check_choice("embedding", self.embedding, EMBEDDINGS)
+        _check_choice("embedding", self.embedding, embeddings.NAMES)
         _check_choice("direct_head", self.direct_head, DIRECT_HEADS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("graph", self.graph, GRAPHS)
@@ -143,7 +144,8 @@ class TrialConfig:
         _check_choice("synthetic_labels", self.synthetic_labels, SYNTHETIC_LABELS)
         if self.synthetic_classes not in ("default", "all"):
             self.synthetic_class_count()  # COCO names, checked now
-        if self.embedding in ("fi", "fpca", "fi_centred") and self.pretrain_epochs == 0 and not (self.pretrained or self.pretrained_path):
+        entry = embeddings.EMBEDDINGS[self.embedding]
+        if entry.from_features and self.pretrain_epochs == 0 and not (self.pretrained or self.pretrained_path):
             raise ConfigError("pretrain_epochs=0 without pretrained weights gives random node features: "
                               "set pretrain_epochs >= 1, pretrained=true or pretrained_path=FILE")
 
@@ -181,7 +183,7 @@ class TrialConfig:
 
     def check_classes(self, num_classes: int) -> None:
         """Checks that need the data set: pca_dim against the number of classes."""
-        if self.embedding in ("fpca", "random") and self.pca_dim > num_classes:
+        if embeddings.EMBEDDINGS[self.embedding].takes_pca_dim and self.pca_dim > num_classes:
             raise ConfigError(f"pca_dim={self.pca_dim} exceeds the {num_classes} classes of the data set: "
                               f"use pca_dim <= {num_classes} (0 = {num_classes})")
 

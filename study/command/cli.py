@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Sequence
 
 from search_spaces import SPACES
-from trainables.config import EMBEDDINGS, ConfigError, TrialConfig
+from trainables.config import ConfigError, TrialConfig
 from trainables.data.datasets import DATASETS, get_dataset
+from trainables.embeddings import EMBEDDINGS, WORD_DIM
 
 DEFAULTS = TrialConfig()
 
@@ -78,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(params)
     params.add_argument("--backbone", help="timm model name, e.g. tresnet_m")
     params.add_argument("--num-classes", type=int)
-    params.add_argument("--embedding", choices=EMBEDDINGS)
-    params.add_argument("--pca-dim", type=int, help="k for fpca (default: number of classes)")
-    params.add_argument("--word-dim", type=int, default=300)
+    params.add_argument("--embedding", choices=tuple(EMBEDDINGS), help="node features: " + "; ".join(
+        f"{name}: {entry.label}" for name, entry in EMBEDDINGS.items()))
+    params.add_argument("--pca-dim", type=int, help="k for fpca and random (default: number of classes)")
+    params.add_argument("--word-dim", type=int, default=WORD_DIM)
     params.add_argument("--hidden", type=int, default=1024)
     params.add_argument("--image-size", type=int, help="resolution of the GFLOPs count (default: the config's)")
     params.add_argument("--space", choices=tuple(SPACES),

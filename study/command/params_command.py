@@ -9,6 +9,7 @@ import dataclasses
 
 from trainables.config import ConfigError, TrialConfig
 from trainables.data.datasets import get_dataset
+from trainables.embeddings import embedding as embedding_entry
 
 # The paper's Table 1 (COCO) parameter counts of the models the presets reproduce, in millions
 PAPER_TABLE1_M = {"paper-coco": 31.5, "mlgcn-coco": 44.9, "asl-coco": 29.5}
@@ -36,8 +37,9 @@ def params(args: argparse.Namespace) -> dict:
         config = TrialConfig(backbone=args.backbone, embedding=embedding, pca_dim=args.pca_dim or 0)
         config.check_backbone()
         pca_dim, hidden, word_dim = config.pca_components(classes), args.hidden, args.word_dim
-    in_dim = {"word": word_dim, "fpca": pca_dim, "random": pca_dim}.get(embedding)
-    if embedding in ("fpca", "random") and not 1 <= pca_dim <= classes:
+    entry = embedding_entry(embedding)
+    in_dim = entry.input_width(d=None, k=pca_dim, word_dim=word_dim)  # d: count_parameters reads the backbone's
+    if entry.takes_pca_dim and not 1 <= pca_dim <= classes:
         raise ConfigError(f"--pca-dim {pca_dim} must be in 1..{classes} (the number of classes)")
 
     def sizes(backbone: str, image_size: int) -> dict:

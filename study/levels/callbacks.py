@@ -13,6 +13,7 @@ import sys
 import time
 
 from study.driver.console import verbose
+from trainables.embeddings import key_applies
 from trainables.trial.mlflow_runs import FINAL_KEYS, FINISHED, RUNNING, final_tags, store
 from trainables.trial.run_markers import trial_run_id
 
@@ -53,7 +54,7 @@ class TrialProgress:
                 self.best: tuple[float, str] = (-math.inf, "")
 
             def _searched(self, config: dict) -> str:
-                keys = [k for k in searched if k in config and not (k == "pca_dim" and config.get("embedding") != "fpca")]
+                keys = [k for k in searched if k in config and key_applies(k, config.get("embedding"))]
                 return " ".join(_value(k, config[k]) for k in keys)
 
             def on_trial_complete(self, iteration, trials, trial, **info):

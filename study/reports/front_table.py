@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from trainables.embeddings import key_applies
+
 DOMINATED = "dominated by the direct model"
 # a study's size metric -> how the report names it
 SIZE_LABELS = {"n_params_inference": "inference parameters", "flops": "FLOPs per image", "latency_ms": "latency",
@@ -76,9 +78,8 @@ def front_rows(front: pd.DataFrame, baseline: pd.Series | None, searched: list[s
             d_size = _size_difference(size, values[size], baseline[size])
             if dominated_by(values["mAP"], float(values[size]), baseline["mAP"], float(baseline[size])):
                 note = DOMINATED
-        pca = values.get("embedding") == "fpca"
         rows.append({"trial": str(values["trial_id"]),
-                     **{k: cell(k, values.get(k)) if k != "pca_dim" or pca else "-" for k in searched},
+                     **{k: cell(k, values.get(k)) if key_applies(k, values.get("embedding")) else "-" for k in searched},
                      "mAP": f"{values['mAP']:.2f}", "mAP vs direct": d_map, **sizes(values), versus: d_size,
                      "note": note})
     return pd.DataFrame(rows)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from study.reports.front_table import SIZE_LABELS, cell, size_cells, size_text
 from study.reports.pareto import pareto_front
+from trainables.embeddings import key_applies
 
 
 def model_name(backbone: str, image_size) -> str:
@@ -119,10 +120,9 @@ def plane_rows(front: pd.DataFrame, directs: pd.DataFrame, direct_front: np.ndar
                      **{k: point.get(k, "-") for k in searched}, "mAP": f"{direct['mAP']:.2f}",
                      "vs own direct": "", **sizes(direct), "front": "yes" if direct["_front"] else ""})
     for trial in front.assign(_size=front[size].astype(float)).sort_values(["_size", "trial_id"]).to_dict("records"):
-        pca = trial.get("embedding") == "fpca"
         own = trial.get("direct_mAP")
         rows.append({"model": f"trial {trial['trial_id']}",
-                     **{k: cell(k, trial.get(k)) if k != "pca_dim" or pca else "-" for k in searched},
+                     **{k: cell(k, trial.get(k)) if key_applies(k, trial.get("embedding")) else "-" for k in searched},
                      "mAP": f"{trial['mAP']:.2f}", "vs own direct": f"{trial['mAP'] - own:+.2f}" if own == own else "",
                      **sizes(trial), "front": "yes"})
     return pd.DataFrame(rows)

@@ -22,6 +22,7 @@ from study.reports.front_table import SIZE_LABELS, size_text
 from study.driver.record import StudyError, StudyRecord
 from study.reports.report_plots import write_png
 from trainables.config import HEAD, SEARCH, TrialConfig, keys_of
+from trainables.embeddings import key_applies
 from trainables.training.metrics import SIZE_KEYS
 from trainables.trial.mlflow_runs import FINAL_KEYS, RunLog, store
 from trainables.trial.run_markers import LoggedRun
@@ -61,7 +62,7 @@ def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list
                                "stopped_early": tags.get("stopped_early") == "true"}
         row.update({key: metrics.get(key, np.nan) for key in METRICS})
         row.update({key: params.get(key, "") for key in SEARCHED})
-        row["head_key"] = "|".join(params.get(k, "") if k != "pca_dim" or params.get("embedding") == "fpca" else ""
+        row["head_key"] = "|".join(params.get(k, "") if key_applies(k, params.get("embedding")) else ""
                                    for k in HEAD_KEY)
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(COLUMNS[:-1]))

@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 
 from study.reports.front_table import front_rows
 from study.reports.report_plots import AXES, axis, direct_names
+from trainables.embeddings import key_applies
 
 SCREENED_ROWS = 200
 WEBGL_POINTS = 2000
@@ -66,7 +67,7 @@ def _hover(table: pd.DataFrame, searched: list[str], size: str = "n_params") -> 
     for row in table.to_dict("records"):
         lines = [f"trial {row['trial_id']} ({row['level']})"]
         lines += [f"{k} {_fmt(k, row.get(k))}" for k in searched
-                  if not (k == "pca_dim" and row.get("embedding") != "fpca")]
+                  if key_applies(k, row.get("embedding"))]
         lines += [f"mAP {row['mAP']:.2f}", f"n_params {int(row['n_params']):,}"]
         if size != "n_params" and row.get(size) is not pd.NA and row.get(size) == row.get(size):
             lines.append(f"{size} {float(row[size]):,.6g}")
@@ -173,7 +174,7 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
     trials, heading = table_rows(trials)
     all_rows = pd.DataFrame({
         "trial": trials["trial_id"].astype(str), "level": trials["level"],
-        **{k: [_fmt(k, v) if not (k == "pca_dim" and e != "fpca") else "-" for v, e in zip(trials[k], trials["embedding"])]
+        **{k: [_fmt(k, v) if key_applies(k, e) else "-" for v, e in zip(trials[k], trials["embedding"])]
            for k in searched if k in trials},
         "mAP": [f"{v:.2f}" for v in trials["mAP"]],
         "mAP vs direct": [f"{m - d:+.2f}" if d == d else "" for m, d in zip(trials["mAP"], trials["direct_mAP"])],

@@ -14,9 +14,7 @@ import torch
 from torch import nn
 
 from trainables.backbones import backbone_size, create_backbone, pooled_dim
-from trainables.config import EMBEDDINGS
-
-WORD_DIM = 300  # GloVe vectors, as ML-GCN
+from trainables.embeddings import FEATURE_DIM, WORD_DIM, embedding as embedding_entry
 
 
 class GraphConvolution(nn.Module):
@@ -123,9 +121,8 @@ def build_model(backbone_name: str, num_classes: int, embedding: str, node_featu
     with_backbone=False builds only the head (the backbone's size d read from a meta-device copy): what
     trains on cached stage-1 features, without the memory and time of a backbone it would never run.
     """
-    if embedding not in EMBEDDINGS:
-        raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
-    if embedding != "none":
+    gcn = embedding_entry(embedding).has_head
+    if gcn:
         if node_features is None or adjacency is None:
             raise ValueError(f"embedding {embedding!r} needs node_features (C x k) and adjacency (C x C)")
         node_features = torch.as_tensor(node_features, dtype=torch.float32)
@@ -133,7 +130,7 @@ def build_model(backbone_name: str, num_classes: int, embedding: str, node_featu
         _check_graph(adjacency, node_features, num_classes)
     backbone = create_backbone(backbone_name, pretrained, pretrained_path) if with_backbone else None
     d = None if with_backbone else backbone_size(backbone_name)[1]
-    if embedding == "none":
+    if not gcn:
         return DirectModel(backbone, num_classes, feature_dim=d)
     return IMLGCN(backbone, adjacency, node_features, hidden, feature_dim=d)
 
@@ -171,23 +168,19 @@ def count_parameters(backbone_name: str, num_classes: int, embedding: str, in_di
     """Parameter counts as paper Table 1, without building the GCN data: {"total", "backbone", "head",
     "inference"}. "inference" is the folded model's size (see `fold`): backbone + C x d for IML-GCN.
 
-    in_dim: word -> given (default 300); fi, fi_centred -> d (the backbone's feature size); fpca, random
-    -> k (required).
+    in_dim: H0's width (trainables.embeddings): word -> given (default WORD_DIM = 300); fi, fi_centred -> d
+    (the backbone's feature size); fpca, random -> k (required).
     """
-    if embedding not in EMBEDDINGS:
-        raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
+    entry = embedding_entry(embedding)
     backbone, d = backbone_size(backbone_name)
-    if embedding == "none":
+    if not entry.has_head:
         head = d * num_classes + num_classes
     else:
-        if embedding == "word":
-            in_dim = WORD_DIM if in_dim is None else in_dim
-        elif embedding in ("fi", "fi_centred"):
-            if in_dim not in (None, d):
-                raise ValueError(f"embedding {embedding!r} has in_dim = d = {d} for {backbone_name}, got {in_dim}")
-            in_dim = d
-        elif in_dim is None:
+        if entry.width == FEATURE_DIM and in_dim not in (None, d):
+            raise ValueError(f"embedding {embedding!r} has in_dim = d = {d} for {backbone_name}, got {in_dim}")
+        in_dim = entry.input_width(d=d, k=in_dim, word_dim=WORD_DIM if in_dim is None else in_dim)
+        if in_dim is None:
             raise ValueError(f"embedding {embedding!r} needs in_dim = k, the number of node feature columns")
         head = in_dim * hidden + hidden * d
-    inference = backbone + (head if embedding == "none" else num_classes * d)
+    inference = backbone + (num_classes * d if entry.has_head else head)
     return {"total": backbone + head, "backbone": backbone, "head": head, "inference": inference}

@@ -1,7 +1,8 @@
 """What every head trains on, from one source: the cached stage-1 features F_GAP with the label matrices,
 and the GCN's two constants built from them (node features H0 and the graph A_hat).
 
-Node features are GloVe vectors (word, ML-GCN), F_I (fi) or a PCA of F_I (fpca); A_hat is paper
+Node features H0 are GloVe vectors (word, ML-GCN), F_I (fi) or a PCA of F_I (fpca), one function each in
+H0_BUILDERS (the embeddings and their widths: trainables/embeddings.py); A_hat is paper
 Eq. 3-4 (or ML-GCN's code) on training co-occurrence, then D^-1/2 normalised as ML-GCN's gen_adj.
 `GCNInputs` holds what does not depend on a head configuration (co-occurrence counts, F_I and its full
 PCA: F_PCA with k components is its first k columns), built once per stage-1 key and data, so a
@@ -13,12 +14,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from trainables.config import ConfigError, TrialConfig
 from trainables.data.datasets import packaged_word_vectors
+from trainables.embeddings import EMBEDDINGS, WORD
 from trainables.model.label_graph import (centred_embeddings, cooccurrence, correlation_matrix, image_feature_embeddings,
                                     mlgcn_correlation_matrix, normalize_adjacency, pca_scores, random_embeddings,
                                     word_embeddings)
@@ -80,35 +83,56 @@ def _word_vectors(path: str, classes: tuple[str, ...]) -> np.ndarray:
 
 
 def check_word_vectors(config: TrialConfig, classes: tuple[str, ...]) -> None:
-    """embedding=word: every class has a vector (a ConfigError naming the first that has none)."""
-    if config.embedding == "word":
+    """An embedding of word vectors (word): every class has a vector (a ConfigError naming the first that has none)."""
+    if EMBEDDINGS[config.embedding].width == WORD:
         try:
             _word_vectors(str(Path(word_vectors_path(config))), tuple(classes))
         except ValueError as error:
             raise ConfigError(str(error)) from None
 
 
-def node_features(config: TrialConfig, inputs: GCNInputs) -> np.ndarray | None:
-    """H0 (C x in_dim): GloVe (word), F_I (fi) or F_PCA (fpca, k = config.pca_components(C)); None for
-    the direct model.
+def _word(config: TrialConfig, inputs: GCNInputs) -> np.ndarray:
+    """GloVe vectors of the class names (C x 300 for the packaged ones)."""
+    return _word_vectors(word_vectors_path(config), inputs.classes)
 
-    Controls: fi_centred = F_I minus its mean row (d columns); random = standard normal features fixed by
-    the seed, k = config.pca_components(C) columns like fpca: no label information at all.
-    """
+
+def _fi(config: TrialConfig, inputs: GCNInputs) -> np.ndarray:
+    """F_I (C x d): each label's mean training feature."""
+    return inputs.fi
+
+
+def _fi_centred(config: TrialConfig, inputs: GCNInputs) -> np.ndarray:
+    """F_I minus its mean row (C x d)."""
+    return centred_embeddings(inputs.fi)
+
+
+def _fpca(config: TrialConfig, inputs: GCNInputs) -> np.ndarray:
+    """F_PCA: the first k = config.pca_components(C) columns of F_I's PCA scores."""
     classes = len(inputs.classes)
-    if config.embedding == "none":
+    k = config.pca_components(classes)
+    if k > inputs.pca_full.shape[1]:
+        raise ConfigError(f"pca_dim={k} exceeds the {inputs.pca_full.shape[1]} components F_I has (C = {classes} "
+                          f"labels, d = {inputs.fi.shape[1]} features): use pca_dim <= {inputs.pca_full.shape[1]}")
+    return inputs.pca_full[:, :k]
+
+
+def _random(config: TrialConfig, inputs: GCNInputs) -> np.ndarray:
+    """Standard normal features fixed by the seed, k = config.pca_components(C) columns like fpca."""
+    classes = len(inputs.classes)
+    return random_embeddings(classes, config.pca_components(classes), config.seed)
+
+
+# embedding name (trainables.embeddings) -> the function that computes its H0 (C x in_dim)
+H0_BUILDERS: dict[str, Callable[[TrialConfig, GCNInputs], np.ndarray]] = {
+    "word": _word, "fi": _fi, "fpca": _fpca, "fi_centred": _fi_centred, "random": _random}
+
+
+def node_features(config: TrialConfig, inputs: GCNInputs) -> np.ndarray | None:
+    """H0 (C x in_dim) of the configured embedding (see trainables.embeddings for each one's width), by
+    H0_BUILDERS; None for the direct model (an embedding without a GCN head)."""
+    if not EMBEDDINGS[config.embedding].has_head:
         return None
-    if config.embedding == "word":
-        return _word_vectors(word_vectors_path(config), inputs.classes)
-    if config.embedding == "random":
-        return random_embeddings(classes, config.pca_components(classes), config.seed)
-    if config.embedding == "fpca":
-        k = config.pca_components(classes)
-        if k > inputs.pca_full.shape[1]:
-            raise ConfigError(f"pca_dim={k} exceeds the {inputs.pca_full.shape[1]} components F_I has (C = {classes} "
-                              f"labels, d = {inputs.fi.shape[1]} features): use pca_dim <= {inputs.pca_full.shape[1]}")
-        return inputs.pca_full[:, :k]
-    return centred_embeddings(inputs.fi) if config.embedding == "fi_centred" else inputs.fi
+    return H0_BUILDERS[config.embedding](config, inputs)
 
 
 def label_adjacency(config: TrialConfig, inputs: GCNInputs) -> np.ndarray:
