@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from trainables.config import TrialConfig
-from trainables.training.metrics import DEVICE_KEY, SIZE_KEYS
+from trainables.size_measures import DEVICE_KEY, SIZE_KEYS
 from trainables.model.model import build_model, count_parameters, fold
 from trainables.model.sizes import count_flops, deployed_sizes, model_sizes, time_forward
 

@@ -147,6 +147,7 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
 
 def _add_study_commands(commands) -> None:
     from study.driver.record import SIZES
+    from trainables.size_measures import SIZE_MEASURES
 
     study = commands.add_parser("study", help="Ray Tune + Optuna studies").add_subparsers(dest="study_command",
                                                                                             required=True)
@@ -157,8 +158,8 @@ def _add_study_commands(commands) -> None:
                      help="search space in search_spaces/: the paper's head space, a smaller one, the size plane of "
                           "the embedded data (backbones x resolutions), Table 1's backbones on COCO")
     run.add_argument("--size", choices=tuple(SIZES), default="inference_params",
-                     help="the size the multi-objective study minimises: the deployed (folded) model's parameters, "
-                          "its FLOPs per image, its batch-1 latency, or the paper's count (GCN included)")
+                     help="the size the multi-objective study minimises: " + "; ".join(
+                         f"{option} = {SIZE_MEASURES[key].how}" for option, key in SIZES.items()))
     run.add_argument("--objective", choices=("multi", "map"), default="multi",
                      help="multi: maximise mAP and minimise --size (Pareto); map: mAP alone with ASHA")
     run.add_argument("--num-samples", type=int, default=DEFAULT_STUDY_SAMPLES,

@@ -15,6 +15,7 @@ from typing import Callable
 from study.driver.mlflow_store import resolve_tracking_uri
 from study.driver.preflight import prepare_data, preflight, redact
 from trainables.config import TrialConfig
+from trainables.size_measures import COUNT_KEYS
 from trainables.trial.mlflow_runs import RunLog, final_metrics, final_tags, store
 from trainables.trial.run_context import RunContext
 
@@ -67,6 +68,6 @@ def _tracked_fit(config: TrialConfig, classes: tuple[str, ...], context: RunCont
         runs.finish(run_id, final, step=config.epochs, tags=final_tags(metrics))
     progress(f"model saved to {context.model_dir} and logged as runs:/{run_id}/model "
              f"(try `imlgcn predict --model runs:/{run_id}/model IMAGE`)")
-    return {**final, "n_params": int(final["n_params"]), "n_params_inference": int(final["n_params_inference"]),
+    return {**final, **{key: int(final[key]) for key in COUNT_KEYS},
             **final_tags(metrics), "num_classes": len(classes), "run_id": run_id,
             "model": context.model_dir}

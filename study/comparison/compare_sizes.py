@@ -9,12 +9,13 @@ from typing import Mapping
 
 import numpy as np
 
-from study.reports.front_table import size_text
 from study.comparison.paired import mean_sd, paired_interval
 from study.levels.references import point_name
 from trainables.config import TrialConfig
+from trainables.size_measures import SIZE_MEASURES
 
 SIZE = "n_params_inference"  # what deployment keeps: the folded model
+MEASURE = SIZE_MEASURES[SIZE]
 
 
 def _interval(arm: list[float], reference: list[float]) -> str:
@@ -28,7 +29,7 @@ def sizes_text(results: Mapping[str, Mapping[int, Mapping]], configs: Mapping[st
     m_ap = {arm: [float(results[arm][s]["mAP"]) for s in seeds] for arm in results}
     size = {arm: float(np.median([results[arm][s][SIZE] for s in seeds])) for arm in results}
     lines = ["Sizes: each arm's deployed (folded) model, and its mAP over the seeds",
-             *(f"  {arm}: {point_name(configs[arm])}, {size_text(SIZE, size[arm])} inference parameters, mAP "
+             *(f"  {arm}: {point_name(configs[arm])}, {MEASURE.text(size[arm])} {MEASURE.label}, mAP "
                f"{mean_sd(m_ap[arm])[0]:.2f} ± {mean_sd(m_ap[arm])[1]:.2f}" for arm in results)]
     directs = {point_name(configs[arm]): arm for arm in results if configs[arm].embedding == "none"}
     heads = [arm for arm in results if configs[arm].embedding != "none"]
@@ -53,7 +54,7 @@ def sizes_text(results: Mapping[str, Mapping[int, Mapping]], configs: Mapping[st
                "in this comparison the GCN head gives no smaller model for that mAP")
     lines.append(f"{best} (IML-GCN on {point_name(configs[best])}, mean mAP {np.mean(m_ap[best]):.2f}) against the smallest "
                  f"direct arm that reaches it, {match} ({point_name(configs[match])}, {np.mean(m_ap[match]):.2f}): "
-                 f"{ratio:.2f}x its inference parameters ({size_text(SIZE, size[best])} against "
-                 f"{size_text(SIZE, size[match])}), paired difference {best} - {match} {_interval(m_ap[best], m_ap[match])}: "
+                 f"{ratio:.2f}x its {MEASURE.label} ({MEASURE.text(size[best])} against "
+                 f"{MEASURE.text(size[match])}), paired difference {best} - {match} {_interval(m_ap[best], m_ap[match])}: "
                  f"{verdict}.")
     return "\n".join(lines)

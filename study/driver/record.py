@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainables.size_measures import OPTIONS
 from trainables.trial.run_context import RunContext, screened_runs_dir
 
 RECORD_FILE = "study.json"
@@ -29,8 +30,9 @@ class StudyError(ValueError):
     """A study name, folder or state is wrong; the message says which command to use instead."""
 
 
-# --size -> the size metric a study minimises (trainables.model.sizes measures them all for every run)
-SIZES = {"inference_params": "n_params_inference", "flops": "flops", "latency": "latency_ms", "params": "n_params"}
+# --size -> the size metric a study minimises (trainables.size_measures; trainables.model.sizes measures them all
+# for every run)
+SIZES = OPTIONS
 
 
 @dataclass

@@ -10,37 +10,9 @@ from __future__ import annotations
 import pandas as pd
 
 from trainables.embeddings import key_applies
+from trainables.size_measures import SIZE_MEASURES, known
 
 DOMINATED = "dominated by the direct model"
-# a study's size metric -> how the report names it
-SIZE_LABELS = {"n_params_inference": "inference parameters", "flops": "FLOPs per image", "latency_ms": "latency",
-               "n_params": "parameters (the paper's count)"}
-SHORT = {"n_params_inference": "params", "flops": "GFLOPs", "latency_ms": "ms", "n_params": "params"}
-
-
-def size_text(size: str, value: float) -> str:
-    """A size as a reader wants it: 4,922,488 (parameters), 0.179 GFLOPs, 3.1 ms."""
-    if size == "flops":
-        return f"{value / 1e9:.3g} GFLOPs"
-    if size == "latency_ms":
-        return f"{value:.3g} ms"
-    return f"{int(round(value)):,}"
-
-
-def _size_cell(size: str, value) -> str:
-    if value is None or value is pd.NA or value != value:
-        return "-"
-    return f"{float(value) / 1e9:.3g}" if size == "flops" else f"{float(value):.3g}" if size == "latency_ms" \
-        else f"{int(round(float(value))):,}"
-
-
-def _size_difference(size: str, value, base) -> str:
-    difference = float(value) - float(base)
-    if size == "flops":
-        return f"{difference / 1e9:+.3g}"
-    if size == "latency_ms":
-        return f"{difference:+.3g}"
-    return f"{int(round(difference)):+,}"
 
 
 def dominated_by(row_map: float, row_size: float, base_map: float, base_size: float) -> bool:
@@ -63,7 +35,8 @@ def front_rows(front: pd.DataFrame, baseline: pd.Series | None, searched: list[s
                size: str = "n_params") -> pd.DataFrame:
     """The rows printed and shown in the HTML report: baseline first, then the front by `size`. Both
     parameter counts are always shown; FLOPs or latency get their own column when they are the size."""
-    versus = f"{SHORT[size]} vs direct"
+    measure = SIZE_MEASURES[size]
+    versus = f"{measure.short} vs direct"
     sizes = size_cells(size)
 
     rows = []
@@ -73,9 +46,9 @@ def front_rows(front: pd.DataFrame, baseline: pd.Series | None, searched: list[s
     for row in front.sort_values([size, "trial_id"]).itertuples(index=False):
         values = row._asdict()
         note, d_map, d_size = "", "", ""
-        if baseline is not None and _known(baseline.get(size)) and _known(values.get(size)):
+        if baseline is not None and known(baseline.get(size)) and known(values.get(size)):
             d_map = f"{values['mAP'] - baseline['mAP']:+.2f}"
-            d_size = _size_difference(size, values[size], baseline[size])
+            d_size = measure.difference(values[size], baseline[size])
             if dominated_by(values["mAP"], float(values[size]), baseline["mAP"], float(baseline[size])):
                 note = DOMINATED
         rows.append({"trial": str(values["trial_id"]),
@@ -86,20 +59,17 @@ def front_rows(front: pd.DataFrame, baseline: pd.Series | None, searched: list[s
 
 
 def size_cells(size: str):
-    """The size columns of a row (both parameter counts; FLOPs or latency too when they are the study's size)
-    from a mapping of its values."""
-    extra = SHORT[size] if size in ("flops", "latency_ms") else None
+    """The size columns of a row from a mapping of its values: every measure shown always (both parameter
+    counts, by key), then the study's size by its short name when it is not one of them (GFLOPs, ms)."""
+    shown = [m for m in SIZE_MEASURES.values() if m.always_shown]
+    measure = SIZE_MEASURES[size]
+    extra = None if measure.always_shown else measure
 
     def cells(values) -> dict:
-        row = {"n_params": _size_cell("n_params", values.get("n_params")),
-               "n_params_inference": _size_cell("n_params_inference", values.get("n_params_inference"))}
-        return {**row, extra: _size_cell(size, values.get(size))} if extra else row
+        row = {m.key: m.cell(values.get(m.key)) for m in shown}
+        return {**row, extra.short: extra.cell(values.get(size))} if extra else row
 
     return cells
-
-
-def _known(value) -> bool:
-    return value is not None and value is not pd.NA and value == value
 
 
 def format_front(front: pd.DataFrame, baseline: pd.Series | None, searched: list[str], finetuned: int,
@@ -111,9 +81,9 @@ def format_front(front: pd.DataFrame, baseline: pd.Series | None, searched: list
     title = f"Pareto front: {len(front)} of {finetuned} fine-tuned trials"
     if screened:
         title += f" ({screened} head configurations screened first)"
-    title += f", on mAP and {SIZE_LABELS[size]}"
+    title += f", on mAP and {SIZE_MEASURES[size].label}"
     dominated = 0
-    if baseline is not None and _known(baseline.get(size)):
+    if baseline is not None and known(baseline.get(size)):
         dominated = sum(dominated_by(m, float(n), baseline["mAP"], float(baseline[size]))
                         for m, n in zip(front["mAP"], front[size]))
         title += f"; {dominated} of them dominated by the same-budget direct model" if dominated else \

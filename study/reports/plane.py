@@ -18,9 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from study.reports.front_table import SIZE_LABELS, cell, size_cells, size_text
+from study.reports.front_table import cell, size_cells
 from study.reports.pareto import pareto_front
 from trainables.embeddings import key_applies
+from trainables.size_measures import SIZE_MEASURES
 
 
 def model_name(backbone: str, image_size) -> str:
@@ -82,7 +83,8 @@ def gains(trials: pd.DataFrame, directs: pd.DataFrame) -> pd.DataFrame:
 def answer(trials: pd.DataFrame, directs: pd.DataFrame, size: str) -> str:
     """The sentence: the best IML-GCN point against the smallest direct model that reaches its mAP."""
     gcn = trials[eligible(trials) & (trials["embedding"] != "none")]
-    label = SIZE_LABELS[size]
+    measure = SIZE_MEASURES[size]
+    label = measure.label
     if gcn.empty:
         return "No IML-GCN trial ran all its epochs: nothing to compare with the direct models yet."
     best = gcn.sort_values(["mAP", size], ascending=[False, True]).iloc[0]
@@ -93,18 +95,18 @@ def answer(trials: pd.DataFrame, directs: pd.DataFrame, size: str) -> str:
     if reaching.empty:
         top = directs.sort_values("mAP", ascending=False).iloc[0]
         return (f"No direct model in the study reaches the best IML-GCN mAP {best['mAP']:.2f} (IML-GCN on {name}, "
-                f"{size_text(size, float(best[size]))} {label}); the best direct model, on "
+                f"{measure.text(float(best[size]))} {label}); the best direct model, on "
                 f"{model_name(top['backbone'], top['image_size'])}, reaches {top['mAP']:.2f}.")
     match = reaching.assign(_size=reaching[size].astype(float)).sort_values(["_size", "mAP"], ascending=[True, False]).iloc[0]
     ratio = float(best[size]) / float(match[size])
     other = model_name(match["backbone"], match["image_size"])
     if ratio < 1 and other != name:  # another point's direct model, larger: the head bought the size
         return (f"IML-GCN on {name} (mAP {best['mAP']:.2f}) matches the direct model on {other} (mAP "
-                f"{match['mAP']:.2f}) at {ratio:.2f}x its {label} ({size_text(size, float(best[size]))} against "
-                f"{size_text(size, float(match[size]))}): the GCN head reaches that mAP with a smaller model.")
+                f"{match['mAP']:.2f}) at {ratio:.2f}x its {label} ({measure.text(float(best[size]))} against "
+                f"{measure.text(float(match[size]))}): the GCN head reaches that mAP with a smaller model.")
     return (f"The direct model on {other} (mAP {match['mAP']:.2f}) reaches the best IML-GCN mAP {best['mAP']:.2f} "
-            f"(on {name}) with {size_text(size, float(match[size]))} {label}, {1 / ratio:.2f}x IML-GCN's "
-            f"{size_text(size, float(best[size]))}: in this study the GCN head gives no smaller model for that mAP.")
+            f"(on {name}) with {measure.text(float(match[size]))} {label}, {1 / ratio:.2f}x IML-GCN's "
+            f"{measure.text(float(best[size]))}: in this study the GCN head gives no smaller model for that mAP.")
 
 
 def plane_rows(front: pd.DataFrame, directs: pd.DataFrame, direct_front: np.ndarray, searched: list[str],
@@ -135,7 +137,7 @@ def format_plane(trials: pd.DataFrame, directs: pd.DataFrame, direct_front: np.n
     tuned = int(eligible(trials).sum())
     title = (f"Pareto front over {tuned} fine-tuned trials and {len(directs)} direct models"
              + (f" ({screened} head configurations screened first)" if screened else "")
-             + f", on mAP and {SIZE_LABELS[size]}: {len(front)} trials and {int(direct_front.sum())} direct models")
+             + f", on mAP and {SIZE_MEASURES[size].label}: {len(front)} trials and {int(direct_front.sum())} direct models")
     table = plane_rows(front, directs, direct_front, searched, size).to_string(index=False)
     per_point = gains(trials, directs)
     shown = per_point.assign(**{"direct mAP": per_point["direct mAP"].map("{:.2f}".format),

@@ -18,12 +18,11 @@ import pandas as pd
 from study.reports.pareto import pareto_front
 from study.reports.plane import dominating_direct, eligible, format_plane, is_plane, plane_front, plane_rows
 from study.driver.preflight import redact
-from study.reports.front_table import SIZE_LABELS, size_text
 from study.driver.record import StudyError, StudyRecord
 from study.reports.report_plots import write_png
 from trainables.config import HEAD, SEARCH, TrialConfig, keys_of
 from trainables.embeddings import key_applies
-from trainables.training.metrics import SIZE_KEYS
+from trainables.size_measures import COUNT_KEYS, SIZE_KEYS, SIZE_MEASURES
 from trainables.trial.mlflow_runs import FINAL_KEYS, RunLog, store
 from trainables.trial.run_markers import LoggedRun
 
@@ -68,7 +67,7 @@ def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list
     table = pd.DataFrame(rows, columns=list(COLUMNS[:-1]))
     for key in (*METRICS, *(k for k in SEARCHED if KINDS[k] == "float")):
         table[key] = pd.to_numeric(table[key], errors="coerce").astype(float)
-    for key in ("n_params", "n_params_inference", *(k for k in SEARCHED if KINDS[k] == "int")):
+    for key in (*COUNT_KEYS, *(k for k in SEARCHED if KINDS[k] == "int")):
         table[key] = pd.to_numeric(table[key], errors="coerce").round().astype("Int64")
     table["stopped_early"] = table["stopped_early"].astype(bool)
     searched = searched_params(runs)
@@ -120,7 +119,7 @@ def baseline_table(runs: RunLog, study: str) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["run_id", "backbone", "image_size", "level", "mAP", *SIZE_KEYS])
     for key in ("mAP", *SIZE_KEYS):
         table[key] = table[key].astype(float)
-    for key in ("n_params", "n_params_inference"):
+    for key in COUNT_KEYS:
         table[key] = pd.to_numeric(table[key]).round().astype("Int64")
     return table
 
@@ -201,8 +200,8 @@ def same_size_note(trials: pd.DataFrame, baseline: pd.Series | None, size: str) 
     tuned = trials.loc[(trials["level"] == "finetune") & ~trials["stopped_early"], size].astype(float)
     if size == "n_params" or len(tuned) < 2 or tuned.nunique() > 1:
         return ""
-    label = SIZE_LABELS[size]
-    return (f"note: every fine-tuned trial has the same {label} ({size_text(size, float(tuned.iloc[0]))}): the space "
+    measure = SIZE_MEASURES[size]
+    return (f"note: every fine-tuned trial has the same {measure.label} ({measure.text(float(tuned.iloc[0]))}): the space "
             "searches only the head, which folds into a C x d linear layer at deployment, so the front is the "
             "best mAP; a space that searches backbones or resolutions trades accuracy for size; pass "
             "--size params for the paper's count (GCN weights included)")

@@ -24,8 +24,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from study.reports.front_table import front_rows
-from study.reports.report_plots import AXES, axis, direct_names
+from study.reports.report_plots import axis, direct_names
 from trainables.embeddings import key_applies
+from trainables.size_measures import PLANE_KEYS, SIZE_MEASURES
 
 SCREENED_ROWS = 200
 WEBGL_POINTS = 2000
@@ -85,8 +86,9 @@ def _fmt(key: str, value) -> str:
 
 def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str],
            title: str, size: str = "n_params") -> go.Figure:
-    """mAP against `size` (see report_plots.AXES) with every searched parameter in the hover."""
+    """mAP against `size` (see trainables.size_measures) with every searched parameter in the hover."""
     fig = go.Figure()
+    size_axis = SIZE_MEASURES[size].axis
     screened = trials[trials["level"] == "screen"]
     rest = trials[~trials["pareto"] & (trials["level"] != "screen")]
     hover = "%{text}<extra></extra>"
@@ -94,7 +96,7 @@ def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, s
         fig.add_trace(go.Scattergl(x=axis(screened, size), y=screened["mAP"], mode="markers", opacity=0.35,
                                    name="screened (head on cached features)", marker={"color": "#bbbbbb", "size": 4},
                                    text=screened["trial_id"].astype(str),
-                                   hovertemplate="trial %{text} (screen)<br>mAP %{y:.2f}<br>" + AXES[size][0]
+                                   hovertemplate="trial %{text} (screen)<br>mAP %{y:.2f}<br>" + size_axis
                                                  + " %{x:.4g}<extra></extra>"))
     elif len(screened):
         fig.add_trace(go.Scatter(x=axis(screened, size), y=screened["mAP"], mode="markers", opacity=0.35,
@@ -112,8 +114,8 @@ def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, s
                 x=axis(chosen, size), y=chosen["mAP"], mode="markers", opacity=opacity,
                 name="direct model, same budget" + (" (screening)" if level == "screen" else ""),
                 marker={"symbol": symbol, "size": 14, "color": "#d62728"}, text=direct_names(chosen),
-                hovertemplate="direct model %{text}<br>mAP %{y:.2f}<br>" + AXES[size][0] + " %{x:.4g}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title=AXES[size][0], yaxis_title="mAP (%)",
+                hovertemplate="direct model %{text}<br>mAP %{y:.2f}<br>" + size_axis + " %{x:.4g}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title=size_axis, yaxis_title="mAP (%)",
                       template="plotly_white", height=520)
     return fig
 
@@ -178,10 +180,7 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
            for k in searched if k in trials},
         "mAP": [f"{v:.2f}" for v in trials["mAP"]],
         "mAP vs direct": [f"{m - d:+.2f}" if d == d else "" for m, d in zip(trials["mAP"], trials["direct_mAP"])],
-        "n_params": [f"{int(v):,}" for v in trials["n_params"]],
-        "n_params_inference": [f"{int(v):,}" if v is not pd.NA else "-" for v in trials["n_params_inference"]],
-        "GFLOPs": [f"{v / 1e9:.3g}" if v == v else "-" for v in trials["flops"]],
-        "latency ms": [f"{v:.3g}" if v == v else "-" for v in trials["latency_ms"]],
+        **{SIZE_MEASURES[k].column: [SIZE_MEASURES[k].cell(v) for v in trials[k]] for k in PLANE_KEYS},
         "pareto": trials["pareto"].map({True: "yes", False: ""}),
         "stopped early": trials["stopped_early"].map({True: "yes", False: ""}),
     })

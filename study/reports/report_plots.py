@@ -13,17 +13,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-
-
-# size metric -> (axis title, the unit it is divided by)
-AXES = {"n_params": ("parameters, the paper's count (millions)", 1e6),
-        "n_params_inference": ("inference parameters, folded (millions)", 1e6),
-        "flops": ("GFLOPs per image", 1e9), "latency_ms": ("batch-1 latency (ms)", 1.0)}
+from trainables.size_measures import SIZE_MEASURES  # each size's axis title and the unit it is divided by
 
 
 def write_png(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, path: Path, title: str,
               size: str = "n_params") -> None:
     """mAP vs `size` scatter; a Figure without pyplot renders with Agg and touches no global backend."""
+    measure = SIZE_MEASURES[size]
     figure = Figure(figsize=(7.5, 4.8), dpi=120)
     ax = figure.add_subplot()
     screened = trials[trials["level"] == "screen"]
@@ -36,11 +32,11 @@ def write_png(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame
                label=f"Pareto front ({len(front)})")
     markers = ("*", "D", "s", "^", "P", "X")
     for i, (row, name) in enumerate(zip(baselines.itertuples(index=False), direct_names(baselines))):
-        ax.scatter([_as_float(getattr(row, size)) / AXES[size][1]], [row.mAP], s=110, marker=markers[i % len(markers)],
+        ax.scatter([_as_float(getattr(row, size)) / measure.scale], [row.mAP], s=110, marker=markers[i % len(markers)],
                    color="tab:red", edgecolor="black", zorder=4, label=f"direct model ({name})")
     if _spans_decade(trials, baselines, size):
         ax.set_xscale("log")
-    ax.set_xlabel(AXES[size][0])
+    ax.set_xlabel(measure.axis)
     ax.set_ylabel("mAP (%)")
     ax.set_title(f"{title}: mAP vs model size")
     ax.grid(True, alpha=0.3)
@@ -64,8 +60,8 @@ def direct_names(baselines: pd.DataFrame) -> list[str]:
 
 
 def axis(table: pd.DataFrame, size: str) -> np.ndarray:
-    """The `size` column in the axis's unit (millions, GFLOPs, ms)."""
-    return table[size].astype(float).to_numpy() / AXES[size][1]
+    """The `size` column in the axis's unit (millions, GFLOPs, ms: trainables.size_measures)."""
+    return table[size].astype(float).to_numpy() / SIZE_MEASURES[size].scale
 
 
 def _as_float(value: object) -> float:

@@ -11,7 +11,8 @@
   on, after warm-up, with the threads the run has (named in the run's MLflow tag `latency_device`);
   images_per_s: its throughput at batch THROUGHPUT_BATCH. Both are timed where the run trains, beside
   whatever else runs there: compare them within one study, not across machines.
-All but n_params depend only on (backbone, resolution, classes, head bias, device): they are measured
+The measures, their labels and units: trainables/size_measures.py (a new one is an entry there and its
+measurement here). All but n_params depend only on (backbone, resolution, classes, head bias, device): they are measured
 once per process and key, so a screening actor times each backbone once, not once per head.
 """
 
@@ -27,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from trainables.backbones import create_backbone, meta_backbone
 from trainables.config import TrialConfig
-from trainables.training.metrics import DEVICE_KEY
+from trainables.size_measures import DEVICE_KEY
 from trainables.model.model import DirectModel, fold, model_parameter_count
 
 WARM_UP = 3  # untimed forwards first: allocator, cuDNN autotuning, lazy initialisation

@@ -11,9 +11,6 @@ import numpy as np
 
 TOP_K = 3
 FINAL_METRICS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")  # what a run reports as its result
-# a run's sizes (measured by trainables.model.sizes) and the result key / MLflow tag naming the timing device
-SIZE_KEYS = ("n_params", "n_params_inference", "flops", "latency_ms", "images_per_s")
-DEVICE_KEY = "latency_device"
 
 
 def _validate(scores: np.ndarray, targets: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

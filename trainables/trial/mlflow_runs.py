@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from trainables.training.metrics import DEVICE_KEY, FINAL_METRICS, SIZE_KEYS
+from trainables.size_measures import DEVICE_KEY, SIZE_KEYS
+from trainables.training.metrics import FINAL_METRICS
 from trainables.trial.run_markers import (INTENT, LoggedRun, logged_runs, marked_trials, pending_intents, trial_run_id,
                                     write_marker)
 
