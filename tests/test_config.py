@@ -1,7 +1,8 @@
 import pytest
 
 from study.driver.config import load_trial_config, preset_names, read_yaml
-from trainables.config import ConfigError, TrialConfig, parse_assignments
+from trainables.config import ConfigError, TrialConfig
+from trainables.config_keys import parse_assignments
 
 
 def test_defaults_are_valid_and_flat():

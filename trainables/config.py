@@ -52,7 +52,7 @@ class TrialConfig:
     """One run of the three stages (pretrain -> embed -> train). Defaults are the embedded demo."""
 
     # --- data
-    dataset: str = knob("synthetic", DATA, STAGE1)  # synthetic | coco | voc | vg500 | csv
+    dataset: str = knob("synthetic", DATA, STAGE1)  # synthetic (embedded) or a data set of trainables/data/datasets.py: coco, voc, ...
     data_dir: str = knob("", DATA, STAGE1)  # "" = the synthetic set in the cache folder (generated on first use)
     synthetic_classes: str = knob("default", DATA, SYNTHETIC, STAGE1)  # synthetic only: default (the documented rule) | all | COCO names, a,b,c
     synthetic_labels: str = knob("coco", DATA, SYNTHETIC, STAGE1)  # synthetic only: coco (COCO's label structure) | independent (the control)
@@ -241,48 +241,11 @@ class TrialConfig:
         return cls(**{k: _coerce(k, v, known[k].type) for k, v in values.items()})
 
 
-def describe_keys() -> str:
-    """Every TrialConfig key with its type, default, the parts of a run it affects and the comment that
-    explains it, grouped as in the class (comments read from its source: the help cannot drift)."""
-    import inspect
-    import re
-
-    comments, groups = {}, {}
-    group = ""
-    for line in inspect.getsource(TrialConfig).splitlines():
-        heading = re.match(r"\s+# --- (.+)", line)
-        declared = re.match(r"\s+(\w+): \w+ = knob\(.*?\)(?:\s+# (.+))?$", line)
-        if heading:
-            group = heading.group(1)
-        elif declared:
-            comments[declared.group(1)], groups[declared.group(1)] = declared.group(2) or "", group
-    lines, shown = [], None
-    for f in fields(TrialConfig):
-        if groups.get(f.name) != shown:
-            shown = groups.get(f.name)
-            lines.append(f"\n[{shown}]")
-        parts = ",".join(part for part in PARTS if part in f.metadata["parts"])
-        meaning = f"  {comments[f.name]}" if comments.get(f.name) else ""
-        lines.append(f"  {f.name} = {f.default!r} ({f.type}; {parts}){meaning}")
-    return "\n".join(lines).strip()
-
-
 def keys_of(part: str) -> tuple[str, ...]:
     """The TrialConfig keys declared to affect `part` (one of PARTS), in declaration order."""
     if part not in PARTS:
         raise ValueError(f"part {part!r}: use one of {', '.join(PARTS)}")
     return tuple(f.name for f in fields(TrialConfig) if part in f.metadata["parts"])
-
-
-def parse_assignments(pairs: list[str]) -> dict[str, str]:
-    """`["tau=0.3", "backbone=resnet18"]` -> dict; a pair without '=' is an error naming it."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {pair!r} is not key=value: write e.g. --set tau=0.3")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def _coerce(key: str, value: Any, type_name: str) -> Any:

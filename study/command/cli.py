@@ -299,7 +299,7 @@ def cmd_data(args: argparse.Namespace) -> dict | None:
 
 
 def cmd_config(args: argparse.Namespace) -> None:
-    from trainables.config import describe_keys
+    from trainables.config_keys import describe_keys
 
     print(describe_keys())
 

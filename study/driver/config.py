@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from trainables.config import ConfigError, TrialConfig, parse_assignments
+from trainables.config import ConfigError, TrialConfig
+from trainables.config_keys import parse_assignments
 
 
 def preset_names() -> list[str]:

@@ -1,0 +1,49 @@
+"""How a person reads and writes TrialConfig keys: `imlgcn config`'s listing of every key (describe_keys) and
+the `--set key=value` pairs of the command line (parse_assignments).
+
+Kept apart from trainables.config, which a Ray worker imports for every trial: neither is needed there. The
+values of the pairs stay strings; TrialConfig.from_dict turns them into each field's type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from trainables.config import PARTS, ConfigError, TrialConfig
+
+
+def describe_keys() -> str:
+    """Every TrialConfig key with its type, default, the parts of a run it affects and the comment that
+    explains it, grouped as in the class (comments read from its source: the help cannot drift)."""
+    import inspect
+    import re
+
+    comments, groups = {}, {}
+    group = ""
+    for line in inspect.getsource(TrialConfig).splitlines():
+        heading = re.match(r"\s+# --- (.+)", line)
+        declared = re.match(r"\s+(\w+): \w+ = knob\(.*?\)(?:\s+# (.+))?$", line)
+        if heading:
+            group = heading.group(1)
+        elif declared:
+            comments[declared.group(1)], groups[declared.group(1)] = declared.group(2) or "", group
+    lines, shown = [], None
+    for f in fields(TrialConfig):
+        if groups.get(f.name) != shown:
+            shown = groups.get(f.name)
+            lines.append(f"\n[{shown}]")
+        parts = ",".join(part for part in PARTS if part in f.metadata["parts"])
+        meaning = f"  {comments[f.name]}" if comments.get(f.name) else ""
+        lines.append(f"  {f.name} = {f.default!r} ({f.type}; {parts}){meaning}")
+    return "\n".join(lines).strip()
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """`["tau=0.3", "backbone=resnet18"]` -> dict; a pair without '=' is an error naming it."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r} is not key=value: write e.g. --set tau=0.3")
+        out[key.strip()] = value.strip()
+    return out
