@@ -286,7 +286,7 @@ def run_epoch(out: Path, threads: int = 2, repeats: int = 3, rounds: int = 3) ->
     arguments = {"config": config.to_dict(), "repeats": repeats, "out": str(result_file)}
 
     def on_workers(loop_config: dict) -> None:
-        from trainables.trial.trainable import worker_runtime
+        from trainables.trial.ray_runtime import worker_runtime
 
         scope: dict = {}
         exec(EPOCH_FN, scope)

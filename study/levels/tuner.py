@@ -19,7 +19,8 @@ from typing import Any, Callable
 from study.levels.callbacks import TrialProgress
 from study.driver.record import StudyRecord
 from trainables.config import TrialConfig
-from trainables.trial.trainable import CHECKPOINTS_KEPT, imlgcn_trial, screen_trial, trains_in_trial, trial_resources
+from trainables.trial.ray_runtime import CHECKPOINTS_KEPT
+from trainables.trial.trainable import imlgcn_trial, screen_trial, trains_in_trial, trial_resources
 
 # Tune saves its experiment state at most every 10 s by default ("auto"). A driver killed in that gap
 # restores without the trials created since, generates new ones, and the study ends with more
