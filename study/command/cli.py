@@ -34,6 +34,7 @@ def _trial_config(args: argparse.Namespace, default_preset: str | None = None) -
 
 def cmd_study(args: argparse.Namespace) -> dict | None:
     from study.levels import lifecycle
+    from study.levels.create import create_study
     from study.driver.record import list_records, load_record
 
     if args.study_command == "list":
@@ -55,9 +56,9 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
         return None
     if args.study_command == "run":
         config = _trial_config(args, "study-demo")
-        record = lifecycle.create_study(args.name, config, args.space, args.objective, args.size, args.num_samples,
-                                        args.max_concurrent, args.storage, args.tracking_uri, progress, args.address,
-                                        args.screen, args.eta, args.sampler)
+        record = create_study(args.name, config, args.space, args.objective, args.size, args.num_samples,
+                              args.max_concurrent, args.storage, args.tracking_uri, progress, args.address,
+                              args.screen, args.eta, args.sampler)
         lifecycle.run_trials(record, args.address, progress)
     elif args.study_command == "resume":
         record = lifecycle.resume_study(args.name, args.storage, args.address, progress, args.tracking_uri)
