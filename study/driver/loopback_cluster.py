@@ -62,8 +62,9 @@ def start_cluster(nodes: int, cpus: int, logs: Path, env: Mapping[str, str], sta
         if i > 1:
             node_ip = str(ipaddress.ip_address(head_ip) + i - 1)
             started.append(subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--node-ip-address",
-                                             node_ip, *common], env=dict(env), stdout=open(logs / f"node{i - 1}.log", "w"),
-                                            stderr=subprocess.STDOUT, start_new_session=True))
+                                             node_ip, *common], env=dict(env),
+                                            stdout=open(logs / f"node{i - 1}.log", "w"), stderr=subprocess.STDOUT,
+                                            start_new_session=True))
         wait_for(lambda: alive_nodes(address, driver_env or env) >= i, NODE_TIMEOUT_S,
                  f"Ray node {i} of {nodes} (see {logs})")
     return address

@@ -111,8 +111,8 @@ def train_in_trial_process(config: TrialConfig, run: RunContext, runs: RunLog,
         logging.getLogger(name).setLevel(logging.WARNING)
     torch.set_num_threads(run.cpus_per_worker)
     device = torch.device("cuda" if config.use_gpu else "cpu")  # Ray shows the trial its own GPU as cuda:0
-    runtime = tune_runtime(on_report=_epoch_logger(run, runs), device=device, started_at=run.started_at, to_tune=to_tune,
-                           staging_dir=run.staging_dir(f"trial-{tune.get_context().get_trial_id()}"))
+    runtime = tune_runtime(on_report=_epoch_logger(run, runs), device=device, started_at=run.started_at,
+                           to_tune=to_tune, staging_dir=run.staging_dir(f"trial-{tune.get_context().get_trial_id()}"))
     _stderr(f"[trial] training in its own Tune trial process on node {_node_ip()}, {torch.get_num_threads()} "
             f"torch thread(s), device {device}")
     return _run_stages(config, run, runtime, _stderr, runs)
@@ -151,6 +151,8 @@ def stage3_reports():
     """Train's TuneReportCallback for the reports that are trial results (see is_trial_result)."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    # defined here, not at module level: its base class comes from ray.tune, which this module imports only
+    # when a trial runs (as every Ray import here)
     class Stage3Reports(TuneReportCallback):
         def after_report(self, run_context, metrics, checkpoint) -> None:
             if is_trial_result(metrics[0]):
