@@ -1,6 +1,6 @@
 """A trial that trains in its Tune process reports every epoch's metrics but checkpoints at most every
 CHECKPOINT_GAP_S, and Tune keeps its last CHECKPOINTS_KEPT: so the checkpoint that Tune's experiment state
-(saved every second) names is still on disk when a driver is killed (see trainables.trial.trainable). Real local
+(saved every second) names is still on disk when a driver is killed (see trainables.trial.ray_runtime). Real local
 Ray and Tune, a trial of fast epochs."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def _fast_epochs(config: dict) -> None:
-    from trainables.trial.trainable import CHECKPOINT_GAP_S, tune_runtime
+    from trainables.trial.ray_runtime import CHECKPOINT_GAP_S, tune_runtime
 
     runtime = tune_runtime(on_report=lambda report: None, to_tune=lambda report: True,
                            staging_dir=config["staging"])
@@ -31,7 +31,7 @@ def test_fast_epochs_report_every_epoch_and_checkpoint_once_per_gap(tmp_path):
     from ray import tune
 
     from study.driver.ray_session import start_ray, stop_ray
-    from trainables.trial.trainable import CHECKPOINTS_KEPT
+    from trainables.trial.ray_runtime import CHECKPOINTS_KEPT
 
     class Seen(tune.Callback):
         """The epochs whose results reached the driver (Tune's own CSV logger may be switched off)."""
@@ -55,7 +55,7 @@ def test_fast_epochs_report_every_epoch_and_checkpoint_once_per_gap(tmp_path):
     # What holds however fast the machine is: the last epoch (after the gap) is the newest checkpoint, the
     # kept ones are at least the gap apart, and fewer were written than epochs (1 and 7 on an idle machine;
     # a loaded one may take over CHECKPOINT_GAP_S for epochs 1-6 and checkpoint one of them as well).
-    from trainables.trial.trainable import CHECKPOINT_GAP_S
+    from trainables.trial.ray_runtime import CHECKPOINT_GAP_S
 
     kept = sorted(Path(result.path).glob("checkpoint_*"))
     states = [Path(folder, "state.txt").read_text().split() for folder in kept]

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,34 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from study.driver.loopback_cluster import free_port, start_cluster, stop_cluster, stop_groups, token_auth
+
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-HEAD_IP, NODE_IP = "127.0.0.2", "127.0.0.3"
 TRIALS = 4
 SCREENED = 20
-
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _stop(*processes: subprocess.Popen) -> None:
-    """SIGTERM each process group (ray start --block stops its node on SIGTERM), wait, SIGKILL leftovers."""
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _wait(check, timeout: float, what: str) -> None:
@@ -67,58 +44,24 @@ def _wait(check, timeout: float, what: str) -> None:
 @pytest.fixture(scope="module")
 def auth_env(tmp_path_factory) -> dict[str, str]:
     """Ray token authentication on: every node and driver gets the same random token file."""
-    token = tmp_path_factory.mktemp("auth") / "ray_token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
-    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    return {**os.environ, **token_auth(tmp_path_factory.mktemp("auth"))}
 
 
 @pytest.fixture(scope="module")
 def ray_cluster(auth_env, tmp_path_factory):
     """A head on 127.0.0.2 and a second node on 127.0.0.3, one CPU each; yields the head's address."""
-    port = _free_port(HEAD_IP)
-    logs = tmp_path_factory.mktemp("ray_logs")
-    common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--node-ip-address", HEAD_IP, "--port", str(port),
-                             "--dashboard-host", "127.0.0.1", "--ray-client-server-port", str(_free_port()), *common],
-                            env=auth_env, stdout=open(logs / "head.log", "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    address = f"{HEAD_IP}:{port}"
-    node = None
+    started = []
     try:
-        _wait(lambda: _accepts(HEAD_IP, port), 120, "the Ray head")
-        node = subprocess.Popen([str(BIN / "ray"), "start", "--address", address, "--node-ip-address", NODE_IP,
-                                 *common], env=auth_env, stdout=open(logs / "node.log", "w"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        _wait(lambda: _alive_nodes(address, auth_env) >= 2, 180, "the second Ray node")
-        yield address
+        yield start_cluster(2, 1, tmp_path_factory.mktemp("ray_logs"), auth_env, started, dashboard=True)
     finally:
-        _stop(*[p for p in (node, head) if p is not None])
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def _alive_nodes(address: str, env: dict) -> int:
-    code = ("import ray; ray.init(address=%r, _node_ip_address=%r, logging_level='ERROR'); "
-            "print(sum(n['Alive'] for n in ray.nodes()))" % (address, address.rpartition(":")[0]))
-    try:
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired:  # a loaded machine: not up yet, the caller's deadline decides
-        return 0
-    return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else 0
+        stop_cluster(started)
 
 
 class MlflowServer:
     """`mlflow server` on 127.0.0.1 with a SQLite backend and a local artifact root; stop() and start()."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder, self.port, self.process = folder, _free_port(), None
+        self.folder, self.port, self.process = folder, free_port(), None
 
     @property
     def uri(self) -> str:
@@ -143,7 +86,7 @@ class MlflowServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop(self.process)
+            stop_groups(self.process)
 
 
 @pytest.fixture(scope="module")
@@ -268,24 +211,19 @@ def test_a_node_with_another_version_of_a_locked_package_stops_the_study_in_seco
     fake = tmp_path / "other_site"
     (fake / "PyYAML-5.1.dist-info").mkdir(parents=True)
     (fake / "PyYAML-5.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: PyYAML\nVersion: 5.1\n")
-    port = _free_port(VERSION_NODE_IP)
     node_env = {**auth_env, "PYTHONPATH": os.pathsep.join(filter(None, [str(fake), auth_env.get("PYTHONPATH")]))}
-    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--node-ip-address", VERSION_NODE_IP, "--port",
-                             str(port), "--num-cpus", "1", "--include-dashboard", "false", "--ray-client-server-port",
-                             str(_free_port()), "--block", "--disable-usage-stats"],
-                            env=node_env, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    nodes = []
     try:
-        _wait(lambda: _alive_nodes(f"{VERSION_NODE_IP}:{port}", auth_env) >= 1, 180, "the Ray head")
+        address = start_cluster(1, 1, tmp_path, node_env, nodes, head_ip=VERSION_NODE_IP, driver_env=auth_env)
         started = time.time()
         done = subprocess.run([str(BIN / "imlgcn"), "study", "run", "--name", "v", "--screen", "2", "--num-samples", "1",
-                               "--address", f"{VERSION_NODE_IP}:{port}", "--storage", str(tmp_path / "studies"),
+                               "--address", address, "--storage", str(tmp_path / "studies"),
                                "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--set", "dataset=coco",
                                f"data_dir={tiny_data}", "backbone=test_resnet", "image_size=32"],
                               cwd=tmp_path, env=auth_env, capture_output=True, text=True, timeout=300)
         took = time.time() - started
     finally:
-        _stop(head)
+        stop_cluster(nodes)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr[-3000:]
     assert lines[-1].startswith(f"imlgcn: error: Ray node {VERSION_NODE_IP} ("), lines[-1]

@@ -56,12 +56,12 @@ def _on_workers(config: dict) -> None:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from trainables.trial.trainable import _stage3_reports
+    from trainables.trial.ray_runtime import stage3_reports
 
     TorchTrainer(_train_fn, train_loop_config=config,
                  scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
                  run_config=RunConfig(name=f"stop-{config['name']}", storage_path=config["storage"],
-                                      callbacks=[_stage3_reports()])).fit()
+                                      callbacks=[stage3_reports()])).fit()
 
 
 def _in_trial(config: dict) -> None:

@@ -19,7 +19,7 @@ from study.reports.report_html import SCREENED_ROWS, table_rows, write_html
 from trainables.trial.mlflow_runs import search_tags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from sweep_scale import JournalCounter  # noqa: E402
+from sweep_watch import JournalCounter  # noqa: E402
 
 
 class _Controller:

@@ -129,7 +129,8 @@ def _arms(config: TrialConfig, arms: dict[str, dict], seeds: list[int], context:
     """Every (arm, seed) as a Tune trial; returns results[arm][seed] = its last result."""
     from ray import tune
 
-    from trainables.trial.trainable import CHECKPOINTS_KEPT, compare_trial, trains_in_trial, trial_resources
+    from trainables.trial.ray_runtime import CHECKPOINTS_KEPT
+    from trainables.trial.trainable import compare_trial, trains_in_trial, trial_resources
 
     progress(f"{len(arms)} arms x {len(seeds)} seeds = {len(arms) * len(seeds)} runs, up to {at_once} at once")
     fn = tune.with_parameters(compare_trial, context=context, base=config.to_dict(), arms=arms)

@@ -24,7 +24,8 @@ def run_trainings(trainings: dict[str, tuple[TrialConfig, RunContext]], storage:
     A training that fails after its retries is a TrainingFailed naming it and its cause."""
     from ray import tune
 
-    from trainables.trial.trainable import CHECKPOINTS_KEPT, train_trial, trains_in_trial, trial_resources
+    from trainables.trial.ray_runtime import CHECKPOINTS_KEPT
+    from trainables.trial.trainable import train_trial, trains_in_trial, trial_resources
 
     def resources(spec: dict) -> dict:
         config, context = trainings[spec["training"]]

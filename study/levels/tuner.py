@@ -19,12 +19,13 @@ from typing import Any, Callable
 from study.levels.callbacks import TrialProgress
 from study.driver.record import StudyRecord
 from trainables.config import TrialConfig
-from trainables.trial.trainable import CHECKPOINTS_KEPT, imlgcn_trial, screen_trial, trains_in_trial, trial_resources
+from trainables.trial.ray_runtime import CHECKPOINTS_KEPT
+from trainables.trial.trainable import imlgcn_trial, screen_trial, trains_in_trial, trial_resources
 
 # Tune saves its experiment state at most every 10 s by default ("auto"). A driver killed in that gap
 # restores without the trials created since, generates new ones, and the study ends with more
 # finished trials than asked (seen in tests/test_cluster.py). Fine-tuning's states are small: save every
-# second. Screening is never restored from Tune's state (lifecycle._run_level counts its finished trials in
+# second. Screening is never restored from Tune's state (level_runs._run_screening counts its finished trials in
 # MLflow), and its state grows with every trial (24 KB each, rewritten whole at each save: at 3,000 trials
 # a third of the driver's time): it is saved once, at the end. A TUNE_GLOBAL_CHECKPOINT_S set by the user wins.
 EXPERIMENT_CHECKPOINT_S = {"screen": "1000000000", "finetune": "1"}

@@ -2,7 +2,7 @@
 
 pretrain -> embed (stages 1-2, stored once per key) -> the same-budget direct model (the baseline,
 stored once per key and budget) -> stage 3 (fine-tuning, or the head alone on cached features).
-`trainable.train_loop_per_worker` runs this inside Ray Train workers; tests and notebooks call it directly.
+`ray_runtime.train_loop_per_worker` runs this inside Ray Train workers; tests and notebooks call it directly.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Runtime: where a stage runs (rank, world size, device) and the few collectives the stages need.
 
 The stage functions take a Runtime instead of calling Ray, so they run unchanged in a plain process
-(tests, notebooks) and inside a Ray Train worker (`trainable.worker_runtime()` builds that one).
+(tests, notebooks) and inside a Ray Train worker (`ray_runtime.worker_runtime()` builds that one).
 """
 
 from __future__ import annotations

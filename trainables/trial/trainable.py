@@ -1,6 +1,8 @@
-"""Everything that runs under Ray, in one place: the Tune trial functions, the Ray Train worker loop, the
-one helper that builds a TorchTrainer, and the Runtime a stage gets inside Ray (with the checkpoint it
-restarts from).
+"""The Tune entry points: the trial functions of a study's two levels, of `imlgcn compare` and of
+`imlgcn train` (with a study's references), and the Ray resources a trial asks for. What they train with
+under Ray (the Ray Train worker loop, the TorchTrainer, the Runtime a stage gets inside Ray, with the
+checkpoint it restarts from) is in trainables.trial.ray_runtime. A Tune state records these functions by
+this module's name: they stay here.
 
 `imlgcn train`, a study's references and every study or comparison trial start here; the stages
 themselves (`stages.run_stages`) know nothing of Ray. The TrialConfig crosses into Ray once: a trial
@@ -18,31 +20,16 @@ node, and neither node has the whole CPU a worker needs: a deadlock, seen on suc
 
 from __future__ import annotations
 
-import itertools
-import logging
-import math
-import os
-import shutil
-import sys
-import tempfile
 import time
 from dataclasses import replace
 from typing import Any, Callable
 
 from trainables.config import HEAD, SEARCH, TrialConfig, keys_of
-from trainables.trial.mlflow_runs import RunLog, final_metrics, final_tags, search_tags, store
+from trainables.trial.mlflow_runs import final_metrics, final_tags, search_tags, store
+from trainables.trial.ray_runtime import is_trial_result, stage3_reports, torch_trainer, train_in_trial_process
 from trainables.trial.run_context import RunContext
-from trainables.training.runtime import Runtime
 
 WAITING_TRIAL_MEMORY = 256 * 2**20  # bytes a data-parallel trial's process needs while its workers train
-# A restarted trial needs its last checkpoint; a resumed study restores each trial from the checkpoint its
-# Tune experiment state names, and that state is saved every second (study/levels/tuner.py) while Tune deletes all
-# but the last CHECKPOINTS_KEPT as new ones come. With one kept and epochs shorter than a second, a driver
-# killed between a deletion and the next save left a trial whose named checkpoint was gone (its resume
-# failed: seen in tests/test_cluster.py). Two kept, and a trial's checkpointed reports at least
-# CHECKPOINT_GAP_S apart (every epoch still reports its metrics), keep the named one on disk.
-CHECKPOINTS_KEPT = 2
-CHECKPOINT_GAP_S = 2.0
 TRAIN_MAX_FAILURES = 2  # retries from the last checkpoint before `imlgcn train` or a reference fails
 
 
@@ -56,81 +43,6 @@ def trial_resources(config: TrialConfig, context: RunContext) -> dict[str, float
     if trains_in_trial(config):
         return {"cpu": float(context.cpus_per_worker), "gpu": 1.0 if config.use_gpu else 0.0}
     return {"cpu": 0, "memory": WAITING_TRIAL_MEMORY}
-
-
-def torch_trainer(config: TrialConfig, context: RunContext, name: str, max_failures: int,
-                  callbacks: tuple = ()):
-    """The TorchTrainer of one training: `config.num_workers` workers of `context.cpus_per_worker` CPUs
-    (and a GPU each with use_gpu), checkpoints under context.train_storage/name, so a run started again
-    under the same name resumes from its last checkpoint."""
-    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    return TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"trial": config, "context": context},
-        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
-                                     resources_per_worker={"CPU": context.cpus_per_worker}),
-        run_config=RunConfig(name=name, storage_path=context.train_storage, callbacks=list(callbacks),
-                             failure_config=FailureConfig(max_failures=max_failures),
-                             logging_config=LoggingConfig(log_level="WARNING"),
-                             checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)),
-    )
-
-
-def train_loop_per_worker(loop_config: dict[str, Any]) -> dict:
-    """TorchTrainer entry: {"trial": TrialConfig, "context": RunContext}. Returns the run's final metrics
-    (rank 0's is the Result's `return_value`: Train V2's `Result.metrics` holds only the last report that
-    came with a checkpoint, which misses a run whose last report has none, e.g. epochs=0)."""
-    import ray.train
-    import torch
-
-    entered = time.time()
-    config: TrialConfig = loop_config["trial"]
-    context: RunContext = loop_config["context"]
-    logging.getLogger().setLevel(logging.WARNING)  # our epoch lines are the progress, not Train's INFO logs
-    torch.set_num_threads(context.cpus_per_worker)
-    runs = store(context.tracking_uri)
-
-    def log_epoch(report: dict) -> None:
-        run_id = context.run_id if is_trial_result(report) else (context.pretrain_run_id or context.run_id)
-        if run_id:
-            runs.log_epoch(run_id, report)
-
-    runtime = worker_runtime(on_report=log_epoch, started_at=context.started_at or entered,
-                             staging_dir=context.staging_dir(ray.train.get_context().get_experiment_name()))
-    log = _stderr if runtime.is_main else (lambda text: None)
-    log(f"[workers] {runtime.world_size} Ray Train worker(s), rank 0 on node {_node_ip()}, "
-        f"{torch.get_num_threads()} torch thread(s), device {runtime.device}")
-    runtime.timings["worker_setup"] = time.time() - entered  # torch, MLflow, timm and our modules imported
-    return _run_stages(config, context, runtime, log, runs if runtime.is_main else None)
-
-
-# Runs this process has started (1 = its first: it alone pays for importing torch, timm and MLflow and for
-# opening the tracking store, about 5 s on 2 cores; Tune reuses a trial's process for the next trial).
-_RUNS_IN_PROCESS = itertools.count(1)
-
-
-def _run_stages(config: TrialConfig, context: RunContext, runtime: Runtime, log: Callable[[str], None],
-                runs: RunLog | None) -> dict:
-    """`stages.run_stages` with the context's folders; then the restored checkpoint's copy is deleted and,
-    with `runs`, where the run's time went is logged as MLflow metrics phase_*_s, with runs_in_process."""
-    import numpy as np
-
-    from trainables.stages.stages import run_stages
-
-    from trainables.stages.stage_cache import stage1_key
-
-    np.random.seed(config.seed)
-    runs_in_process = next(_RUNS_IN_PROCESS)
-    try:
-        return run_stages(config, context.stage1_dir, runtime, log, context.stages, context.model_dir or None,
-                          context.split_index, context.reference(stage1_key(config)))
-    finally:
-        _drop_restored(runtime)
-        if runs is not None and context.run_id:
-            runs.log_metrics(context.run_id, {**{f"phase_{k}_s": v for k, v in runtime.timings.items()},
-                                              "runs_in_process": runs_in_process}, step=0)
 
 
 def imlgcn_trial(config: dict[str, Any], context: RunContext, constants: dict[str, Any]) -> None:
@@ -162,7 +74,6 @@ def screen_trial(config: dict[str, Any], context: RunContext, constants: dict[st
     import torch
     from ray import tune
 
-    from trainables.stages.baseline import baseline_config, baseline_key, load_baseline, save_baseline
     from trainables.stages.gcn_inputs import stored_inputs
     from trainables.stages.head import screen
     from trainables.stages.stage_cache import stage1_key
@@ -173,11 +84,7 @@ def screen_trial(config: dict[str, Any], context: RunContext, constants: dict[st
     torch.set_num_threads(context.cpus_per_worker)
     stage1 = stage1_key(trial_config)
     inputs = stored_inputs(context.stage1_dir, stage1, context.split_index)
-    key = context.reference(stage1) or baseline_key(trial_config)
-    direct = load_baseline(context.stage1_dir, key)
-    if direct is None:  # a head-only baseline trains in a second, as every screened head
-        direct = screen(baseline_config(trial_config), inputs)
-        save_baseline(context.stage1_dir, key, direct)
+    direct = _screened_baseline(trial_config, context, stage1, inputs)
     metrics = screen(trial_config, inputs)
     final = {**final_metrics(metrics), "direct_mAP": float(direct["mAP"]), "wall_time_s": round(time.time() - started, 3)}
     trial_id = tune.get_context().get_trial_id()
@@ -190,6 +97,21 @@ def screen_trial(config: dict[str, Any], context: RunContext, constants: dict[st
     # its state: only what the searcher and the console read (the rest is in MLflow)
     tune.report({"mAP": final["mAP"], context.size_metric: final[context.size_metric], "epoch": trial_config.epochs,
                  "mlflow_run_id": run_id})
+
+
+def _screened_baseline(trial_config: TrialConfig, context: RunContext, stage1: str, inputs) -> dict:
+    """The metrics of the same-budget baseline a screened trial is compared with (the study's reference
+    for its stage-1 key, else its own baseline key): stored in the stage-1 folder, else screened now and
+    stored there."""
+    from trainables.stages.baseline import baseline_config, baseline_key, load_baseline, save_baseline
+    from trainables.stages.head import screen
+
+    key = context.reference(stage1) or baseline_key(trial_config)
+    direct = load_baseline(context.stage1_dir, key)
+    if direct is None:  # a head-only baseline trains in a second, as every screened head
+        direct = screen(baseline_config(trial_config), inputs)
+        save_baseline(context.stage1_dir, key, direct)
+    return direct
 
 
 def compare_trial(config: dict[str, Any], context: RunContext, base: dict[str, Any],
@@ -225,7 +147,7 @@ def run_trial(config: TrialConfig, context: RunContext, name: str, max_failures:
     Tune (with their checkpoints) from this process: by default stage 3's, which a study's searcher reads."""
     runs = store(context.tracking_uri)
     if trains_in_trial(config):
-        return _train_in_trial(config, context, runs, to_tune or is_trial_result)
+        return train_in_trial_process(config, context, runs, to_tune or is_trial_result)
     return torch_trainer(config, context, name, max_failures, callbacks).fit().return_value
 
 
@@ -243,138 +165,9 @@ def _run_trial(trial_config: TrialConfig, study: RunContext, tags: dict[str, str
                             trial_config.to_dict(), ray.get_runtime_context().get_node_id(), tags, run_name)
     run = replace(study.for_run(run_id, trial_id, trial_config.keep_checkpoints), started_at=began)
     with runs.failing(run_id):
-        metrics = run_trial(trial_config, run, f"train-{trial_id}", callbacks=(_stage3_reports(),))
+        metrics = run_trial(trial_config, run, f"train-{trial_id}", callbacks=(stage3_reports(),))
         final = {**final_metrics(metrics), "direct_mAP": float(metrics["direct_mAP"]),
                  "wall_time_s": round(time.time() - began, 2)}
         runs.finish(run_id, final, step=trial_config.epochs, tags=final_tags(metrics))
     return {**final, "epoch": trial_config.epochs, "class_AP": list(metrics.get("class_AP", [])), "mlflow_run_id": run_id}
 
-
-def _train_in_trial(config: TrialConfig, run: RunContext, runs: RunLog, to_tune: Callable[[dict], bool]) -> dict:
-    """The stages in this Tune trial's process, on the CPUs (and GPU) the trial holds: every epoch goes
-    to MLflow and, with its checkpoint, to Tune, which retries a failed trial from the last one."""
-    import torch
-    from ray import tune
-
-    for name in ("ray.train", "ray.tune"):  # no INFO line per checkpoint: the epoch lines are the progress
-        logging.getLogger(name).setLevel(logging.WARNING)
-    torch.set_num_threads(run.cpus_per_worker)
-    device = torch.device("cuda" if config.use_gpu else "cpu")  # Ray shows the trial its own GPU as cuda:0
-
-    def log_epoch(report: dict) -> None:
-        run_id = run.run_id if is_trial_result(report) else (run.pretrain_run_id or run.run_id)
-        if run_id:
-            runs.log_epoch(run_id, report)
-
-    runtime = tune_runtime(on_report=log_epoch, device=device, started_at=run.started_at, to_tune=to_tune,
-                           staging_dir=run.staging_dir(f"trial-{tune.get_context().get_trial_id()}"))
-    _stderr(f"[trial] training in its own Tune trial process on node {_node_ip()}, {torch.get_num_threads()} "
-            f"torch thread(s), device {device}")
-    return _run_stages(config, run, runtime, _stderr, runs)
-
-
-def is_trial_result(report: dict) -> bool:
-    """Whether a per-epoch report goes to Tune: stage-3 epochs only. A trial whose stage-1 key differs
-    from the study's pretrains its own backbone first; those epochs (logged to MLflow) carry no mAP /
-    n_params, which Tune's searcher requires of every result it is given."""
-    return "pretrain_epoch" not in report
-
-
-def _stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _drop_restored(runtime: Runtime) -> None:
-    """Delete the local copy of the restored checkpoint once the run is over (read by then)."""
-    if runtime.checkpoint_dir:
-        shutil.rmtree(runtime.checkpoint_dir, ignore_errors=True)
-
-
-def _stage3_reports():
-    """Train's TuneReportCallback for the reports that are trial results (see is_trial_result)."""
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    class Stage3Reports(TuneReportCallback):
-        def after_report(self, run_context, metrics, checkpoint) -> None:
-            if is_trial_result(metrics[0]):
-                super().after_report(run_context, metrics, checkpoint)
-
-    return Stage3Reports()
-
-
-def _node_ip() -> str:
-    """The address of the Ray node this process runs on, as the cluster knows it (with several nodes on
-    one machine, `ray.util.get_node_ip_address()` can name another of them)."""
-    import ray
-
-    node_id = ray.get_runtime_context().get_node_id()
-    return next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id), "unknown")
-
-
-def _restored_dir(checkpoint, staging: str | None) -> str | None:
-    """The restored checkpoint copied to a local folder (None when starting fresh): inside the run's
-    `staging` folder when it has one, so a process killed before `_drop_restored` leaves its copy where the
-    retry and the driver clear it (see RunContext.staging_dir), else in the system's temp folder."""
-    if checkpoint is None:
-        return None
-    folder = tempfile.mkdtemp(prefix="imlgcn-restored-", dir=staging)
-    checkpoint.to_directory(folder)
-    return folder
-
-
-def _fresh_folder(folder: str) -> str:
-    """`folder`, emptied of what an earlier attempt of the same run left (that attempt is over)."""
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder, exist_ok=True)
-    return folder
-
-
-def worker_runtime(on_report: Callable[[dict], None] | None = None, started_at: float | None = None,
-                   staging_dir: str | None = None) -> Runtime:
-    """The Runtime of this Ray Train worker: rank, device, DDP wrapping, reports and restored checkpoint;
-    checkpoint folders are made under `staging_dir` (see RunContext.staging_dir)."""
-    import ray.train
-    import ray.train.torch
-
-    context = ray.train.get_context()
-
-    def report(metrics: dict, folder: str | None) -> None:
-        if on_report is not None and context.get_world_rank() == 0:
-            on_report(metrics)
-        # the upload runs in the background and deletes the folder once done: training goes on meanwhile
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None,
-                         checkpoint_upload_mode=ray.train.CheckpointUploadMode.ASYNC)
-
-    staging = _fresh_folder(f"{staging_dir}-rank{context.get_world_rank()}") if staging_dir else None
-    return Runtime(rank=context.get_world_rank(), world_size=context.get_world_size(),
-                   device=ray.train.torch.get_device(), report=report, staging_dir=staging,
-                   checkpoint_dir=_restored_dir(ray.train.get_checkpoint(), staging),
-                   wrap_model=lambda m: ray.train.torch.prepare_model(m, move_to_device=False),
-                   started_at=started_at or time.time())
-
-
-def tune_runtime(on_report: Callable[[dict], None], device=None, started_at: float | None = None,
-                 to_tune: Callable[[dict], bool] = is_trial_result, staging_dir: str | None = None) -> Runtime:
-    """The Runtime of a run that trains in its own Tune trial process (one rank): the reports `to_tune`
-    chooses go to Tune with their checkpoints (at most one per CHECKPOINT_GAP_S), made under `staging_dir`
-    (see RunContext.staging_dir)."""
-    from ray import tune
-
-    last_checkpoint = [-math.inf]  # time.monotonic() of this run's last checkpointed report
-
-    def report(metrics: dict, folder: str | None) -> None:
-        try:
-            on_report(metrics)
-            if to_tune(metrics):  # a trial the scheduler stops exits in here (SystemExit)
-                attach = folder is not None and time.monotonic() - last_checkpoint[0] >= CHECKPOINT_GAP_S
-                if attach:
-                    last_checkpoint[0] = time.monotonic()
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if attach else None)
-        finally:
-            if folder:
-                shutil.rmtree(folder, ignore_errors=True)
-
-    extra = {"device": device} if device is not None else {}
-    staging = _fresh_folder(staging_dir) if staging_dir else None
-    return Runtime(report=report, checkpoint_dir=_restored_dir(tune.get_checkpoint(), staging),
-                   started_at=started_at or time.time(), staging_dir=staging, **extra)
