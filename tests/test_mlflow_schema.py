@@ -144,7 +144,7 @@ def test_two_studies_started_together_on_one_new_default_store_both_finish(tmp_p
     exe = str(Path(sys.executable).with_name("imlgcn"))
     tiny = ["--set", "dataset=coco", f"data_dir={tiny_data}", "backbone=test_resnet", "image_size=32",
             "pretrain_epochs=1", "epochs=1", "gcn_hidden=16", "batch_size=16", "finetune_backbone=false"]
-    drivers = [subprocess.Popen([exe, "study", "run", "--name", name, "--space", "small", "--screen", "4",
+    drivers = [subprocess.Popen([exe, "study", "run", "--name", name, "--space", "small", "--screen", "0",
                                  "--num-samples", "1", "--eta", "0", "--storage", str(tmp_path / "studies"), *tiny],
                                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for name in ("first", "second")]

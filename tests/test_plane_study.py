@@ -9,7 +9,7 @@ from tests.mlflow_template import migrated_db
 from tests.page_text import page_text
 
 from search_spaces.sizes import PLANE
-from tests.test_study import imlgcn, runs
+from tests.study_runs import imlgcn, runs
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def test_compare_sizes_crosses_backbones_with_heads_and_answers_with_seeds(tmp_p
 
     from mlflow.tracking import MlflowClient
 
-    from tests.test_study import EXE, tiny_sets
+    from tests.study_runs import EXE, tiny_sets
 
     migrated_db(tmp_path / "mlflow.db")
     done = subprocess.run([EXE, "compare", "--name", "z", "--arms", "sizes", "--seeds", "0", "1",
