@@ -22,7 +22,7 @@ import time, torch
 from trainables.config import TrialConfig
 from trainables.training.epochs import train_epoch, train_loader
 from trainables.training.losses import build_loss
-from trainables.model.model import build_model
+from trainables.models.model import build_model
 from trainables.training.runtime import Runtime
 from trainables.training.splits import load_splits
 

@@ -20,7 +20,7 @@ import torch
 
 def build(config, device: torch.device):
     """The preset's IML-GCN on the COCO label graph shape: C = 80 labels, k = pca_dim node features."""
-    from trainables.model.model import build_model
+    from trainables.models.model import build_model
 
     classes = 80
     features = torch.randn(classes, config.pca_dim or classes)

@@ -11,7 +11,7 @@ import pytest
 
 from trainables.config import ConfigError, TrialConfig
 from trainables.embeddings import EMBEDDINGS, NAMES, WORD_DIM, embedding, key_applies
-from trainables.model.model import build_model, count_parameters, model_parameter_count
+from trainables.models.model import build_model, count_parameters, model_parameter_count
 from trainables.stages.gcn_inputs import H0_BUILDERS, gcn_inputs, label_adjacency, node_features
 from trainables.stages.stage_cache import Stage1
 

@@ -1,4 +1,4 @@
-"""Hand-worked checks of trainables.model.label_graph."""
+"""Hand-worked checks of trainables.models.label_graph."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from trainables.model.label_graph import (
+from trainables.models.label_graph import (
     cooccurrence,
     correlation_matrix,
     image_feature_embeddings,

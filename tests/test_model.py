@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from trainables.backbones import create_backbone
-from trainables.model.model import (
+from trainables.models.model import (
     DirectModel,
     GraphConvolution,
     IMLGCN,
@@ -232,7 +232,7 @@ def test_pretrained_path_refuses_pickled_code(tmp_path):
 
 def test_folded_model_gives_the_same_scores_with_fewer_parameters():
     """IML-GCN's classifiers are constant at inference: backbone + a bias-free C x d linear head."""
-    from trainables.model.model import fold
+    from trainables.models.model import fold
 
     torch.manual_seed(0)
     model = _imlgcn(hidden=16).eval()
@@ -250,7 +250,7 @@ def test_folded_model_gives_the_same_scores_with_fewer_parameters():
 
 
 def test_control_node_features():
-    from trainables.model.label_graph import centred_embeddings, random_embeddings
+    from trainables.models.label_graph import centred_embeddings, random_embeddings
 
     fi = np.array([[1.0, 2.0], [3.0, 6.0]])
     np.testing.assert_allclose(centred_embeddings(fi), [[-1.0, -2.0], [1.0, 2.0]])  # F_I minus its mean row

@@ -14,7 +14,7 @@ import pytest
 
 from study.driver.config import preset_names, preset_values
 from tests.mlflow_template import migrated_db
-from trainables.model.model import count_parameters
+from trainables.models.model import count_parameters
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def _logged_to_mlflow_and_predicts(tmp_path: Path, done: subprocess.CompletedPro
 
     from mlflow.tracking import MlflowClient
 
-    from trainables.model.sizes import count_flops, deployed_model
+    from trainables.models.sizes import count_flops, deployed_model
 
     assert "training in its own Tune trial process on node 127.0.0.2" in done.stderr  # on the loopback node
     assert "[pretrain] epoch 1/1" in done.stderr and "[train] epoch 1/1" in done.stderr  # progress

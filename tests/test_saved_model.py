@@ -9,9 +9,9 @@ import torch
 from trainables.config import TrialConfig
 from trainables.data.datasets import read_split
 from trainables.data.images import ImageDataset
-from trainables.model.model import build_model
+from trainables.models.model import build_model
 from trainables.data.preprocess import build_transforms, data_config
-from trainables.model.saved_model import load_model, predict_probabilities, read_meta, save_model
+from trainables.models.saved_model import load_model, predict_probabilities, read_meta, save_model
 
 
 def _model(config: TrialConfig, classes: int):
@@ -69,7 +69,7 @@ def test_a_head_trained_on_cached_features_is_saved_without_its_backbone(tmp_pat
 
     from trainables.training.metrics import multilabel_metrics
     from trainables.training.runtime import Runtime
-    from trainables.model.saved_model import self_contained
+    from trainables.models.saved_model import self_contained
     from trainables.stages.stage_cache import stage1_key, stage1_weights
     from trainables.stages.stages import run_stages
 

@@ -42,7 +42,7 @@ def test_screening_equals_the_fast_stage3(cached, tmp_path, changes):
 
 
 def test_shared_inputs_are_loaded_once_per_process_and_fpca_is_a_slice(cached):
-    from trainables.model.label_graph import image_feature_embeddings
+    from trainables.models.label_graph import image_feature_embeddings
 
     config, root, index = cached
     first = stored_inputs(root, stage1_key(config), index)

@@ -40,8 +40,8 @@ def test_text_cells_and_differences_by_hand():
 
 def test_a_run_records_exactly_the_registry_measures(monkeypatch):
     from trainables.config import TrialConfig
-    from trainables.model import sizes as measured
-    from trainables.model.model import build_model
+    from trainables.models import sizes as measured
+    from trainables.models.model import build_model
 
     monkeypatch.setattr(measured, "time_forward", lambda *args, **kwargs: 1e-3)  # timing is test_sizes' subject
     monkeypatch.setattr(measured, "deployed_sizes", measured.deployed_sizes.__wrapped__)  # nothing cached

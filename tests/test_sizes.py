@@ -1,4 +1,4 @@
-"""Sizes that hold at deployment (trainables.model.sizes): FLOPs against a hand count, the folded model's
+"""Sizes that hold at deployment (trainables.models.sizes): FLOPs against a hand count, the folded model's
 measures for an IML-GCN model and its direct model, latency timed with its device named."""
 
 import pytest
@@ -7,8 +7,8 @@ from torch import nn
 
 from trainables.config import TrialConfig
 from trainables.size_measures import DEVICE_KEY, SIZE_KEYS
-from trainables.model.model import build_model, count_parameters, fold
-from trainables.model.sizes import count_flops, deployed_sizes, model_sizes, time_forward
+from trainables.models.model import build_model, count_parameters, fold
+from trainables.models.sizes import count_flops, deployed_sizes, model_sizes, time_forward
 
 
 def test_flops_match_a_hand_count_of_a_conv_and_a_linear_layer():

@@ -1,7 +1,9 @@
 """The run side: see README "How it works" for its rooms.
 
 MOVED: modules that moved into rooms on 2026-12-07, by their old dotted path; importable under it still, so
-that a study whose Tune state was saved before the move resumes (trainables/moved.py).
+that a study whose Tune state was saved before the move resumes (trainables/moved.py). One old name is
+not here: `trainables.stages` is the stages' room now; its old module (run_stages, called inside a trial and
+never pickled) is trainables.stages.stages.
 """
 
 from trainables.moved import alias
@@ -16,10 +18,10 @@ MOVED = {
     "trainables.synthetic_render": "trainables.data.synthetic_render",
     "trainables.label_model": "trainables.data.label_model",
     "trainables.preprocess": "trainables.data.preprocess",
-    "trainables.model": "trainables.model.model",
-    "trainables.label_graph": "trainables.model.label_graph",
-    "trainables.sizes": "trainables.model.sizes",
-    "trainables.saved_model": "trainables.model.saved_model",
+    "trainables.model": "trainables.models.model",
+    "trainables.label_graph": "trainables.models.label_graph",
+    "trainables.sizes": "trainables.models.sizes",
+    "trainables.saved_model": "trainables.models.saved_model",
     "trainables.losses": "trainables.training.losses",
     "trainables.metrics": "trainables.training.metrics",
     "trainables.epochs": "trainables.training.epochs",
@@ -33,7 +35,6 @@ MOVED = {
     "trainables.pretrain": "trainables.stages.pretrain",
     "trainables.baseline": "trainables.stages.baseline",
     "trainables.stage3": "trainables.stages.stage3",
-    "trainables.stages": "trainables.stages.stages",
     "trainables.trainable": "trainables.trial.trainable",
     "trainables.run_context": "trainables.trial.run_context",
     "trainables.run_markers": "trainables.trial.run_markers",

@@ -5,7 +5,7 @@ the `--size` name that makes it a study's second objective used to be spread ove
 the study record, the static and interactive plots and the front table's dicts and if-chains. They all read
 this table now. It imports no project code, so every room of trainables and study can read it.
 
-How each is measured (the code: trainables/model/sizes.py):
+How each is measured (the code: trainables/models/sizes.py):
 - n_params = sum of the trained model's parameter elements, the GCN's weights included (paper Table 1);
 - n_params_inference = the same for the folded model (`model.fold`): backbone + C x d (+ C biases for the
   direct model), what deployment keeps;
@@ -14,7 +14,7 @@ How each is measured (the code: trainables/model/sizes.py):
 - latency_ms = median wall time of a batch-1 forward of the folded model after warm-up, on the run's device;
 - images_per_s = THROUGHPUT_BATCH / median time of a batch forward: higher is better, so never a study's size.
 
-Adding a size measure: an entry here, and its measurement in trainables/model/sizes.py (`deployed_sizes`
+Adding a size measure: an entry here, and its measurement in trainables/models/sizes.py (`deployed_sizes`
 for a measure of the folded model, `model_sizes` for one of the trained model).
 """
 

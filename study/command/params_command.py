@@ -17,7 +17,7 @@ PAPER_TABLE1_M = {"paper-coco": 31.5, "mlgcn-coco": 44.9, "asl-coco": 29.5}
 
 def params(args: argparse.Namespace) -> dict:
     """The sizes of the preset/config (or of --backbone/--embedding/--num-classes), or of every point of --space."""
-    from trainables.model.model import count_parameters
+    from trainables.models.model import count_parameters
 
     if args.backbone is None and args.embedding is None:
         from study.driver.config import load_trial_config
@@ -66,7 +66,7 @@ def params(args: argparse.Namespace) -> dict:
 def deployed_flops(backbone: str, classes: int, embedding: str, image_size: int) -> dict:
     """GFLOPs of one image through the folded (deployed) model, counted on the meta device: no weights
     are downloaded or allocated, so it is exact for any timm backbone on any machine."""
-    from trainables.model.sizes import count_flops, deployed_model
+    from trainables.models.sizes import count_flops, deployed_model
 
     model = deployed_model(backbone, classes, bias=embedding == "none", meta=True)
     return {"image_size": image_size, "gflops": round(count_flops(model, image_size) / 1e9, 3)}

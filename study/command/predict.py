@@ -55,8 +55,8 @@ def predict(model_uri: str, images: list[str], threshold: float, device: str | N
     """One dict per image: its path and the labels with probability >= threshold, most probable first."""
     import torch
 
-    from trainables.model.model import fold
-    from trainables.model.saved_model import load_model, predict_probabilities
+    from trainables.models.model import fold
+    from trainables.models.saved_model import load_model, predict_probabilities
 
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"--threshold {threshold} is out of range: use a probability in [0, 1]")

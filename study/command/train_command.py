@@ -49,7 +49,7 @@ def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None
 def _tracked_fit(config: TrialConfig, classes: tuple[str, ...], context: RunContext, runs: RunLog,
                  experiment: str, began: float, progress: Progress) -> dict:
     from study.driver.trainings import run_trainings
-    from trainables.model.saved_model import self_contained
+    from trainables.models.saved_model import self_contained
     from trainables.trial.trainable import trains_in_trial
 
     run_id = runs.create(context.experiment_id, f"{config.embedding}-{config.backbone}", {"stage": "train"},

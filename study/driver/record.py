@@ -30,7 +30,7 @@ class StudyError(ValueError):
     """A study name, folder or state is wrong; the message says which command to use instead."""
 
 
-# --size -> the size metric a study minimises (trainables.size_measures; trainables.model.sizes measures them all
+# --size -> the size metric a study minimises (trainables.size_measures; trainables.models.sizes measures them all
 # for every run)
 SIZES = OPTIONS
 

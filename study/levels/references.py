@@ -125,7 +125,7 @@ def _step_seconds(config: TrialConfig, num_classes: int) -> float:
 
     import torch
 
-    from trainables.model.model import build_model
+    from trainables.models.model import build_model
 
     model = build_model(config.backbone, num_classes, "none")
     images = torch.randn(4, 3, config.image_size, config.image_size)
@@ -177,7 +177,7 @@ def _close_runs(runs: RunLog, record: StudyRecord, point: _Point) -> dict[str, d
     """Final metrics and FINISHED on the point's opened runs; returns its stored baselines by level."""
     stage1 = load_stage1(record.stage1_dir, point.key)
     stored = {level: load_baseline(record.stage1_dir, bkey) for level, bkey in point.keys.items()}
-    for name, run_id in point.opened.items():  # each measured its sizes where it trained (trainables.model.sizes)
+    for name, run_id in point.opened.items():  # each measured its sizes where it trained (trainables.models.sizes)
         values = stage1.metrics if name == "pretrain" else stored[name]
         runs.finish(run_id, {k: float(values[k]) for k in FINAL_KEYS if k in values},
                     step=0 if name == "pretrain" else point.references[name].epochs, tags=final_tags(values))

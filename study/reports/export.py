@@ -1,6 +1,6 @@
 """The models a study keeps (`keep_checkpoints`), and `imlgcn study export`: register them in MLflow.
 
-Every trial saves its final model to `<study>/models/<trial_id>` (see trainables.model.saved_model). With
+Every trial saves its final model to `<study>/models/<trial_id>` (see trainables.models.saved_model). With
 keep_checkpoints=front, the folders of trials off the Pareto front are deleted when the study
 finishes. Export logs a kept folder as the artifact `model` of the trial's MLflow run and registers
 it as a version of the registered model `imlgcn-<study>`, tagged with the trial and its scores; the
@@ -19,7 +19,7 @@ import pandas as pd
 
 from study.driver.record import StudyError, StudyRecord
 from trainables.trial.mlflow_runs import store
-from trainables.model.saved_model import META, read_meta, self_contained
+from trainables.models.saved_model import META, read_meta, self_contained
 
 
 def kept_model_dirs(record: StudyRecord) -> dict[str, Path]:

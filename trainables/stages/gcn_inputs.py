@@ -22,7 +22,7 @@ import torch
 from trainables.config import ConfigError, TrialConfig
 from trainables.data.datasets import packaged_word_vectors
 from trainables.embeddings import EMBEDDINGS, WORD
-from trainables.model.label_graph import (centred_embeddings, cooccurrence, correlation_matrix, image_feature_embeddings,
+from trainables.models.label_graph import (centred_embeddings, cooccurrence, correlation_matrix, image_feature_embeddings,
                                     mlgcn_correlation_matrix, normalize_adjacency, pca_scores, random_embeddings,
                                     word_embeddings)
 from trainables.stages.stage_cache import Stage1

@@ -20,9 +20,9 @@ from trainables.training.epochs import Log, fit, lr_scheduler, train_epoch
 from trainables.training.evaluation import evaluate_scores
 from trainables.stages.gcn_inputs import GCNInputs, label_adjacency, node_features
 from trainables.training.losses import build_loss
-from trainables.model.model import build_model
+from trainables.models.model import build_model
 from trainables.training.runtime import Runtime
-from trainables.model.sizes import model_sizes
+from trainables.models.sizes import model_sizes
 
 
 def head_model(config: TrialConfig, inputs: GCNInputs, backbone_state: dict | None = None) -> nn.Module:

@@ -15,9 +15,9 @@ from trainables.config import TrialConfig
 from trainables.training.epochs import Log, lr_scheduler, report_epoch, resume, train_epoch, train_loader
 from trainables.training.evaluation import evaluate_model, forward_rows
 from trainables.training.losses import build_loss
-from trainables.model.model import build_model
+from trainables.models.model import build_model
 from trainables.training.runtime import Runtime
-from trainables.model.sizes import model_sizes
+from trainables.models.sizes import model_sizes
 from trainables.training.splits import Splits
 from trainables.stages.stage_cache import Stage1, load_stage1_metrics, save_stage1, stage1_key, stored_stage1
 

@@ -22,7 +22,7 @@ from trainables.stages.gcn_inputs import GCNInputs
 from trainables.stages.head import head_model, head_parameters, train_head
 from trainables.training.losses import build_loss
 from trainables.training.runtime import Runtime
-from trainables.model.sizes import model_sizes
+from trainables.models.sizes import model_sizes
 from trainables.training.splits import Splits
 
 Trained = tuple[dict[str, float], nn.Module]

@@ -14,7 +14,7 @@ from trainables.config import TrialConfig
 from trainables.training.epochs import Log
 from trainables.stages.pretrain import run_stage1
 from trainables.training.runtime import Runtime, discard_report
-from trainables.model.saved_model import save_model
+from trainables.models.saved_model import save_model
 from trainables.stages.gcn_inputs import GCNInputs, gcn_inputs, stored_inputs
 from trainables.training.splits import Splits, load_splits
 from trainables.stages.stage3 import Trained, finetune, train_head_only

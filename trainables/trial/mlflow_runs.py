@@ -24,7 +24,7 @@ from trainables.trial.mlflow_registry import ModelRegistry
 from trainables.trial.run_markers import (INTENT, LoggedRun, logged_runs, marked_trials, pending_intents, trial_run_id,
                                     write_marker)
 
-# a finished run's result; the sizes (trainables.model.sizes) are metrics so the UI can chart them; the device
+# a finished run's result; the sizes (trainables.models.sizes) are metrics so the UI can chart them; the device
 # their timings come from is the run's tag DEVICE_KEY
 FINAL_KEYS = (*FINAL_METRICS, *SIZE_KEYS)
 # per-epoch report key -> MLflow metric key (the step is the epoch)

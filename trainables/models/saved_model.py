@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trainables.config import TrialConfig
-from trainables.model.model import DirectModel, build_model, fold
+from trainables.models.model import DirectModel, build_model, fold
 from trainables.data.preprocess import build_transforms, data_config
 
 WEIGHTS, META = "model.safetensors", "imlgcn.json"

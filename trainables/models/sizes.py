@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from trainables.backbones import create_backbone, meta_backbone
 from trainables.config import TrialConfig
 from trainables.size_measures import DEVICE_KEY
-from trainables.model.model import DirectModel, fold, model_parameter_count
+from trainables.models.model import DirectModel, fold, model_parameter_count
 
 WARM_UP = 3  # untimed forwards first: allocator, cuDNN autotuning, lazy initialisation
 LATENCY_RUNS = (10, 50)  # batch-1 forwards timed: at least, at most

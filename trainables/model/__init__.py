@@ -1,2 +1,0 @@
-"""The model rooms: the direct model and IML-GCN, the label graph and node features, sizes, the saved-model
-folder. Built from a TrialConfig; no training here."""
