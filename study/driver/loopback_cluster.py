@@ -76,13 +76,15 @@ def stop_cluster(started: list[subprocess.Popen]) -> None:
 
 
 def stop_groups(*processes: subprocess.Popen) -> None:
-    """SIGTERM each process group, wait, SIGKILL leftovers."""
+    """SIGTERM each process group, wait up to 10 s in all, SIGKILL leftovers (a node whose workers are busy
+    took 30 s and more to stop on SIGTERM; the group's SIGKILL takes its raylet and workers with it)."""
     for process in processes:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.time() + 10
     for process in processes:
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=max(0.1, deadline - time.time()))
         except subprocess.TimeoutExpired:
             pass
         try:
