@@ -1,11 +1,13 @@
 """The console tells the study's state: the status lines' "best" is the study's best at that level across
-Tune runs (a screening in chunks, a resume, an extend), never "-inf" or an empty trial id."""
+Tune runs (a screening in chunks, a resume, an extend), never "-inf" or an empty trial id; the line on how
+well screening predicted fine-tuning gives a correlation only over at least 3 pairs."""
 
 import math
 import types
 
 import pytest
 
+from study.command.cli import agreement_line
 from study.levels import callbacks
 from study.levels.callbacks import TrialProgress
 from study.levels.study_best import NO_RESULT, StudyBest, best_text, better
@@ -82,3 +84,12 @@ def test_before_any_result_the_best_is_said_in_words():
     assert better(None, math.nan, "t") is None and better((1.0, "a"), 1.0, "b") == (1.0, "a")
     assert best_text(better(None, 60.648, "x")) == "best mAP 60.65 (trial x)"
 
+
+def test_the_rank_correlation_line_needs_three_pairs():
+    one = agreement_line(math.nan, 1)
+    assert one == ("too few promoted configurations ran all their epochs (1) to say how well screening "
+                   "predicted fine-tuning: at least 3 are needed")
+    assert "nan" not in agreement_line(math.nan, 2) and "nan" not in agreement_line(math.nan, 4)
+    assert "all the same" in agreement_line(math.nan, 4)
+    assert agreement_line(0.5, 3) == ("screening predicted fine-tuning with Spearman's rank correlation 0.50 "
+                                      "over the 3 promoted configurations that ran all their epochs")
