@@ -146,6 +146,14 @@ def test_a_driver_killed_while_screening_resumes_to_exactly_the_asked_trials(tmp
     screened = runs(tmp_path, "s6", "trial", None, level="screen")
     assert len(screened) == asked and len({r.data.tags["trial_id"] for r in screened}) == asked
     assert f"screened {asked}/{asked} head configurations" in done.stderr  # the Tune runs counted as one
+    # the last line names the study's best screened trial, not the best of the last Tune run
+    last = [line for line in done.stderr.splitlines() if f"screened {asked}/{asked} head" in line][-1]
+    best = max(r.data.metrics["mAP"] for r in screened)
+    named = last.rsplit("(trial ", 1)[1].split(")")[0]
+    assert f"best mAP {best:.2f} (trial {named})" in last
+    assert [r.data.metrics["mAP"] for r in screened if r.data.tags["trial_id"] == named] == [best]
+    assert "-inf" not in done.stderr and "(trial )" not in done.stderr
+    assert "too few promoted configurations ran all their epochs (" in done.stderr  # 2 fine-tuned, not 3
     assert (tmp_path / "studies" / "s6" / "tune" / "screen-r2").is_dir()  # 10 before the kill, then 15 + 15
     assert all(r.info.status == "FINISHED" for r in screened)
     tuned = runs(tmp_path, "s6", "trial", None, level="finetune")

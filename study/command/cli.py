@@ -85,13 +85,27 @@ def _report(args: argparse.Namespace, record) -> None:
     files = write_report(_study_uri(args, record), record.name, out, record.size_metric, record.screened_markers())
     progress(f"report: {files['html']} (also {Path(files['csv']).name}, {Path(files['png']).name} and "
              f"{Path(files['txt']).name} there, and on the study's MLflow parent run)")
-    rho, pairs = files["agreement"]
     if files["screened"]:
-        progress(f"screening predicted fine-tuning with Spearman's rank correlation {rho:.2f} over the {pairs} "
-                 "promoted configurations that ran all their epochs")
+        progress(agreement_line(*files["agreement"]))
     print(files["text"])
     _open_hints(args, record)
     return None
+
+
+AGREEMENT_PAIRS = 3  # study.reports.report.screening_agreement gives no correlation over fewer pairs
+
+
+def agreement_line(rho: float, pairs: int) -> str:
+    """How well screening predicted fine-tuning, in words: Spearman's rank correlation over at least
+    AGREEMENT_PAIRS promoted configurations that ran all their epochs, else why there is none."""
+    if pairs < AGREEMENT_PAIRS:
+        return (f"too few promoted configurations ran all their epochs ({pairs}) to say how well screening "
+                f"predicted fine-tuning: at least {AGREEMENT_PAIRS} are needed")
+    if rho != rho:
+        return (f"no rank correlation between screening and fine-tuning over the {pairs} promoted configurations "
+                "that ran all their epochs: their screened or their fine-tuned mAPs are all the same")
+    return (f"screening predicted fine-tuning with Spearman's rank correlation {rho:.2f} over the {pairs} "
+            "promoted configurations that ran all their epochs")
 
 
 def _open_hints(args: argparse.Namespace, record) -> None:

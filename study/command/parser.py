@@ -5,6 +5,7 @@ commands' handlers are in study/command/cli.py.
 from __future__ import annotations
 
 import argparse
+import re
 
 from search_spaces import SPACES
 from trainables.config import TrialConfig
@@ -19,12 +20,30 @@ SAMPLER_HELP = ("the screening level's Optuna sampler: auto = TPE up to 1,000 sc
                 "above (TPE's cost per trial grows with the trials told); fine-tuning always uses TPE")
 
 
+# A help text that already says its default: "(default: the config's)", "default: the training split"
+STATED_DEFAULT = re.compile(r"\(default\b|\bdefault:|%\(default\)")
+
+
+class DefaultOnceFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help once: not where the help already states its default
+    (argparse's ArgumentDefaultsHelpFormatter appends "(default: None)" after "(default: sqlite:///mlflow.db)"),
+    and not for a default that says nothing (None, a flag's False, an empty list). An option without help
+    shows none: each option with a default has a help text."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text, default = action.help or "", action.default
+        if (STATED_DEFAULT.search(text) or default is None or default is argparse.SUPPRESS or default == []
+                or action.nargs == 0 or not action.option_strings):  # nargs 0: a flag (store_true)
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """Every option's help shows its default; sub-commands' parsers are of this class too (argparse
-    builds them with the parent's class)."""
+    """Every option's help states its default once (DefaultOnceFormatter); sub-commands' parsers are of
+    this class too (argparse builds them with the parent's class)."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", DefaultOnceFormatter)
         super().__init__(*args, **kwargs)
 
 
@@ -50,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="pretrain -> embed -> train on Ray Train workers")
     _add_config_options(train)
-    train.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
+    train.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
     train.add_argument("--address", help="join this Ray cluster instead of starting a local one")
     train.add_argument("--storage", default="imlgcn_runs", help="checkpoints and the stage-1 cache")
     train.add_argument("--experiment", default="imlgcn-train", help="MLflow experiment name")
@@ -62,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--embedding", choices=tuple(EMBEDDINGS), help="node features: " + "; ".join(
         f"{name}: {entry.label}" for name, entry in EMBEDDINGS.items()))
     params.add_argument("--pca-dim", type=int, help="k for fpca and random (default: number of classes)")
-    params.add_argument("--word-dim", type=int, default=WORD_DIM)
-    params.add_argument("--hidden", type=int, default=1024)
+    params.add_argument("--word-dim", type=int, default=WORD_DIM, help="width of the word vectors (embedding word)")
+    params.add_argument("--hidden", type=int, default=1024, help="width of the first graph convolution")
     params.add_argument("--image-size", type=int, help="resolution of the GFLOPs count (default: the config's)")
     params.add_argument("--space", choices=tuple(SPACES),
                         help="a size-plane space (sizes, paper-coco-sizes): every size of each of its (backbone, "
@@ -82,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (the data seed stays)")
     compare.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as the CPUs allow")
     compare.add_argument("--storage", default="imlgcn_studies", help="folders of studies and comparisons")
-    compare.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
+    compare.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
     compare.add_argument("--address", help="join this Ray cluster instead of starting a local one")
 
     data = commands.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
@@ -92,12 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default (the documented rule), all, or COCO class names separated by commas")
     synth.add_argument("--labels", default=DEFAULTS.synthetic_labels, choices=("coco", "independent"),
                        help="coco: COCO's label structure; independent: the control with the same frequencies")
-    synth.add_argument("--train-images", type=int, default=DEFAULTS.synthetic_train_images)
-    synth.add_argument("--val-images", type=int, default=DEFAULTS.synthetic_val_images)
-    synth.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
+    synth.add_argument("--train-images", type=int, default=DEFAULTS.synthetic_train_images, help="training images")
+    synth.add_argument("--val-images", type=int, default=DEFAULTS.synthetic_val_images, help="validation images")
+    synth.add_argument("--image-size", type=int, default=DEFAULTS.image_size, help="side of the square images, pixels")
     synth.add_argument("--seed", type=int, default=DEFAULTS.data_seed, help="the data seed")
     stats = data.add_parser("stats", help="label statistics of a split, as one JSON line")
-    stats.add_argument("--dataset", default="coco", choices=tuple(DATASETS))
+    stats.add_argument("--dataset", default="coco", choices=tuple(DATASETS), help="the data set's format")
     stats.add_argument("--data-dir", required=True)
     stats.add_argument("--split", help="default: the training split (coco train, voc trainval, vg500 train)")
 
@@ -108,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threshold", type=float, default=0.5, help="print labels with probability >= this")
     predict.add_argument("--json", action="store_true", help="one JSON line per image instead of a table")
     predict.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    predict.add_argument("--batch-size", type=int, default=16)
-    predict.add_argument("--tracking-uri", help="MLflow store holding the model (default sqlite:///mlflow.db)")
+    predict.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
+    predict.add_argument("--tracking-uri", help="MLflow store holding the model (default: sqlite:///mlflow.db)")
     for sub in _leaf_parsers(parser):  # `imlgcn study run ... --verbose` works too
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
@@ -169,6 +188,6 @@ def _add_study_commands(commands) -> None:
     for sub in (run, resume, extend, listing, report, export):
         sub.add_argument("--storage", default="imlgcn_studies", help="study folders (a shared path on a cluster)")
     for sub in (run, resume, extend, report, export):
-        sub.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
+        sub.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
     for sub in (run, resume, extend):
         sub.add_argument("--address", help="join this Ray cluster instead of starting a local one")

@@ -3,16 +3,18 @@
 One line per fine-tuning trial (its searched values, mAP and its difference to the same-budget direct
 model, exact parameters, seconds); screening, hundreds of trials, prints a line every tenth of the run.
 A status line (running / pending / finished / failed, elapsed, an estimate of the time left, the best
-trial so far) comes every 15 s, and is rewritten in place on a terminal.
+trial so far) comes every 15 s, and is rewritten in place on a terminal. "Best" is the study's at that level:
+each Tune run starts from the best the study stored before it (study/levels/study_best.py: the earlier Tune
+runs of a screening, a resumed or extended study), so it names the trial the report names.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 
 from study.driver.console import verbose
+from study.levels.study_best import Best, StudyBest, best_text, better
 from trainables.embeddings import key_applies
 from trainables.trial.mlflow_runs import FINAL_KEYS, FINISHED, RUNNING, final_tags, store
 from trainables.trial.run_markers import trial_run_id
@@ -43,15 +45,21 @@ class TrialProgress:
 
     @staticmethod
     def create(start: int, total: int, tracking_uri: str, runs_dir: str, level: str = "finetune", searched: tuple = (),
-               epochs: int = 0):
-        """`start` of `total` trials ended before this Tune run (a screening in several runs counts as one)."""
+               epochs: int = 0, best_of: StudyBest | None = None):
+        """`start` of `total` trials ended before this Tune run (a screening in several runs counts as one);
+        `best_of`: where the study's best trial so far is read when the run starts (also when restored)."""
         from ray.tune import Callback
 
         class _Progress(Callback):
             def __init__(self) -> None:
                 self.done, self.failed, self.began, self.last_status = start, 0, time.time(), 0.0
                 self.first_end = 0.0  # the first trial also pays for starting the actors: the estimate starts after it
-                self.best: tuple[float, str] = (-math.inf, "")
+                self.best: Best | None = None
+
+            def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
+                self.began = time.time()  # a restored run's callback was saved when the run was created
+                if best_of is not None:
+                    self.best = best_of.read()
 
             def _searched(self, config: dict) -> str:
                 keys = [k for k in searched if k in config and key_applies(k, config.get("embedding"))]
@@ -62,17 +70,18 @@ class TrialProgress:
                 self.first_end = self.first_end or time.time()
                 r = trial.last_result
                 m_ap = r.get("mAP", float("nan"))
-                if m_ap > self.best[0]:
-                    self.best = (m_ap, trial.trial_id)
                 rss = f"; driver RSS {driver_rss_mb():.0f} MB" if verbose() else ""
                 if level == "screen":  # hundreds of trials: a line every tenth
+                    self.best = better(self.best, m_ap, trial.trial_id)
                     if self.done * 10 // total > (self.done - 1) * 10 // total:
                         rate = (self.done - start) / max(time.time() - self.began, 1e-9) * 60
                         print(f"imlgcn: screened {self.done}/{total} head configurations on cached features "
-                              f"({rate:.0f} a minute), best mAP {self.best[0]:.2f} (trial {self.best[1]}){rss}",
+                              f"({rate:.0f} a minute), {best_text(self.best)}{rss}",
                               file=sys.stderr, flush=True)
                     return
                 stopped = close_stopped_run(tracking_uri, runs_dir, trial.trial_id, r, epochs)
+                if not stopped:  # as the report's front: a trial a scheduler stopped has no full result
+                    self.best = better(self.best, m_ap, trial.trial_id)
                 outcome = (f"stopped after epoch {int(r.get('epoch', 0))} of {epochs} (mAP {m_ap:.2f})" if stopped else
                            f"mAP {m_ap:.2f} ({m_ap - r.get('direct_mAP', float('nan')):+.2f} vs direct)")
                 print(f"imlgcn: trial {trial.trial_id} ({self.done}/{total}) {self._searched(trial.config)} -> "
@@ -96,7 +105,7 @@ class TrialProgress:
                         else float("nan"))
                 text = (f"imlgcn: [{level} {self.done + self.failed}/{total}] running {running}, pending {pending}, "
                         f"finished {self.done}, failed {self.failed} | {_clock(elapsed)} elapsed, ~{_clock(left)} left "
-                        f"| best mAP {self.best[0]:.2f} (trial {self.best[1]})")
+                        f"| {best_text(self.best)}")
                 if sys.stderr.isatty():
                     print(f"\r{text}\033[K", end="", file=sys.stderr, flush=True)
                 else:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from study.levels.callbacks import TrialProgress
+from study.levels.study_best import StudyBest
 from study.driver.record import StudyRecord
 from trainables.config import TrialConfig
 from trainables.trial.ray_runtime import CHECKPOINTS_KEPT
@@ -206,7 +207,8 @@ def new_tuner(record: StudyRecord, run_name: str, level: str, num_samples: int, 
                                   callbacks=[TrialProgress.create(*(progress_of or (0, num_samples)),
                                                                   record.tracking_uri, str(record.runs_dir), level,
                                                                   searched_names(record, level),
-                                                                  int(record.base_config["epochs"]))]),
+                                                                  int(record.base_config["epochs"]),
+                                                                  StudyBest.of(record, level))]),
     )
 
 
