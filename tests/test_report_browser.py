@@ -52,3 +52,5 @@ def test_a_head_only_page_leads_with_its_answer_and_its_fine_tuned_trial(head_on
     assert 'class="main-svg"' in dom, done.stderr[-2000:]
     assert text_blocks(dom)[0] == " ".join(head_only["given"]["headline"].split())  # the answer, first
     assert table_ids(dom)[0] == "z-tuned"  # the fine-tuned trial in the first row
+    assert "mAP is shown by embedding instead" in dom  # the line saying why, above the chart
+    assert re.search(r'class="xtitle"[^>]*>embedding<', dom)  # whose x axis is what varies

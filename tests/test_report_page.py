@@ -1,6 +1,7 @@
-"""The report reads best first (issue 31, item 4): the page leads with the answer report.py gives it and its table
-of trials starts with the fine-tuned ones, then the screened ones by mAP. tests/test_report_browser.py reads the
-same page as Chromium draws it."""
+"""The report reads best first (issue 31, item 4): the page leads with the answer report.py gives it, its table of
+trials starts with the fine-tuned ones, then the screened ones by mAP, and a size axis on which every point has
+the same size (a head-only space: the GCN folds away) gives way to mAP by embedding, on the page and in the PNG,
+with a line saying why. tests/test_report_browser.py reads the same page as Chromium draws it."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ import pandas as pd
 import pytest
 
 from study.reports import report_html
-from study.reports.report_html import SCREENED_ROWS, table_rows
-from tests.page_text import text_blocks
+from study.reports.report_html import SCREENED_ROWS, WEBGL_POINTS, figure, table_rows
+from study.reports.report_plots import shown_by, write_png
+from tests.page_text import page_text, text_blocks
 from trainables.config import TrialConfig
+from trainables.size_measures import SIZE_MEASURES
 
 STUDY = "head-only"
 DEPLOYED, DIRECT = 375_280, 375_307  # the folded IML-GCN and the direct model: 27 biases apart
+NOTE = ("Every trial and direct model has the same inference parameters within 1 % (375,280 to 375,307): "
+        "mAP is shown by embedding instead.")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +78,7 @@ def test_the_page_leads_with_the_answer_and_lists_the_fine_tuned_trial_first(hea
     assert ids[0] == "z-tuned" and len(ids) == 13
     screened = [58.0 + 0.25 * int(trial_id[1:]) for trial_id in ids[1:]]
     assert screened == sorted(screened, reverse=True) and ids[1] == "s11"
+    assert NOTE in page_text(page)
     assert 'onclick="sortTable(this)"' in page  # sorting by a column is kept
 
 
@@ -84,6 +90,12 @@ def _trials(sizes: list[float], embeddings: list[str], screened: int = 0) -> pd.
                          "direct_mAP": 55.0, "embedding": embeddings, "tau": [0.1 * i for i in range(n)],
                          "pca_dim": pd.array([8] * n, dtype="Int64"), "n_params": sizes, "n_params_inference": sizes,
                          "flops": 1e8, "latency_ms": 1.0})
+
+
+def _directs(sizes: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"run_id": [f"b{i}" for i in range(len(sizes))], "backbone": [f"net{i}" for i in range(len(sizes))],
+                         "image_size": 64.0, "level": "finetune", "mAP": 55.0, "n_params": sizes,
+                         "n_params_inference": sizes})
 
 
 def test_the_rows_are_the_fine_tuned_trials_then_the_best_screened_by_map() -> None:
@@ -99,3 +111,45 @@ def test_the_rows_are_the_fine_tuned_trials_then_the_best_screened_by_map() -> N
     small = table.iloc[SCREENED_ROWS - 10:]  # 60 screened, 3 fine-tuned: all of them, in the same order
     assert list(table_rows(small)[0]["level"]) == ["finetune"] * 3 + ["screen"] * 60
     assert table_rows(small)[0]["mAP"].iloc[3:].is_monotonic_decreasing
+
+
+def test_a_size_axis_within_the_tolerance_gives_way_to_map_by_embedding(tmp_path) -> None:
+    embeddings = ["fi", "fpca", "word", "fpca", "fi", "word"]
+    trials = _trials([DEPLOYED] * 6, embeddings, screened=4)
+    directs = _directs([DIRECT])
+    by = shown_by(trials, directs, "n_params_inference", ["embedding", "tau"])
+    assert by.key == "embedding" and by.categorical and by.note == NOTE
+    chart = figure(trials, trials[trials["pareto"]], directs, ["embedding", "tau"], "s: mAP vs model size",
+                   "n_params_inference")
+    assert chart.layout.xaxis.title.text == "embedding" and chart.layout.xaxis.type == "category"
+    assert chart.layout.shapes[0].y0 == 55.0  # the direct model: a horizontal line
+    png = write_png(trials, trials[trials["pareto"]], directs, tmp_path / "p.png", "s", "n_params_inference",
+                    ["embedding", "tau"])
+    label = " ".join(png.axes[0].get_xlabel().split())
+    assert label.startswith("embedding Every trial and direct model") and "mAP is shown by embedding" in label
+    one_head = _trials([DEPLOYED] * 6, ["fi"] * 6, screened=4)  # the embedding does not vary: the key that varies most
+    by = shown_by(one_head, directs, "n_params_inference", ["embedding", "tau", "pca_dim"])
+    assert by.key == "tau" and not by.categorical and "mAP is shown against tau" in by.note
+
+
+def test_a_plane_with_sizes_ten_times_apart_keeps_the_size_axis(tmp_path) -> None:
+    trials = _trials([1e6, 2e6, 5e6, 1e7], ["fi", "fpca", "word", "fi"])
+    directs = _directs([1e6, 1e7])
+    measure = SIZE_MEASURES["n_params_inference"]
+    assert shown_by(trials, directs, "n_params_inference", ["embedding", "tau"]) is None
+    chart = figure(trials, trials[trials["pareto"]], directs, ["embedding", "tau"], "s", "n_params_inference")
+    assert chart.layout.xaxis.title.text == measure.axis
+    png = write_png(trials, trials[trials["pareto"]], directs, tmp_path / "p.png", "s", "n_params_inference",
+                    ["embedding", "tau"])
+    assert png.axes[0].get_xlabel() == measure.axis
+    page = tmp_path / "pareto.html"
+    report_html.write_html(trials, trials[trials["pareto"]], directs, ["embedding", "tau"], page, "s", "headline",
+                           "n_params_inference", run_link=lambda run: "#")
+    assert "mAP is shown" not in page.read_text()
+
+
+def test_a_sweep_of_many_sizes_draws_its_screened_points_with_webgl() -> None:
+    n = WEBGL_POINTS + 1
+    trials = _trials([1e6 * (1 + i % 20) for i in range(n + 1)], ["fi"] * (n + 1), screened=n)
+    chart = figure(trials, trials[trials["pareto"]], _directs([1e6]), ["embedding", "tau"], "s", "n_params_inference")
+    assert chart.data[0].type == "scattergl" and len(chart.data[0].x) == n

@@ -3,7 +3,9 @@
 - the report's headline (its answer) as the page's first line, then the front's table (baseline row, exact
   sizes, searched parameters, differences to the baseline);
 - a plotly chart of mAP against the study's size (screened configurations faint, the fine-tuned front as a
-  step line, the baselines as stars), whose hover shows every searched parameter of a trial;
+  step line, the baselines as stars), whose hover shows every searched parameter of a trial; where every
+  point has the same size within ties.SIZE_TOLERANCE, mAP by what varies instead (report_plots.shown_by: by
+  embedding, a box per embedding, the direct models as horizontal lines) under a line saying why;
 - a table of the trials, best first (the fine-tuned trials, then the screened ones, each by mAP), sortable
   by clicking a column header, each trial id a link to its MLflow run: every fine-tuned trial and the best
   SCREENED_ROWS screened ones by mAP (a sweep screens tens of thousands: all of them are in trials.csv
@@ -26,7 +28,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from study.reports.front_table import front_rows
-from study.reports.report_plots import axis, direct_names
+from study.reports.report_plots import ShownBy, axis, direct_names, shown_by
 from trainables.embeddings import key_applies
 from trainables.size_measures import PLANE_KEYS, SIZE_MEASURES
 
@@ -88,7 +90,11 @@ def _fmt(key: str, value) -> str:
 
 def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str],
            title: str, size: str = "n_params") -> go.Figure:
-    """mAP against `size` (see trainables.size_measures) with every searched parameter in the hover."""
+    """mAP against `size` (see trainables.size_measures) with every searched parameter in the hover; mAP by
+    report_plots.shown_by's key where every point has the same size."""
+    by = shown_by(trials, baselines, size, searched)
+    if by is not None:
+        return _figure_by(trials, front, baselines, searched, title, size, by)
     fig = go.Figure()
     size_axis = SIZE_MEASURES[size].axis
     screened = trials[trials["level"] == "screen"]
@@ -119,6 +125,42 @@ def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, s
                 hovertemplate="direct model %{text}<br>mAP %{y:.2f}<br>" + size_axis + " %{x:.4g}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title=size_axis, yaxis_title="mAP (%)",
                       template="plotly_white", height=520)
+    return fig
+
+
+def _figure_by(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str], title: str,
+               size: str, by: ShownBy) -> go.Figure:
+    """mAP by `by.key`: the screened trials as a box per category (their points too, up to WEBGL_POINTS) or
+    as points against a number, the fine-tuned trials and the front as points, each direct model a line."""
+    fig = go.Figure()
+    screened = trials[trials["level"] == "screen"]
+    rest = trials[~trials["pareto"] & (trials["level"] != "screen")]
+    hover = "%{text}<extra></extra>"
+    few = len(screened) <= WEBGL_POINTS
+    if len(screened) and by.categorical:
+        fig.add_trace(go.Box(x=by.values(screened), y=screened["mAP"], name="screened (head on cached features)",
+                             boxpoints="all" if few else False, jitter=0.5, pointpos=0, marker={"color": "#bbbbbb", "size": 4},
+                             line={"color": "#999999"}, text=_hover(screened, searched, size) if few else None,
+                             hovertemplate=hover if few else None, hoveron="points" if few else "boxes"))
+    elif len(screened):
+        scatter = go.Scatter if few else go.Scattergl
+        fig.add_trace(scatter(x=by.values(screened), y=screened["mAP"], mode="markers", opacity=0.35,
+                              name="screened (head on cached features)", marker={"color": "#bbbbbb", "size": 5 if few else 4},
+                              text=_hover(screened, searched, size) if few else screened["trial_id"].astype(str),
+                              hovertemplate=hover if few else "trial %{text} (screen)<br>mAP %{y:.2f}<extra></extra>"))
+    for part, name, marker in ((rest, "fine-tuned", {"color": "#777777", "size": 8}),
+                               (front, "Pareto front", {"color": "#1f77b4", "size": 10})):
+        fig.add_trace(go.Scatter(x=by.values(part), y=part["mAP"], mode="markers", name=name, marker=marker,
+                                 text=_hover(part, searched, size), hovertemplate=hover))
+    for m_ap, name in zip(baselines["mAP"], direct_names(baselines)):
+        fig.add_hline(y=float(m_ap), line={"color": "#d62728", "dash": "dash"},
+                      annotation_text=f"direct model {name}: {float(m_ap):.2f}", annotation_position="top left")
+    fig.update_layout(title=title.replace("vs model size", f"by {by.key}"), xaxis_title=by.key, yaxis_title="mAP (%)",
+                      template="plotly_white", height=520, boxmode="overlay")
+    if by.categorical:
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=by.categories(trials))
+    elif by.key.endswith("_lr"):
+        fig.update_xaxes(type="log")
     return fig
 
 
@@ -177,6 +219,8 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
     base = baselines[baselines["level"] == "finetune"]
     base_row = base.iloc[-1] if len(base) else None
     chart = chart_html(figure(trials, front, baselines, searched, f"{study}: mAP vs model size", size))
+    by = shown_by(trials, baselines, size, searched)
+    chart_note = f"<p>{html.escape(by.note)}</p>\n" if by is not None else ""
     trials, heading = table_rows(trials)
     trials = trials.reset_index(drop=True)  # the rows below in the table's order
     all_rows = pd.DataFrame({
@@ -202,7 +246,7 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
 {answer}
 <p>Study <b>{html.escape(study)}</b></p>
 {_table(front_table, "front-table", links=links)}
-{chart}
+{chart_note}{chart}
 <h2>{html.escape(heading).replace("trials.csv", '<a href="trials.csv">trials.csv</a>')}</h2>
 {_table(all_rows, "trials-table", row_class=lambda r: "front" if r["pareto"] else ("screen" if r["level"] == "screen" else ""),
         links=links)}
