@@ -132,7 +132,8 @@ def test_a_report_page_of_20000_screened_configurations_stays_small(tmp_path) ->
     assert page.stat().st_size < 5 * 2**20
     trials_table = re.search(r'<table id="trials-table">.*?</table>', text, re.S).group(0)
     assert trials_table.count("<tr") == 1 + 8 + SCREENED_ROWS  # header, every fine-tuned trial, the best screened
-    assert '<a href="trials.csv">trials.csv</a>' in text and '"type":"scattergl"' in text
+    assert '<a href="trials.csv">trials.csv</a>' in text
+    assert '"type":"box"' in text and '"boxpoints":false' in text  # one deployed size: a box per embedding, no points
 
 
 def test_the_bench_counts_completed_screening_trials_in_a_journal(tmp_path) -> None:

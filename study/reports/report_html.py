@@ -1,11 +1,15 @@
 """The interactive report: one offline HTML page with the answer first, then the picture, then every trial.
 
-- the front's title and table (baseline row, exact sizes, searched parameters, differences to the baseline);
+- the report's headline (its answer) as the page's first line, then the front's table (baseline row, exact
+  sizes, searched parameters, differences to the baseline);
 - a plotly chart of mAP against the study's size (screened configurations faint, the fine-tuned front as a
-  step line, the baselines as stars), whose hover shows every searched parameter of a trial;
-- a table of the trials, sortable by clicking a column header, each trial id a link to its MLflow run: every
-  fine-tuned trial and the best SCREENED_ROWS screened ones (a sweep screens tens of thousands: all of them
-  are in trials.csv beside the page).
+  step line, the baselines as stars), whose hover shows every searched parameter of a trial; where every
+  point has the same size within ties.SIZE_TOLERANCE, mAP by what varies instead (report_plots.shown_by: by
+  embedding, a box per embedding, the direct models as horizontal lines) under a line saying why;
+- a table of the trials, best first (the fine-tuned trials, then the screened ones, each by mAP), sortable
+  by clicking a column header, each trial id a link to its MLflow run: every fine-tuned trial and the best
+  SCREENED_ROWS screened ones by mAP (a sweep screens tens of thousands: all of them are in trials.csv
+  beside the page).
 plotly.js is embedded gzip-compressed (1.4 MB instead of 4.8 MB) and unpacked by the browser's
 DecompressionStream, so the one file opens without a network and stays small; above WEBGL_POINTS screened
 points they are drawn with WebGL and their hover shows the trial id, mAP and size only.
@@ -24,7 +28,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from study.reports.front_table import front_rows
-from study.reports.report_plots import axis, direct_names
+from study.reports.report_plots import ShownBy, axis, direct_names, shown_by
 from trainables.embeddings import key_applies
 from trainables.size_measures import PLANE_KEYS, SIZE_MEASURES
 
@@ -55,7 +59,7 @@ function sortTable(header) {
 }
 </script>"""
 STYLE = """<style>
-body { font-family: sans-serif; margin: 1.5em; } table { border-collapse: collapse; font-size: 13px; }
+body { font-family: sans-serif; margin: 1.5em; } h1 { font-size: 1.4em; } table { border-collapse: collapse; font-size: 13px; }
 td, th { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }
 th { cursor: pointer; background: #f3f3f3; position: sticky; top: 0; } td:first-child, th:first-child { text-align: left; }
 tr.front td { font-weight: bold; } tr.screen td { color: #888; }
@@ -86,7 +90,11 @@ def _fmt(key: str, value) -> str:
 
 def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str],
            title: str, size: str = "n_params") -> go.Figure:
-    """mAP against `size` (see trainables.size_measures) with every searched parameter in the hover."""
+    """mAP against `size` (see trainables.size_measures) with every searched parameter in the hover; mAP by
+    report_plots.shown_by's key where every point has the same size."""
+    by = shown_by(trials, baselines, size, searched)
+    if by is not None:
+        return _figure_by(trials, front, baselines, searched, title, size, by)
     fig = go.Figure()
     size_axis = SIZE_MEASURES[size].axis
     screened = trials[trials["level"] == "screen"]
@@ -117,6 +125,42 @@ def figure(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, s
                 hovertemplate="direct model %{text}<br>mAP %{y:.2f}<br>" + size_axis + " %{x:.4g}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title=size_axis, yaxis_title="mAP (%)",
                       template="plotly_white", height=520)
+    return fig
+
+
+def _figure_by(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str], title: str,
+               size: str, by: ShownBy) -> go.Figure:
+    """mAP by `by.key`: the screened trials as a box per category (their points too, up to WEBGL_POINTS) or
+    as points against a number, the fine-tuned trials and the front as points, each direct model a line."""
+    fig = go.Figure()
+    screened = trials[trials["level"] == "screen"]
+    rest = trials[~trials["pareto"] & (trials["level"] != "screen")]
+    hover = "%{text}<extra></extra>"
+    few = len(screened) <= WEBGL_POINTS
+    if len(screened) and by.categorical:
+        fig.add_trace(go.Box(x=by.values(screened), y=screened["mAP"], name="screened (head on cached features)",
+                             boxpoints="all" if few else False, jitter=0.5, pointpos=0, marker={"color": "#bbbbbb", "size": 4},
+                             line={"color": "#999999"}, text=_hover(screened, searched, size) if few else None,
+                             hovertemplate=hover if few else None, hoveron="points" if few else "boxes"))
+    elif len(screened):
+        scatter = go.Scatter if few else go.Scattergl
+        fig.add_trace(scatter(x=by.values(screened), y=screened["mAP"], mode="markers", opacity=0.35,
+                              name="screened (head on cached features)", marker={"color": "#bbbbbb", "size": 5 if few else 4},
+                              text=_hover(screened, searched, size) if few else screened["trial_id"].astype(str),
+                              hovertemplate=hover if few else "trial %{text} (screen)<br>mAP %{y:.2f}<extra></extra>"))
+    for part, name, marker in ((rest, "fine-tuned", {"color": "#777777", "size": 8}),
+                               (front, "Pareto front", {"color": "#1f77b4", "size": 10})):
+        fig.add_trace(go.Scatter(x=by.values(part), y=part["mAP"], mode="markers", name=name, marker=marker,
+                                 text=_hover(part, searched, size), hovertemplate=hover))
+    for m_ap, name in zip(baselines["mAP"], direct_names(baselines)):
+        fig.add_hline(y=float(m_ap), line={"color": "#d62728", "dash": "dash"},
+                      annotation_text=f"direct model {name}: {float(m_ap):.2f}", annotation_position="top left")
+    fig.update_layout(title=title.replace("vs model size", f"by {by.key}"), xaxis_title=by.key, yaxis_title="mAP (%)",
+                      template="plotly_white", height=520, boxmode="overlay")
+    if by.categorical:
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=by.categories(trials))
+    elif by.key.endswith("_lr"):
+        fig.update_xaxes(type="log")
     return fig
 
 
@@ -153,16 +197,18 @@ def chart_html(fig: go.Figure) -> str:
 
 
 def table_rows(trials: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The trials the page lists (every fine-tuned trial, the best SCREENED_ROWS screened by mAP) and the
-    table's heading."""
+    """The trials the page lists, best first: every fine-tuned trial by mAP, then the screened ones by mAP
+    (the best SCREENED_ROWS of them where there are more); and the table's heading."""
     screened = trials["level"] == "screen"
+    by_map = {"by": "mAP", "ascending": False, "kind": "stable", "na_position": "last"}  # ties: trial id order
+    tuned, best = trials[~screened].sort_values(**by_map), trials[screened].sort_values(**by_map)
+    order = "fine-tuned first, then screened, each by mAP; click a column to sort; a trial id opens its MLflow run"
     if screened.sum() <= SCREENED_ROWS:
-        return trials, f"All {len(trials)} trials (click a column to sort; a trial id opens its MLflow run)"
-    best = trials[screened].sort_values("mAP", ascending=False, kind="stable").head(SCREENED_ROWS)
-    shown = pd.concat([trials[~screened], best]).sort_index()
+        return pd.concat([tuned, best]), f"All {len(trials)} trials ({order})"
+    shown = pd.concat([tuned, best.head(SCREENED_ROWS)])
     return shown, (f"The {int((~screened).sum())} fine-tuned trials and the best {SCREENED_ROWS} of "
-                   f"{int(screened.sum())} screened configurations (all {len(trials)}: trials.csv beside this page; "
-                   "click a column to sort; a trial id opens its MLflow run)")
+                   f"{int(screened.sum())} screened configurations by mAP (all {len(trials)}: trials.csv beside "
+                   f"this page; {order})")
 
 
 def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFrame, searched: list[str], path: Path,
@@ -173,7 +219,10 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
     base = baselines[baselines["level"] == "finetune"]
     base_row = base.iloc[-1] if len(base) else None
     chart = chart_html(figure(trials, front, baselines, searched, f"{study}: mAP vs model size", size))
+    by = shown_by(trials, baselines, size, searched)
+    chart_note = f"<p>{html.escape(by.note)}</p>\n" if by is not None else ""
     trials, heading = table_rows(trials)
+    trials = trials.reset_index(drop=True)  # the rows below in the table's order
     all_rows = pd.DataFrame({
         "trial": trials["trial_id"].astype(str), "level": trials["level"],
         **{k: [_fmt(k, v) if key_applies(k, e) else "-" for v, e in zip(trials[k], trials["embedding"])]
@@ -193,11 +242,11 @@ def write_html(trials: pd.DataFrame, front: pd.DataFrame, baselines: pd.DataFram
     answer = "".join(f"<p><b>{html.escape(line)}</b></p>" for line in notes)
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(study)}: study report</title>
 {STYLE}{SORTER}</head><body>
-<h1>{html.escape(study)}</h1>
-<h2>{html.escape(headline)}</h2>
+<h1>{html.escape(headline)}</h1>
 {answer}
+<p>Study <b>{html.escape(study)}</b></p>
 {_table(front_table, "front-table", links=links)}
-{chart}
+{chart_note}{chart}
 <h2>{html.escape(heading).replace("trials.csv", '<a href="trials.csv">trials.csv</a>')}</h2>
 {_table(all_rows, "trials-table", row_class=lambda r: "front" if r["pareto"] else ("screen" if r["level"] == "screen" else ""),
         links=links)}
