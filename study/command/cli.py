@@ -82,7 +82,8 @@ def _report(args: argparse.Namespace, record) -> None:
     from study.reports.report import write_report
 
     out = getattr(args, "out", None) or str(record.report_dir)
-    files = write_report(_study_uri(args, record), record.name, out, record.size_metric, record.screened_markers())
+    files = write_report(_study_uri(args, record), record.name, out, record.size_metric, record.screened_markers(),
+                         _size_tolerance(args))
     progress(f"report: {files['html']} (also {Path(files['csv']).name}, {Path(files['png']).name} and "
              f"{Path(files['txt']).name} there, and on the study's MLflow parent run)")
     rho, pairs = files["agreement"]
@@ -92,6 +93,19 @@ def _report(args: argparse.Namespace, record) -> None:
     print(files["text"])
     _open_hints(args, record)
     return None
+
+
+def _size_tolerance(args: argparse.Namespace) -> float:
+    """--size-tolerance, checked: sizes within this fraction of the larger are the same size."""
+    from study.reports.ties import SIZE_TOLERANCE
+
+    tolerance = getattr(args, "size_tolerance", None)
+    if tolerance is None:
+        return SIZE_TOLERANCE
+    if not 0 <= tolerance < 1:
+        raise ConfigError(f"--size-tolerance {tolerance}: give a fraction of the larger size in [0, 1), "
+                          "e.g. 0.01 for 1 %")
+    return tolerance
 
 
 def _open_hints(args: argparse.Namespace, record) -> None:
