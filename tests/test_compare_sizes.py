@@ -76,3 +76,23 @@ def test_a_head_reached_by_its_own_or_a_smaller_direct_arm_gives_no_smaller_mode
     assert last.startswith("fpca-b (IML-GCN on mobilenetv3_small_100@64px, mean mAP 65.00) against the smallest direct "
                            "arm that reaches it, direct-a (test_efficientnet@64px, 71.00): 9.98x its inference parameters")
     assert last.endswith(": in this comparison the GCN head gives no smaller model for that mAP.")
+
+
+def test_a_direct_arm_within_the_seeds_noise_reaches_the_head_and_sizes_within_1_percent_are_the_same() -> None:
+    """fpca-b 65 against direct-b 64.5 (paired difference +1, -2 at two seeds: an interval holding 0) at 998
+    against 1,000 parameters: direct-b reaches it, at the same size; direct-a (100) is out of reach."""
+    results = {"direct-a": {0: _result(50.0, 100), 1: _result(50.0, 100)},
+               "fpca-a": {0: _result(51.0, 98), 1: _result(51.0, 98)},
+               "direct-b": {0: _result(63.0, 1000), 1: _result(66.0, 1000)},
+               "fpca-b": {0: _result(64.0, 998), 1: _result(64.0, 998)}}
+    last = sizes_text(results, CONFIGS).splitlines()[-1]
+    assert last.startswith("fpca-b (IML-GCN on mobilenetv3_small_100@64px, mean mAP 64.00) against the smallest direct "
+                           "arm that reaches it, direct-b (mobilenetv3_small_100@64px, 64.50): 1.00x its inference "
+                           "parameters (998 against 1,000), paired difference fpca-b - direct-b -0.50 [")
+    assert last.endswith(": in this comparison the GCN head gives no smaller model for that mAP (the same size within "
+                         "1 %).")
+    results["direct-b"] = {0: _result(63.0, 1000), 1: _result(63.0, 1000)}  # 1 below at both seeds: [+1, +1]
+    assert sizes_text(results, CONFIGS).splitlines()[-1].startswith("No direct arm reaches")
+    results["direct-b"] = {0: _result(63.0, 1000), 1: _result(64.5, 1000)}  # d = +1, -0.5: holds 0, mean below
+    assert sizes_text(results, CONFIGS).splitlines()[-1].endswith(
+        "(the same size within 1 %); direct-b reaches it within the seeds' noise (the interval holds 0).")

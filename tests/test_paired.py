@@ -53,5 +53,19 @@ def test_compare_table_and_its_text():
     assert rows[1]["d_AP_tail"] == pytest.approx(3.0) and rows[1]["d_AP_head"] == pytest.approx(0.5)
     text = format_table(rows, "direct", "title")
     assert text.splitlines()[0] == "title" and "+1.50 [" in text
+    assert text.splitlines()[-1] == ("mAP against direct (95 % interval holding 0 = the same): the same within the "
+                                     "seeds' noise: fpca")  # d = (1, 2): +1.50 -/+ 6.35
     with pytest.raises(ValueError, match="arm 'fpca' has no result for seed 1"):
         compare_table({**results, "fpca": {0: results["fpca"][0]}}, "direct", ["head", "middle", "tail"])
+
+
+def test_the_verdict_line_reads_each_arm_by_its_interval():
+    from study.comparison.paired import verdict
+
+    rows = [{"arm": "direct"}, {"arm": "fpca", "d_mAP": 1.5, "d_mAP_low": 0.5, "d_mAP_high": 2.5},
+            {"arm": "word", "d_mAP": 0.3, "d_mAP_low": -0.4, "d_mAP_high": 1.0},
+            {"arm": "fi", "d_mAP": -1.0, "d_mAP_low": -1.5, "d_mAP_high": -0.5}]
+    assert verdict(rows, "direct") == ("mAP against direct (95 % interval holding 0 = the same): higher: fpca; "
+                                       "the same within the seeds' noise: word; lower: fi")
+    one_seed = [{"arm": "direct"}, {"arm": "fpca", "d_mAP": 0.1, "d_mAP_low": math.nan, "d_mAP_high": math.nan}]
+    assert verdict(one_seed, "direct").endswith("not told from noise with one seed: fpca")

@@ -38,13 +38,15 @@ def test_a_plane_study_trains_every_point_and_answers_the_question(tmp_path, mon
         assert run.data.metrics["direct_mAP"] <= 100 and run.data.params["image_size"] in ("32", "64")
         assert abs(run.data.metrics["n_params_inference"] - own.data.metrics["n_params_inference"]) <= 27  # bias
     front = done.stdout
-    assert front.startswith("Pareto front over 2 fine-tuned trials and 6 direct models (12 head configurations")
+    answer, title = front.splitlines()[:2]  # the answer first, and again below the per-point gains
+    assert title.startswith("Pareto front over 2 fine-tuned trials and 6 direct models (12 head configurations")
     for point in points:
         assert f"direct {point}" in front
-    answer = front.strip().splitlines()[-1]
+    assert answer == front.strip().splitlines()[-1] and "; one seed each, which cannot tell " in answer
     assert answer.startswith(("IML-GCN on ", "The direct model on ", "No direct model in the study reaches")), answer
     report = tmp_path / "studies" / "plane" / "report"
     assert (report / "front.txt").read_text().strip().splitlines()[-1] == answer
+    assert (report / "compare-arms.yaml").is_file() and (report / "compare-base.yaml").is_file()
     assert answer in page_text((report / "pareto.html").read_text())  # as read on the page (HTML-escaped there)
     trials = pd.read_csv(report / "trials.csv")
     assert "dominated_by" in trials and set(trials["image_size"]) <= {32, 64}

@@ -82,7 +82,8 @@ def _report(args: argparse.Namespace, record) -> None:
     from study.reports.report import write_report
 
     out = getattr(args, "out", None) or str(record.report_dir)
-    files = write_report(_study_uri(args, record), record.name, out, record.size_metric, record.screened_markers())
+    files = write_report(_study_uri(args, record), record.name, out, record.size_metric, record.screened_markers(),
+                         _size_tolerance(args))
     progress(f"report: {files['html']} (also {Path(files['csv']).name}, {Path(files['png']).name} and "
              f"{Path(files['txt']).name} there, and on the study's MLflow parent run)")
     if files["screened"]:
@@ -92,12 +93,11 @@ def _report(args: argparse.Namespace, record) -> None:
     return None
 
 
-AGREEMENT_PAIRS = 3  # study.reports.report.screening_agreement gives no correlation over fewer pairs
-
-
 def agreement_line(rho: float, pairs: int) -> str:
     """How well screening predicted fine-tuning, in words: Spearman's rank correlation over at least
     AGREEMENT_PAIRS promoted configurations that ran all their epochs, else why there is none."""
+    from study.reports.report import AGREEMENT_PAIRS
+
     if pairs < AGREEMENT_PAIRS:
         return (f"too few promoted configurations ran all their epochs ({pairs}) to say how well screening "
                 f"predicted fine-tuning: at least {AGREEMENT_PAIRS} are needed")
@@ -106,6 +106,19 @@ def agreement_line(rho: float, pairs: int) -> str:
                 "that ran all their epochs: their screened or their fine-tuned mAPs are all the same")
     return (f"screening predicted fine-tuning with Spearman's rank correlation {rho:.2f} over the {pairs} "
             "promoted configurations that ran all their epochs")
+
+
+def _size_tolerance(args: argparse.Namespace) -> float:
+    """--size-tolerance, checked: sizes within this fraction of the larger are the same size."""
+    from study.reports.ties import SIZE_TOLERANCE
+
+    tolerance = getattr(args, "size_tolerance", None)
+    if tolerance is None:
+        return SIZE_TOLERANCE
+    if not 0 <= tolerance < 1:
+        raise ConfigError(f"--size-tolerance {tolerance}: give a fraction of the larger size in [0, 1), "
+                          "e.g. 0.01 for 1 %")
+    return tolerance
 
 
 def _open_hints(args: argparse.Namespace, record) -> None:

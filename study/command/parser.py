@@ -146,6 +146,7 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
 
 def _add_study_commands(commands) -> None:
     from study.driver.record import SIZES
+    from study.reports.ties import SIZE_TOLERANCE
     from trainables.size_measures import SIZE_MEASURES
 
     study = commands.add_parser("study", help="Ray Tune + Optuna studies").add_subparsers(dest="study_command",
@@ -189,5 +190,9 @@ def _add_study_commands(commands) -> None:
         sub.add_argument("--storage", default="imlgcn_studies", help="study folders (a shared path on a cluster)")
     for sub in (run, resume, extend, report, export):
         sub.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
+    for sub in (run, resume, extend, report):  # each ends with the report
+        sub.add_argument("--size-tolerance", type=float, default=SIZE_TOLERANCE, metavar="FRACTION",
+                         help="the report's sizes within this fraction of the larger are the same size "
+                              "(0.01: 1 %%)")
     for sub in (run, resume, extend):
         sub.add_argument("--address", help="join this Ray cluster instead of starting a local one")

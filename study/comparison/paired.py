@@ -7,6 +7,8 @@ both. For n seeds:
     95 % interval = mean -/+ t_{0.975, n-1} * sd / sqrt(n)   (Student's t; undefined for n = 1).
 Per-class AP differences are averaged over the classes of a frequency group (head, middle, tail: thirds
 of the classes ordered by training images) within each seed, then treated as above.
+An arm is higher or lower in mAP than the reference only when the interval excludes 0; an interval that
+holds 0 is the same accuracy within the seeds' noise, and one seed cannot tell (study.reports.ties).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
+
+from study.reports.ties import same_accuracy
 
 GROUPS = ("head", "middle", "tail")
 
@@ -102,4 +106,19 @@ def format_table(rows: Sequence[Mapping], reference: str, title: str) -> str:
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     text = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
             for line in [header, *body]]
-    return "\n".join([title, *text])
+    return "\n".join([title, *text, verdict(rows, reference)])
+
+
+def verdict(rows: Sequence[Mapping], reference: str) -> str:
+    """One line: each arm's mAP against the reference by its paired 95 % interval (see the module docstring)."""
+    groups: dict[str, list[str]] = {"higher": [], "the same within the seeds' noise": [], "lower": [],
+                                    "not told from noise with one seed": []}
+    for row in rows:
+        if "d_mAP" not in row:
+            continue
+        same = same_accuracy(row.get("d_mAP_low", float("nan")), row.get("d_mAP_high", float("nan")))
+        group = ("not told from noise with one seed" if same is None else "the same within the seeds' noise"
+                 if same else "higher" if row["d_mAP"] > 0 else "lower")
+        groups[group].append(row["arm"])
+    found = "; ".join(f"{group}: {', '.join(arms)}" for group, arms in groups.items() if arms)
+    return f"mAP against {reference} (95 % interval holding 0 = the same): {found or 'no other arm'}"

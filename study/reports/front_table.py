@@ -2,22 +2,26 @@
 
 It leads with the answer: a title ("Pareto front: k of n fine-tuned trials"), the baseline row, exact
 parameter counts, every searched parameter, and each front trial's difference to the baseline in mAP
-and in parameters; a front trial that the baseline dominates (at least as accurate and no larger) is marked.
+and in parameters; a front trial that the baseline dominates (at least as accurate and no larger, sizes within
+the tolerance of study.reports.ties being the same size) is marked.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from study.reports.ties import SIZE_TOLERANCE, dominates
 from trainables.embeddings import key_applies
 from trainables.size_measures import SIZE_MEASURES, known
 
 DOMINATED = "dominated by the direct model"
 
 
-def dominated_by(row_map: float, row_size: float, base_map: float, base_size: float) -> bool:
-    """True when the baseline is at least as good in both objectives and strictly better in one."""
-    return base_map >= row_map and base_size <= row_size and (base_map > row_map or base_size < row_size)
+def dominated_by(row_map: float, row_size: float, base_map: float, base_size: float,
+                 tolerance: float = SIZE_TOLERANCE) -> bool:
+    """True when the baseline is at least as good in both objectives and better in one, sizes within
+    `tolerance` being the same size (study.reports.ties)."""
+    return dominates(base_map, base_size, row_map, row_size, tolerance)
 
 
 def cell(key: str, value) -> str:
@@ -32,7 +36,7 @@ def cell(key: str, value) -> str:
 
 
 def front_rows(front: pd.DataFrame, baseline: pd.Series | None, searched: list[str],
-               size: str = "n_params") -> pd.DataFrame:
+               size: str = "n_params", tolerance: float = SIZE_TOLERANCE) -> pd.DataFrame:
     """The rows printed and shown in the HTML report: baseline first, then the front by `size`. Both
     parameter counts are always shown; FLOPs or latency get their own column when they are the size."""
     measure = SIZE_MEASURES[size]
@@ -49,7 +53,7 @@ def front_rows(front: pd.DataFrame, baseline: pd.Series | None, searched: list[s
         if baseline is not None and known(baseline.get(size)) and known(values.get(size)):
             d_map = f"{values['mAP'] - baseline['mAP']:+.2f}"
             d_size = measure.difference(values[size], baseline[size])
-            if dominated_by(values["mAP"], float(values[size]), baseline["mAP"], float(baseline[size])):
+            if dominated_by(values["mAP"], float(values[size]), baseline["mAP"], float(baseline[size]), tolerance):
                 note = DOMINATED
         rows.append({"trial": str(values["trial_id"]),
                      **{k: cell(k, values.get(k)) if key_applies(k, values.get("embedding")) else "-" for k in searched},
@@ -73,9 +77,9 @@ def size_cells(size: str):
 
 
 def format_front(front: pd.DataFrame, baseline: pd.Series | None, searched: list[str], finetuned: int,
-                 screened: int = 0, size: str = "n_params", note: str = "") -> str:
+                 screened: int = 0, size: str = "n_params", note: str = "", tolerance: float = SIZE_TOLERANCE) -> str:
     """Title (the front's size named), then the table, then `note` (plain text for the console and the
-    report's text file)."""
+    report's text file); sizes within `tolerance` are the same size."""
     if front.empty:
         return "Pareto front: no fine-tuned trial finished all its epochs yet"
     title = f"Pareto front: {len(front)} of {finetuned} fine-tuned trials"
@@ -84,8 +88,8 @@ def format_front(front: pd.DataFrame, baseline: pd.Series | None, searched: list
     title += f", on mAP and {SIZE_MEASURES[size].label}"
     dominated = 0
     if baseline is not None and known(baseline.get(size)):
-        dominated = sum(dominated_by(m, float(n), baseline["mAP"], float(baseline[size]))
+        dominated = sum(dominated_by(m, float(n), baseline["mAP"], float(baseline[size]), tolerance)
                         for m, n in zip(front["mAP"], front[size]))
         title += f"; {dominated} of them dominated by the same-budget direct model" if dominated else \
             "; none dominated by the same-budget direct model"
-    return title + "\n" + front_rows(front, baseline, searched, size).to_string(index=False) + (f"\n{note}" if note else "")
+    return title + "\n" + front_rows(front, baseline, searched, size, tolerance).to_string(index=False) + (f"\n{note}" if note else "")

@@ -5,12 +5,14 @@ hand-worked tables.
 
 - The front is computed over the trials that ran all their epochs and the direct models together; a trial
   that a direct model dominates (its own backbone's or another's: at least as accurate and no larger,
-  better in one) is marked with that model's name.
+  better in one; sizes within the tolerance are the same size, study.reports.ties) is marked with that
+  model's name.
 - Per (backbone, resolution): the best IML-GCN mAP minus that point's direct model's mAP.
 - For the best IML-GCN point: the smallest direct model in the study with at least its mAP, and the size
-  ratio; or that no direct model reaches it. Only another point's direct model that is larger counts as
-  "the head gives a smaller model": the folded head of the same point is smaller by the direct model's bias
-  (C parameters), which is no gain of the GCN.
+  ratio; or that no direct model reaches it. Only another point's direct model that is larger, by more than
+  the size tolerance, counts as "the head gives a smaller model": the folded head of the same point is
+  smaller by the direct model's bias (C parameters), which is no gain of the GCN. Each model is trained once
+  (one seed): the report adds to the answer what one seed cannot tell (study.reports.answer).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from study.reports.front_table import cell, size_cells
-from study.reports.pareto import pareto_front
+from study.reports.ties import SIZE_TOLERANCE, dominance, front, smaller
 from trainables.embeddings import key_applies
 from trainables.size_measures import SIZE_MEASURES
 
@@ -39,18 +41,20 @@ def eligible(trials: pd.DataFrame) -> pd.Series:
     return (trials["level"] == "finetune") & ~trials["stopped_early"].astype(bool)
 
 
-def plane_front(trials: pd.DataFrame, directs: pd.DataFrame, size: str) -> tuple[np.ndarray, np.ndarray]:
-    """Pareto masks (maximise mAP, minimise `size`) of the trials and of the direct models, computed over
-    the eligible trials and the direct models together."""
+def plane_front(trials: pd.DataFrame, directs: pd.DataFrame, size: str,
+                tolerance: float = SIZE_TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
+    """Pareto masks (maximise mAP, minimise `size`, sizes within `tolerance` the same) of the trials and of
+    the direct models, computed over the eligible trials and the direct models together."""
     mask = eligible(trials).to_numpy()
     points = pd.concat([trials.loc[mask, ["mAP", size]], directs[["mAP", size]]], ignore_index=True).astype(float)
-    front = pareto_front(points, maximize="mAP", minimize=size) if len(points) else np.zeros(0, dtype=bool)
+    on_front = front(points["mAP"], points[size], tolerance)
     on_trials = np.zeros(len(trials), dtype=bool)
-    on_trials[np.flatnonzero(mask)] = front[:mask.sum()]
-    return on_trials, np.asarray(front[mask.sum():], dtype=bool)
+    on_trials[np.flatnonzero(mask)] = on_front[:mask.sum()]
+    return on_trials, np.asarray(on_front[mask.sum():], dtype=bool)
 
 
-def dominating_direct(trials: pd.DataFrame, directs: pd.DataFrame, size: str) -> list[str]:
+def dominating_direct(trials: pd.DataFrame, directs: pd.DataFrame, size: str,
+                      tolerance: float = SIZE_TOLERANCE) -> list[str]:
     """For each trial, the smallest direct model that dominates it, as 'direct <model>', or ""."""
     sizes = directs[size].astype(float)
     names = []
@@ -58,7 +62,8 @@ def dominating_direct(trials: pd.DataFrame, directs: pd.DataFrame, size: str) ->
         if not (np.isfinite(m_ap) and np.isfinite(value)):
             names.append("")
             continue
-        better = directs[(directs["mAP"] >= m_ap) & (sizes <= value) & ((directs["mAP"] > m_ap) | (sizes < value))]
+        beats = dominance([m_ap, *directs["mAP"].astype(float)], [value, *sizes], tolerance)[0, 1:]
+        better = directs[beats]
         if len(better):
             row = better.assign(_size=sizes[better.index]).sort_values(["_size", "mAP"], ascending=[True, False]).iloc[0]
             names.append(f"direct {model_name(row['backbone'], row['image_size'])}")
@@ -80,27 +85,47 @@ def gains(trials: pd.DataFrame, directs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "direct mAP", "best IML-GCN mAP", "difference", "trials"])
 
 
-def answer(trials: pd.DataFrame, directs: pd.DataFrame, size: str) -> str:
-    """The sentence: the best IML-GCN point against the smallest direct model that reaches its mAP."""
+def answer_models(trials: pd.DataFrame, directs: pd.DataFrame, size: str) -> tuple[pd.Series | None, pd.Series | None]:
+    """The two models the answer compares: the best IML-GCN trial (highest mAP, then smallest) and the
+    smallest direct model whose mAP reaches it, else the most accurate direct model (None where missing)."""
     gcn = trials[eligible(trials) & (trials["embedding"] != "none")]
-    measure = SIZE_MEASURES[size]
-    label = measure.label
     if gcn.empty:
-        return "No IML-GCN trial ran all its epochs: nothing to compare with the direct models yet."
+        return None, None
     best = gcn.sort_values(["mAP", size], ascending=[False, True]).iloc[0]
-    name = model_name(best["backbone"], best["image_size"])
     if directs.empty:
-        return f"The best IML-GCN point is on {name} (mAP {best['mAP']:.2f}); the study has no direct model to compare."
+        return best, None
     reaching = directs[directs["mAP"] >= best["mAP"]]
     if reaching.empty:
-        top = directs.sort_values("mAP", ascending=False).iloc[0]
+        return best, directs.sort_values("mAP", ascending=False).iloc[0]
+    ordered = reaching.assign(_size=reaching[size].astype(float)).sort_values(["_size", "mAP"], ascending=[True, False])
+    return best, ordered.iloc[0]
+
+
+def answer(trials: pd.DataFrame, directs: pd.DataFrame, size: str, noise: str = "",
+           tolerance: float = SIZE_TOLERANCE) -> str:
+    """The sentence: the best IML-GCN point against the smallest direct model that reaches its mAP; `noise`
+    (what one seed cannot tell) is added before its full stop."""
+    text = _answer(trials, directs, size, tolerance)
+    return f"{text[:-1]}; {noise}." if noise else text
+
+
+def _answer(trials: pd.DataFrame, directs: pd.DataFrame, size: str, tolerance: float) -> str:
+    measure = SIZE_MEASURES[size]
+    label = measure.label
+    best, match = answer_models(trials, directs, size)
+    if best is None:
+        return "No IML-GCN trial ran all its epochs: nothing to compare with the direct models yet."
+    name = model_name(best["backbone"], best["image_size"])
+    if match is None:
+        return f"The best IML-GCN point is on {name} (mAP {best['mAP']:.2f}); the study has no direct model to compare."
+    if match["mAP"] < best["mAP"]:
+        top = match
         return (f"No direct model in the study reaches the best IML-GCN mAP {best['mAP']:.2f} (IML-GCN on {name}, "
                 f"{measure.text(float(best[size]))} {label}); the best direct model, on "
                 f"{model_name(top['backbone'], top['image_size'])}, reaches {top['mAP']:.2f}.")
-    match = reaching.assign(_size=reaching[size].astype(float)).sort_values(["_size", "mAP"], ascending=[True, False]).iloc[0]
     ratio = float(best[size]) / float(match[size])
     other = model_name(match["backbone"], match["image_size"])
-    if ratio < 1 and other != name:  # another point's direct model, larger: the head bought the size
+    if smaller(float(best[size]), float(match[size]), tolerance) and other != name:  # another point's, larger
         return (f"IML-GCN on {name} (mAP {best['mAP']:.2f}) matches the direct model on {other} (mAP "
                 f"{match['mAP']:.2f}) at {ratio:.2f}x its {label} ({measure.text(float(best[size]))} against "
                 f"{measure.text(float(match[size]))}): the GCN head reaches that mAP with a smaller model.")
@@ -131,7 +156,7 @@ def plane_rows(front: pd.DataFrame, directs: pd.DataFrame, direct_front: np.ndar
 
 
 def format_plane(trials: pd.DataFrame, directs: pd.DataFrame, direct_front: np.ndarray, searched: list[str],
-                 size: str, screened: int = 0) -> str:
+                 size: str, screened: int = 0, noise: str = "", tolerance: float = SIZE_TOLERANCE) -> str:
     """Title, the front table with every direct model, the per-point gains and the answer sentence."""
     front = trials[trials["pareto"]]
     tuned = int(eligible(trials).sum())
@@ -145,4 +170,4 @@ def format_plane(trials: pd.DataFrame, directs: pd.DataFrame, direct_front: np.n
                                 "difference": per_point["difference"].map(lambda v: f"{v:+.2f}" if v == v else "-")})
     per_point_text = shown.to_string(index=False)
     return "\n".join([title, table, "The GCN head on each point (best IML-GCN mAP minus that point's direct model):",
-                      per_point_text, answer(trials, directs, size)])
+                      per_point_text, answer(trials, directs, size, noise, tolerance)])

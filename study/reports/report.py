@@ -15,14 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.reports.pareto import pareto_front
-from study.reports.plane import dominating_direct, eligible, format_plane, is_plane, plane_front, plane_rows
+from study.reports.answer import base_config, compare_files, head_only_answer, plane_noise, same_size_note
+from study.reports.plane import answer, dominating_direct, eligible, format_plane, is_plane, plane_front, plane_rows
+from study.reports.ties import SIZE_TOLERANCE, front as tolerant_front
 from study.driver.preflight import redact
 from study.driver.record import StudyError, StudyRecord
 from study.reports.report_plots import write_png
 from trainables.config import HEAD, SEARCH, TrialConfig, keys_of
 from trainables.embeddings import key_applies
-from trainables.size_measures import COUNT_KEYS, SIZE_KEYS, SIZE_MEASURES
+from trainables.size_measures import COUNT_KEYS, SIZE_KEYS
 from trainables.trial.mlflow_runs import FINAL_KEYS, RunLog, store
 from trainables.trial.run_markers import LoggedRun
 
@@ -44,10 +45,11 @@ KINDS = {f.name: f.type for f in fields(TrialConfig)}  # str | int | float | boo
 COLUMNS = ("trial_id", "run_id", "level", "pareto_tag", "stopped_early", *METRICS, *SEARCHED, "head_key", "pareto")
 
 
-def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list[LoggedRun] | None = None) -> pd.DataFrame:
+def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list[LoggedRun] | None = None,
+                tolerance: float = SIZE_TOLERANCE) -> pd.DataFrame:
     """One row per finished trial (the latest run when a trial id finished twice), with the `pareto` flag
-    on (max mAP, min `size`); `finished`: the study's FINISHED trial runs when the caller has read them
-    (`finished_trial_runs`), else every one read from MLflow.
+    on (max mAP, min `size`, sizes within `tolerance` the same: study.reports.ties); `finished`: the study's
+    FINISHED trial runs when the caller has read them (`finished_trial_runs`), else every one read from MLflow.
 
     `level` is screen (head on cached features) or finetune; the front is the fine-tuned one: trials of
     level finetune that ran all their epochs (a scheduler's early stop is no full result).
@@ -79,7 +81,8 @@ def trial_table(runs: RunLog, study: str, size: str = "n_params", finished: list
     tuned = ((table["level"] == "finetune") & ~table["stopped_early"]).to_numpy()
     table["pareto"] = False
     if tuned.any():
-        table.loc[tuned, "pareto"] = pareto_front(table[tuned].astype({size: float}), minimize=size)
+        chosen = table[tuned]
+        table.loc[tuned, "pareto"] = tolerant_front(chosen["mAP"], chosen[size].astype(float), tolerance)
     return table
 
 
@@ -94,6 +97,9 @@ def searched_params(runs: list[LoggedRun]) -> list[str]:
     return [k for k in SEARCHED if k in varying] + sorted(varying - set(SEARCHED))
 
 
+AGREEMENT_PAIRS = 3  # a rank correlation over fewer promoted configurations says nothing
+
+
 def screening_agreement(trials: pd.DataFrame) -> tuple[float, int]:
     """How well screening predicted fine-tuning: Spearman's rank correlation between the screened mAP and
     the fine-tuned mAP of the promoted configurations that ran all their epochs, and how many there are."""
@@ -102,7 +108,7 @@ def screening_agreement(trials: pd.DataFrame) -> tuple[float, int]:
     screened = trials[trials["level"] == "screen"].drop_duplicates("head_key").set_index("head_key")["mAP"]
     tuned = trials[(trials["level"] == "finetune") & ~trials["stopped_early"]]
     pairs = [(screened[key], m_ap) for key, m_ap in zip(tuned["head_key"], tuned["mAP"]) if key in screened.index]
-    if len(pairs) < 3:
+    if len(pairs) < AGREEMENT_PAIRS:
         return float("nan"), len(pairs)
     rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
     return float(rho), len(pairs)
@@ -140,45 +146,53 @@ def reference(baselines: pd.DataFrame) -> pd.Series | None:
 
 
 def write_report(tracking_uri: str, study: str, out_dir: str | Path, size: str = "n_params",
-                 screened: dict[str, str] | None = None) -> dict[str, Any]:
+                 screened: dict[str, str] | None = None, tolerance: float = SIZE_TOLERANCE) -> dict[str, Any]:
     """Write trials.csv, front.txt, pareto.png and pareto.html to `out_dir` for the front on (max mAP,
-    min `size`), log them on the study's parent run with its summary metrics, and keep every trial run's
-    `pareto` tag current. `screened`: see finished_trial_runs."""
-    from study.reports.front_table import format_front
+    min `size`, sizes within `tolerance` the same), led by the answer (study.reports.answer; the files of
+    the `imlgcn compare` command it names go there too), log them on the study's parent run with its
+    summary metrics, and keep every trial run's `pareto` tag current. `screened`: see finished_trial_runs."""
+    from study.reports.front_table import format_front, front_rows
     from study.reports.report_html import write_html
 
     runs = store(tracking_uri)
     finished = finished_trial_runs(runs, study, screened)  # read once: a sweep has tens of thousands
-    trials = trial_table(runs, study, size, finished)
+    trials = trial_table(runs, study, size, finished, tolerance)
     if trials.empty:
         raise StudyError(f"study {study!r} has no finished trials yet: resume the study (`imlgcn study resume "
                          f"{study}`) or wait for a trial to finish, then report")
     searched = trials.attrs.get("searched", [])
-    parent = _parent_run_id(runs, study, finished)
+    parent_run = _parent_run(runs, study, finished)
+    parent = parent_run.info.run_id
     baselines = baseline_table(runs, study)
     base = reference(baselines)
     finetuned = int((trials["level"] == "finetune").sum())
     screened = int((trials["level"] == "screen").sum())
     directs = baselines[baselines["level"] == "finetune"].reset_index(drop=True)
-    front_table, notes = None, []
-    if is_plane(directs):  # the front over the trials and every point's direct model together
-        trials["pareto"], direct_front = plane_front(trials, directs, size)
-        trials["dominated_by"] = [name if tuned else "" for name, tuned in
-                                  zip(dominating_direct(trials, directs, size), eligible(trials))]
-        text = format_plane(trials, directs, direct_front, searched, size, screened)
-        front_table = plane_rows(trials[trials["pareto"]], directs, direct_front, searched, size)
-        notes = text.splitlines()[-1:]
-    front = trials[trials["pareto"]].sort_values([size, "trial_id"]).reset_index(drop=True)
-    if front_table is None:
-        text = format_front(front, base, searched, finetuned, screened, size, same_size_note(trials, base, size))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    command = compare_files(out, study, base_config(parent_run.data.params))
+    if is_plane(directs):  # the front over the trials and every point's direct model together
+        trials["pareto"], direct_front = plane_front(trials, directs, size, tolerance)
+        trials["dominated_by"] = [name if tuned else "" for name, tuned in
+                                  zip(dominating_direct(trials, directs, size, tolerance), eligible(trials))]
+        noise = plane_noise(trials, directs, size, command)
+        headline = answer(trials, directs, size, noise, tolerance)
+        text = format_plane(trials, directs, direct_front, searched, size, screened, noise, tolerance)
+        front_table = plane_rows(trials[trials["pareto"]], directs, direct_front, searched, size)
+    front = trials[trials["pareto"]].sort_values([size, "trial_id"]).reset_index(drop=True)
+    if not is_plane(directs):
+        headline = head_only_answer(trials, base, size, command, tolerance)
+        text = format_front(front, base, searched, finetuned, screened, size,
+                            same_size_note(trials, base, size, tolerance), tolerance)
+        front_table = front_rows(front, base, searched, size, tolerance)
+    notes = [text.splitlines()[0]]  # the page: the answer, then the front's title
+    text = f"{headline}\n{text}"
     paths = {"csv": out / "trials.csv", "txt": out / "front.txt", "png": out / "pareto.png", "html": out / "pareto.html"}
     trials.drop(columns="pareto_tag").to_csv(paths["csv"], index=False)  # the tag as it was: now `pareto`
     paths["txt"].write_text(text + "\n")
-    write_png(trials, front, directs if front_table is not None else baselines, paths["png"], title=study, size=size)
+    write_png(trials, front, directs if is_plane(directs) else baselines, paths["png"], title=study, size=size)
     experiment = _experiment_id(runs, study)
-    write_html(trials, front, baselines, searched, paths["html"], study, text.splitlines()[0], size,
+    write_html(trials, front, baselines, searched, paths["html"], study, headline, size,
                run_link=lambda run_id: run_url(tracking_uri, experiment, run_id), front_table=front_table, notes=notes)
     for path in paths.values():
         runs.log_artifact(parent, path, "report")
@@ -192,19 +206,6 @@ def write_report(tracking_uri: str, study: str, out_dir: str | Path, size: str =
     runs.log_metrics(parent, {k: v for k, v in summary.items() if v == v}, step=0)
     return {**{key: str(path) for key, path in paths.items()}, "front": front, "trials": len(trials),
             "screened": screened, "agreement": (rho, pairs), "text": text}
-
-
-def same_size_note(trials: pd.DataFrame, baseline: pd.Series | None, size: str) -> str:
-    """A line for a front whose size axis is flat: every fine-tuned trial (and the direct model) has the
-    same `size`, as every head-only space has once the GCN is folded away; else ""."""
-    tuned = trials.loc[(trials["level"] == "finetune") & ~trials["stopped_early"], size].astype(float)
-    if size == "n_params" or len(tuned) < 2 or tuned.nunique() > 1:
-        return ""
-    measure = SIZE_MEASURES[size]
-    return (f"note: every fine-tuned trial has the same {measure.label} ({measure.text(float(tuned.iloc[0]))}): the space "
-            "searches only the head, which folds into a C x d linear layer at deployment, so the front is the "
-            "best mAP; a space that searches backbones or resolutions trades accuracy for size; pass "
-            "--size params for the paper's count (GCN weights included)")
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
@@ -267,11 +268,11 @@ def _latest_per_trial(runs: list[LoggedRun]) -> list[LoggedRun]:
     return kept
 
 
-def _parent_run_id(runs: RunLog, study: str, finished: list[LoggedRun]) -> str:
+def _parent_run(runs: RunLog, study: str, finished: list[LoggedRun]):
     """The study's parent run: the stage=study run most `finished` trials point to, else the latest one."""
     parents = runs.search(_experiment_id(runs, study), "tags.stage = 'study'", order_by=["attributes.start_time DESC"])
     if not parents:
         raise StudyError(f"study {study!r} has no parent run (tag stage=study): re-run `imlgcn study` "
                          "for it so the report has a run to attach to")
     children = Counter(run.tags.get("mlflow.parentRunId") for run in finished)
-    return max(parents, key=lambda run: children[run.info.run_id]).info.run_id
+    return max(parents, key=lambda run: children[run.info.run_id])
