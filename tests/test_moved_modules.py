@@ -59,7 +59,7 @@ def test_a_study_killed_under_the_old_layout_resumes_under_the_new(tmp_path, tin
     migrated_db(tmp_path / "mlflow.db")
     common = ["--storage", str(tmp_path / "studies"), "--tracking-uri", store]
     sets = ["--set", "dataset=coco", f"data_dir={tiny_data}", "backbone=test_resnet", "image_size=32",
-            "pretrain_epochs=1", "epochs=12", "gcn_hidden=16", "batch_size=16"]
+            "pretrain_epochs=1", "epochs=40", "gcn_hidden=16", "batch_size=16"]
     before = subprocess.Popen([sys.executable, "-c", "from study.cli import entry_point; entry_point()", "study", "run",
                                "--name", "m", "--space", "small", "--screen", "0", "--num-samples", "1", *common, *sets],
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

@@ -24,8 +24,9 @@ def test_compare_arms_over_seeds_logs_one_run_each_and_the_table(tmp_path, tiny_
                            *tiny_sets(tiny_data)], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     lines = done.stdout.strip().splitlines()
-    assert lines[0].startswith("compare paper: 4 arms x 2 training seeds") and len(lines) == 6
-    assert [line.split()[0] for line in lines[2:]] == ["direct", "word", "fi", "fpca"]
+    assert lines[0].startswith("compare paper: 4 arms x 2 training seeds") and len(lines) == 7
+    assert [line.split()[0] for line in lines[2:6]] == ["direct", "word", "fi", "fpca"]
+    assert lines[6].startswith("mAP against direct (95 % interval holding 0 = the same): ")  # the verdict last
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("compare-c")
     arms = client.search_runs([experiment.experiment_id], "tags.stage = 'compare'")
@@ -92,4 +93,5 @@ def test_the_direct_model_only_path_in_a_study_and_a_compare(tmp_path, tiny_data
     assert done.returncode == 0, done.stderr[-4000:]
     lines = done.stdout.strip().splitlines()
     assert lines[0].startswith(f"compare {arms}: 2 arms x 2 training seeds")
-    assert [line.split()[0] for line in lines[2:]] == ["direct", "direct-lr"]
+    assert [line.split()[0] for line in lines[2:-1]] == ["direct", "direct-lr"]
+    assert lines[-1].startswith("mAP against direct (95 % interval holding 0 = the same): ")
