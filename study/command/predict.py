@@ -60,7 +60,13 @@ def predict(model_uri: str, images: list[str], threshold: float, device: str | N
 
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"--threshold {threshold} is out of range: use a probability in [0, 1]")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: use at least 1")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device} is not a torch device: use cpu, cuda or cuda:N") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
     missing = [p for p in images if not Path(p).is_file()]

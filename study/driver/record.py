@@ -141,7 +141,13 @@ def load_record(storage: str | Path, name: str) -> StudyRecord:
     if not path.is_file():
         raise StudyError(f"no study named {name!r} in {Path(storage).absolute()}: "
                          "see `imlgcn study list --storage DIR`, or start it with `imlgcn study run`")
-    values = json.loads(path.read_text())
+    try:
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise StudyError(f"the study record {path} cannot be read ({error}): restore it (e.g. from a backup), "
+                         f"or remove the folder {path.parent} to start study {name!r} again") from None
     values["tune_runs"] = {name: run if isinstance(run, dict) else {"level": "finetune", "trials": run, "done": False}
                            for name, run in values.get("tune_runs", {}).items()}  # records of one-level studies
     return StudyRecord(**values)

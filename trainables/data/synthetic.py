@@ -128,6 +128,9 @@ def _write_split(root: Path, split: str, label_sets: list[list[int]], cats: list
     (root / "annotations" / f"instances_{split}2014.json").write_text(json.dumps(doc, separators=(",", ":")))
 
 
+MIN_IMAGE_SIZE = 2  # pixels: the smallest square the shapes are drawn into (1 px fails in the drawing code)
+
+
 def generate(out_dir: str | Path, classes: str = "default", labels: str = "coco", train_images: int = 2000,
              val_images: int = 1000, image_size: int = 64, seed: int = 0,
              progress: Callable[[str], None] | None = None) -> Path:
@@ -139,6 +142,10 @@ def generate(out_dir: str | Path, classes: str = "default", labels: str = "coco"
     out = Path(out_dir).absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"synthetic data folder {out} exists and is not empty: choose a new or empty folder")
+    for name, value, least in (("train images", train_images, 1), ("validation images", val_images, 1),
+                               ("image size", image_size, MIN_IMAGE_SIZE)):
+        if value < least:  # an empty split would be written without a word; a 1-px image cannot hold a shape
+            raise DataError(f"synthetic {name} {value}: use at least {least}")
     cats = class_set(classes)
     everything = [c[0] for c in COCO_CATEGORIES]
     index = [everything.index(cid) for cid, _, _ in cats]
@@ -152,8 +159,12 @@ def generate(out_dir: str | Path, classes: str = "default", labels: str = "coco"
         if progress and done * 10 // total > (done - 1) * 10 // total:
             progress(f"synthetic data: {done}/{total} images drawn")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as error:
+        raise DataError(f"cannot write the synthetic data set to {out} ({error.strerror}): choose a writable "
+                        "folder") from None
     try:
         os.chmod(tmp, 0o755)
         (tmp / "annotations").mkdir()
