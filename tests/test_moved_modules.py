@@ -67,8 +67,10 @@ def test_a_study_killed_under_the_old_layout_resumes_under_the_new(tmp_path, tin
     try:
         deadline = time.time() + 300
         checkpoint = tmp_path / "studies" / "m" / "tune"
+        # checkpoint_000002 exists: the driver registered checkpoint_000001 and, 2 s (the checkpoint gap) after
+        # registering the first, saved Tune's state with one of them (every 1 s): the resume restores from it
         while time.time() < deadline and before.poll() is None and not any(
-                checkpoint.glob("finetune/trial_*/checkpoint_000001")):
+                checkpoint.glob("finetune/trial_*/checkpoint_000002")):
             time.sleep(0.2)
         assert before.poll() is None, f"the old driver ended before the kill: {before.stderr.read()[-3000:]}"
         os.killpg(before.pid, signal.SIGKILL)
