@@ -23,22 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from study.driver.loopback_cluster import free_port, start_cluster, stop_cluster, stop_groups, token_auth
+from study.driver.loopback_cluster import free_port, start_cluster, stop_cluster, stop_groups, token_auth, wait_for
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 TRIALS = 4
 SCREENED = 20
-
-
-def _wait(check, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +65,7 @@ class MlflowServer:
              "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
              "--default-artifact-root", str(self.folder / "artifacts")],
             env=env, stdout=open(self.folder / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
-        _wait(self.healthy, 120, "the MLflow server")
+        wait_for(self.healthy, 120, "the MLflow server")
 
     def healthy(self) -> bool:
         import requests
@@ -129,7 +120,7 @@ def test_study_on_two_nodes_survives_faults(tmp_path, tiny_data, ray_cluster, ml
                               stderr=subprocess.STDOUT, start_new_session=True)
     outputs = []
     try:
-        _wait(lambda: (shared / "c1" / "study.json").exists(), 300, "the study record")
+        wait_for(lambda: (shared / "c1" / "study.json").exists(), 300, "the study record")
         for command in (["run", "--name", "c1", *common, *tiny], ["resume", "c1", *common]):
             refused = subprocess.run([*imlgcn, *command], cwd=tmp_path, env=auth_env, capture_output=True,
                                      text=True, timeout=120)
@@ -137,13 +128,13 @@ def test_study_on_two_nodes_survives_faults(tmp_path, tiny_data, ray_cluster, ml
             assert refused.returncode == 2, refused.stderr[-2000:]
         assert "already exists" in outputs[0] and "being run by another driver" in outputs[1]
 
-        _wait(lambda: len(_trial_runs(mlflow_server.uri, "c1", "FINISHED")) >= 1, 600, "a finished trial")
+        wait_for(lambda: len(_trial_runs(mlflow_server.uri, "c1", "FINISHED")) >= 1, 600, "a finished trial")
         mlflow_server.stop()  # the tracking server goes away for 30 s while trials log
         time.sleep(30)
         assert driver.poll() is None, "the study crashed while the MLflow server was down"
         mlflow_server.start()
 
-        _wait(lambda: len(_trial_runs(mlflow_server.uri, "c1", "FINISHED", "finetune")) >= 2, 600,
+        wait_for(lambda: len(_trial_runs(mlflow_server.uri, "c1", "FINISHED", "finetune")) >= 2, 600,
               "two finished fine-tuning trials")
         os.killpg(driver.pid, signal.SIGKILL)  # the driver dies during level 2; the cluster and the server stay up
         driver.wait(timeout=60)
