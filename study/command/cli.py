@@ -51,7 +51,7 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
         from study.reports.export import export_models
 
         record = load_record(args.storage, args.name)
-        for row in export_models(record, _study_uri(args, record), args.trial, args.front, progress):
+        for row in export_models(record, _reachable_uri(args, record), args.trial, args.front, progress):
             print(json.dumps(row))
         return None
     if args.study_command == "run":
@@ -67,6 +67,7 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
                                         args.tracking_uri, args.screen, args.sampler)
     else:
         record = load_record(args.storage, args.name)
+        _reachable_uri(args, record)
     return _report(args, record)
 
 
@@ -76,6 +77,16 @@ def _study_uri(args: argparse.Namespace, record) -> str:
 
     given = getattr(args, "tracking_uri", None)
     return resolve_tracking_uri(given) if given else record.tracking_uri
+
+
+def _reachable_uri(args: argparse.Namespace, record) -> str:
+    """The study's store, after a reachability check with a deadline (run, resume and extend check it as
+    they start): a server that is down is one line in seconds, not minutes of MLflow's retries."""
+    from study.driver.preflight import check_server
+
+    uri = _study_uri(args, record)
+    check_server(uri)
+    return uri
 
 
 def _report(args: argparse.Namespace, record) -> None:

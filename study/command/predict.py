@@ -6,22 +6,36 @@ no code from the model is executed.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from study.driver.preflight import redact
 from trainables.config import ConfigError
 from trainables.data.images import verify_images
 from trainables.data.labelled_images import DataError
 
 
+MLFLOW_SCHEMES = ("models:/", "runs:/")  # what predict fetches through MLflow's tracking store
+
+
 def resolve_model(uri: str, tracking_uri: str | None, scratch: str) -> Path:
     """A local model folder for `uri`: the folder itself, or the artifacts downloaded from MLflow into
     `scratch` (a folder the caller removes once the model is loaded)."""
-    local = Path(uri).expanduser()
+    local = Path(urlsplit(uri).path if uri.startswith("file://") else uri).expanduser()
     if local.is_dir():
         return local
-    if not uri.startswith(("models:/", "runs:/")) and "://" not in uri:
+    if local.exists():
+        raise ConfigError(f"--model {uri} is a file, not a model folder: pass the folder that holds it (with "
+                          "imlgcn.json and model.safetensors), models:/NAME/VERSION or runs:/RUN_ID/model")
+    scheme = None if uri.startswith("file:") else re.match(r"([A-Za-z][A-Za-z0-9+.-]*):/", uri)
+    if scheme and not uri.startswith(MLFLOW_SCHEMES):
+        raise ConfigError(f"--model {redact(uri)}: predict does not fetch {scheme.group(1)}: URIs (object stores "
+                          "and the like) yet: download the model folder and pass its path, or pass "
+                          "models:/NAME/VERSION or runs:/RUN_ID/model with the --tracking-uri that holds it")
+    if not scheme:
         raise ConfigError(f"--model {uri}: no such folder; pass a model folder, models:/NAME/VERSION "
                           "or runs:/RUN_ID/model")
     import os
@@ -29,7 +43,7 @@ def resolve_model(uri: str, tracking_uri: str | None, scratch: str) -> Path:
     from mlflow.exceptions import MlflowException
 
     from study.driver.mlflow_store import resolve_tracking_uri
-    from study.driver.preflight import redact
+    from study.driver.preflight import check_server
     from trainables.trial.mlflow_runs import store
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is for our lines
@@ -37,6 +51,7 @@ def resolve_model(uri: str, tracking_uri: str | None, scratch: str) -> Path:
     if uri_of_store.startswith("sqlite:///") and not Path(uri_of_store[len("sqlite:///"):]).is_file():  # do not create one
         raise ConfigError(f"--model {uri}: there is no MLflow store at {uri_of_store[len('sqlite:///'):]}: pass the "
                           "--tracking-uri that holds the model")
+    check_server(uri_of_store)  # seconds, not MLflow's minutes of retries, when the server is down
     try:
         path = store(uri_of_store).download(uri, scratch)
     except (MlflowException, OSError) as error:
@@ -69,6 +84,10 @@ def predict(model_uri: str, images: list[str], threshold: float, device: str | N
         raise ConfigError(f"--device {device} is not a torch device: use cpu, cuda or cuda:N") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
+    folders = [p for p in images if Path(p).is_dir()]
+    if folders:
+        raise ConfigError(f"IMAGE {folders[0]} is a folder, not an image: pass the images in it "
+                          f"(e.g. {Path(folders[0]) / '*.jpg'})")
     missing = [p for p in images if not Path(p).is_file()]
     if missing:
         raise ConfigError(f"image {missing[0]} does not exist ({len(missing)} of {len(images)} missing)")

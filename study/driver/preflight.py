@@ -8,6 +8,7 @@ one line that names the problem and the fix.
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
 from dataclasses import replace
@@ -18,7 +19,25 @@ from urllib.parse import urlsplit, urlunsplit
 from trainables.config import ConfigError, TrialConfig
 from trainables.data.labelled_images import DataError
 
-TIMEOUT_S = 10.0
+TIMEOUT_S = 10.0  # the default deadline of each reachability check
+DEADLINE_VARIABLE = "IMLGCN_NETWORK_TIMEOUT"  # seconds; MLflow's own calls after the check follow its
+#                                               MLFLOW_HTTP_REQUEST_TIMEOUT and MLFLOW_HTTP_REQUEST_MAX_RETRIES
+
+
+def network_deadline() -> float:
+    """Seconds a reachability check waits: $IMLGCN_NETWORK_TIMEOUT, else TIMEOUT_S. Without it MLflow's HTTP
+    client retries an unreachable server for about four minutes before it says anything."""
+    text = os.environ.get(DEADLINE_VARIABLE, "").strip()
+    if not text:
+        return TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= 3600:  # NaN fails this too
+        raise ConfigError(f"{DEADLINE_VARIABLE}={text!r} is not a deadline: set it to seconds in (0, 3600], "
+                          f"e.g. {DEADLINE_VARIABLE}=10")
+    return seconds
 
 
 def redact(uri: str) -> str:
@@ -31,19 +50,29 @@ def redact(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def check_tracking_uri(uri: str, timeout: float = TIMEOUT_S) -> None:
+def check_server(uri: str, timeout: float | None = None) -> None:
+    """An http(s) store must answer its /health endpoint within the deadline (other URIs: nothing to do)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    timeout = network_deadline() if timeout is None else timeout
+    try:
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except requests.RequestException as error:
+        waited = (f" within {timeout:g} s ({DEADLINE_VARIABLE} sets the deadline)"
+                  if isinstance(error, requests.Timeout) else "")
+        raise ConfigError(f"MLflow tracking server {redact(uri)} is unreachable ({type(error).__name__}{waited}): "
+                          "start it (mlflow server --host 127.0.0.1 --port PORT ...) or fix --tracking-uri") from None
+    if answer.status_code >= 500:
+        raise ConfigError(f"MLflow tracking server {redact(uri)} answers HTTP {answer.status_code} on /health: "
+                          "check the server's log")
+
+
+def check_tracking_uri(uri: str, timeout: float | None = None) -> None:
     """An http(s) store must answer its /health endpoint; a SQLite file's folder must be writable."""
     if uri.startswith(("http://", "https://")):
-        import requests
-
-        try:
-            answer = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
-        except requests.RequestException as error:
-            raise ConfigError(f"MLflow tracking server {redact(uri)} is unreachable ({type(error).__name__}): "
-                              "start it (mlflow server --host 127.0.0.1 --port PORT ...) or fix --tracking-uri") from None
-        if answer.status_code >= 500:
-            raise ConfigError(f"MLflow tracking server {redact(uri)} answers HTTP {answer.status_code} on /health: "
-                              "check the server's log")
+        check_server(uri, timeout)
     elif uri.startswith("sqlite:///"):
         from trainables.trial.mlflow_schema import check
 
@@ -51,10 +80,11 @@ def check_tracking_uri(uri: str, timeout: float = TIMEOUT_S) -> None:
         check(uri)  # a half-made store, or one a newer MLflow wrote: one line now, before Ray starts
 
 
-def check_ray_address(address: str | None, timeout: float = TIMEOUT_S) -> None:
+def check_ray_address(address: str | None, timeout: float | None = None) -> None:
     """`host:port` (or ray://host:port) must accept a TCP connection; 'auto' and None are left to Ray."""
     if not address or address in ("auto", "local"):
         return
+    timeout = network_deadline() if timeout is None else timeout
     target = address.split("://", 1)[-1]
     host, _, port = target.rpartition(":")
     try:
@@ -62,6 +92,8 @@ def check_ray_address(address: str | None, timeout: float = TIMEOUT_S) -> None:
             pass
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+        if isinstance(error, TimeoutError):
+            reason += f" within {timeout:g} s ({DEADLINE_VARIABLE} sets the deadline)"
         raise ConfigError(f"Ray cluster at {address} is unreachable ({reason}): start it with `ray start --head "
                           "--port PORT` or fix --address (host:port of the head's GCS)") from None
 
