@@ -51,7 +51,7 @@ def load_arms(spec: str) -> dict[str, dict[str, Any]]:
 
     if not Path(spec).suffix in (".yaml", ".yml"):
         raise ConfigError(f"--arms {spec!r} is neither a built-in arm set ({', '.join(ARM_SETS)}) nor a YAML file")
-    arms = read_yaml(spec)
+    arms = read_yaml(spec, "--arms", "`arm_name: {key: value, ...}` per arm")
     bad = [name for name, overrides in arms.items() if not isinstance(overrides, dict)]
     if bad or not arms:
         raise ConfigError(f"--arms {spec}: arm {bad[0] if bad else '(none)'!r} is not a mapping of config keys: "

@@ -18,19 +18,39 @@ def preset_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A flat mapping from a YAML file (safe_load); one-line errors for a missing or malformed file."""
-    path = Path(path)
+CONFIG_SHAPE = "one key: value per line (`imlgcn config` lists the keys)"
+
+
+def read_yaml(path: str | Path, option: str = "--config", shape: str = CONFIG_SHAPE) -> dict[str, Any]:
+    """A mapping from a YAML file (safe, a key given twice refused); one line naming the file, the line and
+    the fix for a missing, unreadable, empty or malformed file. `option` named the file; `shape` is what
+    it should hold, for the fix."""
+    from study.driver.strict_yaml import DuplicateKey, load
+
+    path, what = Path(path), f"{option.lstrip('-')} file"  # config file, arms file
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder, not a YAML file: pass a YAML file to {option}")
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
+        raise ConfigError(f"{what} {path} does not exist: pass an existing YAML file to {option}")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = load(path.read_text(encoding="utf-8"))
+    except DuplicateKey as error:
+        lines = (f"on line {error.line}" if error.line == error.first_line
+                 else f"on lines {error.first_line} and {error.line}")
+        raise ConfigError(f"{what} {path} gives key {error.key!r} twice ({lines}): keep one") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}: fix the syntax") from None
+        raise ConfigError(f"{what} {path} is not valid YAML{where}: fix the syntax") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text: save it as UTF-8 YAML") from None
+    except OSError as error:
+        raise ConfigError(f"{what} {path} cannot be read ({error.strerror or type(error).__name__}): "
+                          "make it readable") from None
+    if values is None:
+        raise ConfigError(f"{what} {path} is empty: write {shape} in it, or leave out {option}")
     if not isinstance(values, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of key: value pairs")
+        raise ConfigError(f"{what} {path} holds a {type(values).__name__}, not a mapping: write {shape}")
     return values
 
 
