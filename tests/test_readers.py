@@ -180,12 +180,13 @@ def test_vg500_missing_image_names_it(tmp_path):
 
 
 def _csv(root: Path) -> Path:
-    """train.csv with duplicate labels, an empty cell, spaces, an absolute path; val.csv with a label train lacks."""
+    """train.csv with duplicate labels, an empty cell, spaces, a path with ./ and ../ that stays in the folder;
+    val.csv with a label train lacks."""
     for name in ("a.png", "b.png", "c.png"):
         _image(root / "imgs" / name)
-    _image(root.parent / "elsewhere" / "d.png")
+    _image(root / "more" / "d.png")
     (root / "train.csv").write_text("image,labels\nimgs/a.png,cat|dog|cat\nimgs/b.png,\n"
-                                    f'imgs/c.png," dog | bird |"\n{root.parent / "elsewhere" / "d.png"},cat\n')
+                                    'imgs/c.png," dog | bird |"\n./imgs/../more/d.png,cat\n')
     (root / "val.csv").write_text("image,labels\r\nimgs/b.png,zebra|dog\r\n")
     return root
 
@@ -198,7 +199,7 @@ def test_csv_sorted_union_agrees_across_splits(tmp_path):
     np.testing.assert_array_equal(val.labels, [[0, 0, 1, 1]])
     assert train.labels.dtype == np.int8
     assert train.paths == (str(root / "imgs/a.png"), str(root / "imgs/b.png"), str(root / "imgs/c.png"),
-                           str(tmp_path / "elsewhere" / "d.png"))
+                           str(root / "more" / "d.png"))
 
 
 def test_csv_classes_txt_order(tmp_path):
@@ -210,10 +211,10 @@ def test_csv_classes_txt_order(tmp_path):
                                                 [0, 0, 1, 0, 0]])
     (root / "classes.txt").write_text("cat\ndog\nzebra\n")
     classes_file = re.escape(str(root / "classes.txt"))
-    with pytest.raises(DataError, match=f"label 'bird' in .*train.csv row 4 is not in {classes_file}: add it"):
+    with pytest.raises(DataError, match=f"label 'bird' in .*train.csv line 4 is not in {classes_file}: add it"):
         read_csv(root, "train")
     (root / "classes.txt").write_text("cat\ndog\ncat\n")
-    with pytest.raises(DataError, match="lists a class twice"):
+    with pytest.raises(DataError, match="lists class 'cat' twice"):
         read_csv(root, "val")
 
 
@@ -235,10 +236,10 @@ def test_csv_missing_files_and_header(tmp_path):
     with pytest.raises(DataError, match="val.csv has header \\['path', 'tags'\\]: the header must be image,labels"):
         read_csv(root, "train")  # the sorted union reads every CSV, so a broken val.csv stops train too
     (root / "val.csv").write_text("")
-    with pytest.raises(DataError, match="the header must be image,labels"):
+    with pytest.raises(DataError, match="val.csv is empty: write the header image,labels"):
         read_csv(root, "val")
     (root / "val.csv").write_text("image,labels\n,cat\n")
-    with pytest.raises(DataError, match="val.csv row 2 has no image"):
+    with pytest.raises(DataError, match="val.csv line 2 has no image"):
         read_csv(root, "val")
 
 
@@ -253,7 +254,7 @@ def test_csv_missing_image_names_it(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("image,labels\na.png,caf\xe9\n".encode("latin-1"), "train.csv is not UTF-8 text: save it as CSV UTF-8"),
     (b"image,labels\na.png,cat\nb.png," + b"x" * 200_000 + b"\n",
-     "train.csv cannot be parsed near row 3 \\(field larger than field limit"),
+     "train.csv cannot be parsed near line 3 \\(field larger than field limit"),
 ])
 def test_csv_unparsable_file(tmp_path, content, message):
     _image(tmp_path / "a.png")

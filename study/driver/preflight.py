@@ -148,7 +148,8 @@ def prepare_data(config: TrialConfig, progress: Callable[[str], None],
     else:
         path = Path(config.data_dir).expanduser().absolute()
         if not path.is_dir():
-            raise DataError(f"data folder {path} does not exist: pass the data set's root with --set data_dir=PATH")
+            what = "is a file, not a folder" if path.exists() else "does not exist"
+            raise DataError(f"data folder {path} {what}: pass the data set's root with --set data_dir=PATH")
     config = replace(config, data_dir=str(Path(path).absolute()))
     splits = [read_split(config.dataset, config.data_dir, name) for name in (dataset.train_split, dataset.eval_split)]
     classes = splits[0].classes

@@ -33,6 +33,9 @@ class LabelledImages:
 def data_folder(data_dir: str | Path, layout: str) -> Path:
     """data_dir made absolute (paths must survive a change of working directory); it must exist."""
     root = Path(data_dir).absolute()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data folder {root} is a file, not a folder: pass the data set's folder as data_dir "
+                        f"({layout} layout expected)")
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist: check data_dir ({layout} layout expected)")
     return root
@@ -41,6 +44,9 @@ def data_folder(data_dir: str | Path, layout: str) -> Path:
 def require_images(paths: tuple[str, ...], listing: Path, fix: str) -> None:
     """One error for all missing images, so a half-copied set is reported once, not image by image."""
     missing = [p for p in paths if not os.path.isfile(p)]
+    folders = [p for p in missing if os.path.isdir(p)]
+    if folders:
+        raise DataError(f"image {folders[0]} of {listing.name} is a folder, not an image file: {fix}")
     if missing:
         raise DataError(f"image {missing[0]} is missing ({len(missing)} of {len(paths)} images of {listing.name} "
                         f"missing): {fix}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -103,27 +104,72 @@ def read_vg500(data_dir: str | Path, split: str) -> LabelledImages:
 
 
 def _csv_rows(csv_file: Path) -> list[tuple[int, str, list[str]]]:
-    """(row number as a spreadsheet shows it, image, label names) per data row of an `image,labels` file."""
+    """(line number, image, label names) per data row of an `image,labels` file; a row with more fields
+    than the header or without its labels field is an error (csv.DictReader would drop or blank them)."""
     with open(csv_file, newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's byte-order mark
         reader = csv.DictReader(handle, skipinitialspace=True)
+        shape = "write image,labels with the labels joined by | (an empty labels field: no label)"
         try:
-            if not reader.fieldnames or not {"image", "labels"} <= {f.strip() for f in reader.fieldnames}:
+            if reader.fieldnames is None:
+                raise DataError(f"CSV file {csv_file} is empty: write the header image,labels, then one row "
+                                "per image")
+            if not {"image", "labels"} <= {f.strip() for f in reader.fieldnames}:
                 raise DataError(f"CSV file {csv_file} has header {reader.fieldnames}: "
                                 "the header must be image,labels")
             reader.fieldnames = [f.strip() for f in reader.fieldnames]
             rows = []
             for record in reader:
+                where = f"CSV file {csv_file} line {reader.line_num}"
+                if None in record:  # DictReader's key for fields past the header's
+                    raise DataError(f"{where} has {len(reader.fieldnames) + len(record[None])} fields, the "
+                                    f"header {len(reader.fieldnames)}: {shape}; quote a path holding a comma")
+                if record["labels"] is None:
+                    raise DataError(f"{where} has no labels field: {shape}")
                 image = (record["image"] or "").strip()
                 if not image:
-                    raise DataError(f"CSV file {csv_file} row {reader.line_num} has no image: fill in or delete it")
-                rows.append((reader.line_num, image, [n.strip() for n in (record["labels"] or "").split("|")
+                    raise DataError(f"{where} has no image: fill in or delete it")
+                rows.append((reader.line_num, image, [n.strip() for n in record["labels"].split("|")
                                                       if n.strip()]))
-        except UnicodeDecodeError:  # decoded a block at a time, so no row number
+        except UnicodeDecodeError:  # decoded a block at a time, so no line number
             raise DataError(f"CSV file {csv_file} is not UTF-8 text: save it as CSV UTF-8") from None
         except csv.Error as err:
-            raise DataError(f"CSV file {csv_file} cannot be parsed near row {reader.line_num + 1} ({err}): "
-                            "fix that row") from None
+            raise DataError(f"CSV file {csv_file} cannot be parsed near line {reader.line_num + 1} ({err}): "
+                            "fix that line") from None
     return rows
+
+
+def _csv_paths(root: Path, csv_file: Path, rows: list[tuple[int, str, list[str]]]) -> tuple[str, ...]:
+    """Absolute image paths of the rows, each inside `root` (the README's "relative to the folder": a set
+    that reaches outside its folder breaks when the folder is moved or shared) and listed once."""
+    paths, first, folder = [], {}, Path(os.path.normpath(root))
+    for line, image, _ in rows:
+        path = os.path.normpath(folder / image)
+        if Path(image).is_absolute() or not Path(path).is_relative_to(folder) or Path(path) == folder:
+            how = "is absolute" if Path(image).is_absolute() else f"leaves the folder {root}"
+            raise DataError(f"CSV file {csv_file} line {line}: image path {image} {how}: write it relative to "
+                            f"{root} (copy or link the image into that folder)")
+        if path in first:
+            raise DataError(f"CSV file {csv_file} lists image {image} twice (lines {first[path]} and {line}): "
+                            "keep one row per image, with all its labels")
+        first[path] = line
+        paths.append(path)
+    return tuple(paths)
+
+
+def _class_file(classes_file: Path) -> tuple[str, ...]:
+    """The classes of `classes.txt`, one a line, each once."""
+    try:
+        classes = tuple(line.strip() for line in classes_file.read_text(encoding="utf-8-sig").splitlines()
+                        if line.strip())
+    except UnicodeDecodeError:
+        raise DataError(f"class file {classes_file} is not UTF-8 text: save it as UTF-8") from None
+    if not classes:
+        raise DataError(f"class file {classes_file} is empty: write one class per line, or remove it to take "
+                        "the labels of the CSV files")
+    twice = next((name for n, name in enumerate(classes) if name in classes[:n]), None)
+    if twice is not None:
+        raise DataError(f"class file {classes_file} lists class {twice!r} twice: keep one line per class")
+    return classes
 
 
 def read_csv(data_dir: str | Path, split: str) -> LabelledImages:
@@ -139,11 +185,12 @@ def read_csv(data_dir: str | Path, split: str) -> LabelledImages:
         raise DataError(f"CSV file {csv_file} is missing (CSV files there: {present}): "
                         f"write {split}.csv with header image,labels")
     rows = _csv_rows(csv_file)
+    if not rows:
+        raise DataError(f"CSV file {csv_file} has a header and no rows: add one row per image (image,labels)")
+    paths = _csv_paths(root, csv_file, rows)
     classes_file = root / "classes.txt"
     if classes_file.is_file():
-        classes = tuple(line.strip() for line in classes_file.read_text().splitlines() if line.strip())
-        if len(set(classes)) != len(classes):
-            raise DataError(f"class file {classes_file} lists a class twice: keep one line per class")
+        classes = _class_file(classes_file)
     else:
         classes = tuple(sorted({n for f in sorted(root.glob("*.csv")) for *_, names in _csv_rows(f)
                                 for n in names}))
@@ -154,9 +201,8 @@ def read_csv(data_dir: str | Path, split: str) -> LabelledImages:
     for row, (line, _, names) in enumerate(rows):
         unknown = [n for n in names if n not in column]
         if unknown:
-            raise DataError(f"label {unknown[0]!r} in {csv_file} row {line} is not in {classes_file}: "
-                            "add it there or fix the row")
+            raise DataError(f"label {unknown[0]!r} in {csv_file} line {line} is not in {classes_file}: "
+                            "add it there or fix the line")
         labels[row, [column[n] for n in names]] = 1
-    paths = tuple(str(root / image) for _, image, _ in rows)
     require_images(paths, csv_file, f"copy the images there or fix the image column of {csv_file}")
     return LabelledImages(paths, labels, classes)
