@@ -157,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
 def cmd_params(args: argparse.Namespace) -> dict:
     from study.command.params_command import params
 
-    return params(args)
+    return params(args, progress)
 
 
 def cmd_data(args: argparse.Namespace) -> dict | None:

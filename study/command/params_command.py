@@ -6,41 +6,42 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from typing import Callable
 
 from trainables.config import ConfigError, TrialConfig
 from trainables.data.datasets import get_dataset
-from trainables.embeddings import embedding as embedding_entry
+from trainables.embeddings import WORD_DIM, embedding as embedding_entry
 
 # The paper's Table 1 (COCO) parameter counts of the models the presets reproduce, in millions
 PAPER_TABLE1_M = {"paper-coco": 31.5, "mlgcn-coco": 44.9, "asl-coco": 29.5}
 
 
-def params(args: argparse.Namespace) -> dict:
-    """The sizes of the preset/config (or of --backbone/--embedding/--num-classes), or of every point of --space."""
+def params(args: argparse.Namespace, progress: Callable[[str], None] = lambda _: None) -> dict:
+    """The sizes of the preset/config (or of --backbone/--embedding/--num-classes), or of every point of --space.
+
+    With a preset or a config file, --backbone, --embedding and --pca-dim override its keys, as
+    `--set backbone=...` would: the options a user types win over the file they start from."""
     from trainables.models.model import count_parameters
 
-    if args.backbone is None and args.embedding is None:
+    _check_counts(args)
+    if (args.backbone is None and args.embedding is None) or args.preset or args.config or args.assignments:
         from study.driver.config import load_trial_config
 
-        config = load_trial_config(args.preset or "demo", args.config, args.assignments)
-        classes = args.num_classes or (config.synthetic_class_count() if config.dataset == "synthetic"
-                                       else get_dataset(config.dataset).num_classes)
-        if classes is None:
-            raise ConfigError(f"dataset={config.dataset} has no fixed number of classes: add --num-classes C")
-        embedding, pca_dim = config.embedding, config.pca_components(classes)
+        overrides = [f"{key}={value}" for key, value in (("backbone", args.backbone), ("embedding", args.embedding),
+                                                         ("pca_dim", args.pca_dim)) if value is not None]
+        config = load_trial_config(args.preset or "demo", args.config, [*args.assignments, *overrides])
+        classes = args.num_classes or _classes_of(config)
         hidden, word_dim = config.gcn_hidden, args.word_dim
     else:
         missing = [f"--{n.replace('_', '-')}" for n in ("backbone", "num_classes", "embedding") if getattr(args, n) is None]
         if missing:
             raise ConfigError(f"params needs {', '.join(missing)} (or --preset NAME)")
-        classes, embedding = args.num_classes, args.embedding
-        config = TrialConfig(backbone=args.backbone, embedding=embedding, pca_dim=args.pca_dim or 0)
+        config = TrialConfig(backbone=args.backbone, embedding=args.embedding, pca_dim=args.pca_dim or 0)
         config.check_backbone()
-        pca_dim, hidden, word_dim = config.pca_components(classes), args.hidden, args.word_dim
-    entry = embedding_entry(embedding)
-    in_dim = entry.input_width(d=None, k=pca_dim, word_dim=word_dim)  # d: count_parameters reads the backbone's
-    if entry.takes_pca_dim and not 1 <= pca_dim <= classes:
-        raise ConfigError(f"--pca-dim {pca_dim} must be in 1..{classes} (the number of classes)")
+        classes, hidden, word_dim = args.num_classes, args.hidden, args.word_dim
+    _check_pca_dim(config, classes, args)
+    embedding, pca_dim = config.embedding, config.pca_components(classes)
+    in_dim = embedding_entry(embedding).input_width(d=None, k=pca_dim, word_dim=word_dim)  # d: count_parameters reads the backbone's
 
     def sizes(backbone: str, image_size: int) -> dict:
         counts = count_parameters(backbone, classes, embedding, in_dim=in_dim, hidden=hidden)
@@ -60,7 +61,55 @@ def params(args: argparse.Namespace) -> dict:
         return {"space": args.space, "embedding": embedding, "num_classes": classes,
                 "points": [{"model": point_name(p), **sizes(p.backbone, p.image_size)} for p in points]}
     return {**sizes(config.backbone, args.image_size or config.image_size),
-            **({"paper_table1_M": PAPER_TABLE1_M[args.preset]} if args.preset in PAPER_TABLE1_M else {})}
+            **_paper_count(args, (config.backbone, embedding, in_dim, hidden, classes), progress)}
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """Each number the options give, named by its option: a negative --num-classes is not --pca-dim's fault."""
+    for option, value, least in (("--num-classes", args.num_classes, 1), ("--pca-dim", args.pca_dim, 0),
+                                 ("--word-dim", args.word_dim, 1), ("--hidden", args.hidden, 1),
+                                 ("--image-size", args.image_size, 1)):
+        if value is not None and value < least:
+            zero = " (0 = the number of classes)" if option == "--pca-dim" else ""
+            raise ConfigError(f"{option} {value}: use at least {least}{zero}")
+
+
+def _classes_of(config: TrialConfig) -> int:
+    """The number of classes of the config's data set, for a count without --num-classes."""
+    classes = (config.synthetic_class_count() if config.dataset == "synthetic"
+               else get_dataset(config.dataset).num_classes)
+    if classes is None:
+        raise ConfigError(f"dataset={config.dataset} has no fixed number of classes: add --num-classes C")
+    return classes
+
+
+def _check_pca_dim(config: TrialConfig, classes: int, args: argparse.Namespace) -> None:
+    """The check training makes (a pca_dim above the number of classes fails), naming --pca-dim when it was typed."""
+    try:
+        config.check_classes(classes)
+    except ConfigError:
+        if args.pca_dim is None:
+            raise
+        source = "--num-classes" if args.num_classes else f"dataset={config.dataset}"
+        raise ConfigError(f"--pca-dim {args.pca_dim} exceeds the {classes} classes ({source}): use --pca-dim <= "
+                          f"{classes} (0 = {classes})") from None
+
+
+def _paper_count(args: argparse.Namespace, model: tuple, progress: Callable[[str], None]) -> dict:
+    """The paper's Table 1 count of the preset, where the counted model is the preset's own; beside another
+    backbone, head or class count it would read as that model's, so a note says why it is left out."""
+    if args.preset not in PAPER_TABLE1_M:
+        return {}
+    from study.driver.config import load_trial_config
+
+    own = load_trial_config(args.preset)
+    classes = _classes_of(own)
+    width = embedding_entry(own.embedding).input_width(d=None, k=own.pca_components(classes), word_dim=WORD_DIM)
+    if model == (own.backbone, own.embedding, width, own.gcn_hidden, classes):
+        return {"paper_table1_M": PAPER_TABLE1_M[args.preset]}
+    progress(f"note: the paper's count for {args.preset} ({PAPER_TABLE1_M[args.preset]} M) is of its own model "
+             f"(backbone={own.backbone}, embedding={own.embedding}, {classes} classes): left out for this one")
+    return {}
 
 
 def deployed_flops(backbone: str, classes: int, embedding: str, image_size: int) -> dict:
