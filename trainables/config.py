@@ -20,6 +20,7 @@ LR_SCHEDULES = ("cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 KEEP_CHECKPOINTS = ("front", "all", "none")
 SYNTHETIC_LABELS = ("coco", "independent")
+MAX_SEED = 2**32 - 1  # the largest seed numpy takes
 
 
 class ConfigError(ValueError):
@@ -138,6 +139,9 @@ class TrialConfig:
                     "asl_clip", "weight_decay"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}={getattr(self, key)} must not be negative")
+        for key in ("seed", "data_seed"):  # numpy's seeds: np.random.seed refuses the rest in every Ray worker
+            if not 0 <= getattr(self, key) <= MAX_SEED:
+                raise ConfigError(f"{key}={getattr(self, key)} is out of range: use an integer in 0..{MAX_SEED}")
         for key in ("pretrain_lr", "backbone_lr", "gcn_lr"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}={getattr(self, key)} must be positive")

@@ -24,7 +24,8 @@ from study.driver.console import verbose
 from study.driver.mlflow_store import resolve_tracking_uri
 from study.comparison.paired import compare_table, format_table, frequency_groups
 from study.driver.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_data
-from trainables.config import ConfigError, TrialConfig
+from study.driver.record import check_name
+from trainables.config import MAX_SEED, ConfigError, TrialConfig
 from trainables.trial.mlflow_runs import FINISHED, KILLED, RunLog, store
 from trainables.trial.run_context import RunContext, clear_staging
 
@@ -55,9 +56,12 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
     from study.driver.ray_session import check_gpus, node_cpus, start_ray, stop_ray, worker_slots
 
     arms = load_arms(arms_spec)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {seeds}: give distinct training seeds, e.g. --seeds 0 1 2")
-    folder = check_writable(storage) / name
+    if not seeds or len(set(seeds)) != len(seeds) or not all(0 <= seed <= MAX_SEED for seed in seeds):
+        raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: give distinct training seeds in 0..{MAX_SEED}, "
+                          "e.g. --seeds 0 1 2")
+    if max_concurrent < 0:
+        raise ConfigError(f"--max-concurrent {max_concurrent}: use 0 (as many as the CPUs allow) or more")
+    folder = check_writable(storage) / check_name(name, "comparison")
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)
     check_ray_address(address)

@@ -131,8 +131,18 @@ class StudyRecord:
         os.replace(tmp, self.folder / RECORD_FILE)
 
 
+def check_name(name: str, what: str = "study") -> str:
+    """A study's (or comparison's) name is one folder of the storage: not a path, not hidden (`study list`
+    skips hidden folders), and not the stage-1 cache all studies of the storage share."""
+    if not name.strip() or "/" in name or "\0" in name or name.startswith(".") or name == STAGE1_FOLDER:
+        why = ("is the storage's shared stage-1 cache" if name == STAGE1_FOLDER
+               else "is not a plain folder name (empty, a path, or starting with '.')")
+        raise StudyError(f"{what} name {name!r} {why}: choose a name of letters, digits, '-' and '_', e.g. demo-2")
+    return name
+
+
 def study_folder(storage: str | Path, name: str) -> Path:
-    return Path(storage).absolute() / name
+    return Path(storage).absolute() / check_name(name)
 
 
 def load_record(storage: str | Path, name: str) -> StudyRecord:
@@ -155,6 +165,8 @@ def load_record(storage: str | Path, name: str) -> StudyRecord:
 
 def list_records(storage: str | Path) -> list[StudyRecord]:
     root = Path(storage).absolute()
+    if root.exists() and not root.is_dir():
+        raise StudyError(f"--storage {root} is a file, not a folder: pass the folder that holds the studies")
     if not root.is_dir():
         return []
     return [load_record(root, p.parent.name) for p in sorted(root.glob(f"*/{RECORD_FILE}"))]

@@ -33,6 +33,8 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, siz
     if num_samples < 1 or screen < 0 or eta < 0 or eta == 1:
         raise ConfigError(f"--num-samples {num_samples} must be at least 1, --screen {screen} not negative and "
                           f"--eta {eta} 0 (no early stopping) or at least 2")
+    if max_concurrent < 0:
+        raise ConfigError(f"--max-concurrent {max_concurrent}: use 0 (as many as the CPUs allow) or more")
     if config.direct_only and screen:
         progress("the base config is the direct model only (embedding=none, epochs=0): there is no head to screen "
                  f"or search, so the study skips screening (--screen {screen}) and each trial is the stage-1 model")
