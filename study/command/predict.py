@@ -43,11 +43,12 @@ def resolve_model(uri: str, tracking_uri: str | None, scratch: str) -> Path:
     from mlflow.exceptions import MlflowException
 
     from study.driver.mlflow_store import resolve_tracking_uri
-    from study.driver.preflight import check_server
+    from study.driver.preflight import check_server, check_sqlite_file
     from trainables.trial.mlflow_runs import store
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is for our lines
     uri_of_store = resolve_tracking_uri(tracking_uri)
+    check_sqlite_file(uri_of_store)
     if uri_of_store.startswith("sqlite:///") and not Path(uri_of_store[len("sqlite:///"):]).is_file():  # do not create one
         raise ConfigError(f"--model {uri}: there is no MLflow store at {uri_of_store[len('sqlite:///'):]}: pass the "
                           "--tracking-uri that holds the model")

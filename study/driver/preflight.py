@@ -76,8 +76,17 @@ def check_tracking_uri(uri: str, timeout: float | None = None) -> None:
     elif uri.startswith("sqlite:///"):
         from trainables.trial.mlflow_schema import check
 
+        check_sqlite_file(uri)
         check_writable(Path(uri[len("sqlite:///"):]).parent, "--tracking-uri (the SQLite file's folder)")
         check(uri)  # a half-made store, or one a newer MLflow wrote: one line now, before Ray starts
+
+
+def check_sqlite_file(uri: str) -> None:
+    """A sqlite:/// URI names a file: a folder there would fail inside SQLite as a 'disk I/O error'."""
+    path = Path(uri[len("sqlite:///"):])
+    if uri.startswith("sqlite:///") and path.is_dir():
+        raise ConfigError(f"--tracking-uri {uri} names the folder {path}, not a SQLite file: name the file, "
+                          f"e.g. sqlite:///{path / 'mlflow.db'}")
 
 
 def check_ray_address(address: str | None, timeout: float | None = None) -> None:

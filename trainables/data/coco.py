@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.data.labelled_images import DataError, LabelledImages, data_folder, require_images
+from trainables.data.labelled_images import DataError, LabelledImages, data_folder, reading, require_images
 
 # The official 80 categories of instances_*2014.json, "supercategory: id name, ...":
 _COCO = """person: 1 person
@@ -58,6 +58,9 @@ def read_coco(data_dir: str | Path, split: str) -> LabelledImages:
     except (KeyError, TypeError) as err:
         raise DataError(f"annotation file {ann_file} lacks a key or category ({err}): "
                         "re-download or regenerate it") from None
+    if not classes or not image_ids:  # read on, either would train on nothing
+        empty = "no categories" if not classes else "no image with an annotation"
+        raise DataError(f"annotation file {ann_file} has {empty}: re-download or regenerate it")
     require_images(paths, ann_file, f"download the {split}2014 images into {folder}")
     return LabelledImages(paths, labels, classes)
 
@@ -68,7 +71,7 @@ def _load_coco(ann_file: Path):
 
     fix = "re-download or regenerate it"
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), reading(ann_file, "annotation file"):
             coco = COCO(str(ann_file))
     except json.JSONDecodeError as err:
         raise DataError(f"annotation file {ann_file} is not valid JSON (line {err.lineno}): {fix}") from None

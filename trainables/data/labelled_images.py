@@ -7,7 +7,8 @@ Ray starts and pass it to workers cheaply.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,3 +51,14 @@ def require_images(paths: tuple[str, ...], listing: Path, fix: str) -> None:
     if missing:
         raise DataError(f"image {missing[0]} is missing ({len(missing)} of {len(paths)} images of {listing.name} "
                         f"missing): {fix}")
+
+
+@contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """Reads of a data set's file inside this block: an OSError (a bad disk, a permission, a broken link)
+    becomes one line naming the file, where Python's own error may name none (a failed read() after open)."""
+    try:
+        yield
+    except OSError as error:
+        raise DataError(f"{what} {path} cannot be read ({error.strerror or type(error).__name__}): make it readable "
+                        "(its permissions, the disk), or copy it again") from None

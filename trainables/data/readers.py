@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.data.labelled_images import DataError, LabelledImages, data_folder, require_images
+from trainables.data.labelled_images import DataError, LabelledImages, data_folder, reading, require_images
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
                "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
@@ -35,7 +35,8 @@ def read_voc(data_dir: str | Path, split: str) -> LabelledImages:
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if not split_file.is_file():
         raise DataError(f"split file {split_file} is missing: {get}")
-    ids = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
+    with reading(split_file, "split file"):
+        ids = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
     column = {name: n for n, name in enumerate(VOC_CLASSES)}
     labels = np.zeros((len(ids), len(VOC_CLASSES)), np.int8)
     paths = []
@@ -44,7 +45,8 @@ def read_voc(data_dir: str | Path, split: str) -> LabelledImages:
         if not xml_file.is_file():
             raise DataError(f"annotation file {xml_file} is missing (listed in {split_file.name}): {get}")
         try:
-            annotation = ET.parse(xml_file).getroot()
+            with reading(xml_file, "annotation file"):
+                annotation = ET.parse(xml_file).getroot()
         except ET.ParseError as err:
             raise DataError(f"annotation file {xml_file} is not valid XML (line {err.position[0]}): "
                             "re-download VOC 2007 or fix it") from None
@@ -80,9 +82,11 @@ def read_vg500(data_dir: str | Path, split: str) -> LabelledImages:
     for kind, needed in (("list", list_file), ("label", label_file)):
         if not needed.is_file():
             raise DataError(f"{kind} file {needed} is missing: {get}")
-    names = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+    with reading(list_file, "list file"):
+        names = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
     try:
-        index = json.loads(label_file.read_text())
+        with reading(label_file, "label file"):
+            index = json.loads(label_file.read_text())
     except json.JSONDecodeError as err:
         raise DataError(f"label file {label_file} is not valid JSON (line {err.lineno}): re-download it") from None
     if not isinstance(index, dict):
@@ -106,7 +110,7 @@ def read_vg500(data_dir: str | Path, split: str) -> LabelledImages:
 def _csv_rows(csv_file: Path) -> list[tuple[int, str, list[str]]]:
     """(line number, image, label names) per data row of an `image,labels` file; a row with more fields
     than the header or without its labels field is an error (csv.DictReader would drop or blank them)."""
-    with open(csv_file, newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's byte-order mark
+    with reading(csv_file, "CSV file"), open(csv_file, newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's BOM
         reader = csv.DictReader(handle, skipinitialspace=True)
         shape = "write image,labels with the labels joined by | (an empty labels field: no label)"
         try:
@@ -159,8 +163,9 @@ def _csv_paths(root: Path, csv_file: Path, rows: list[tuple[int, str, list[str]]
 def _class_file(classes_file: Path) -> tuple[str, ...]:
     """The classes of `classes.txt`, one a line, each once."""
     try:
-        classes = tuple(line.strip() for line in classes_file.read_text(encoding="utf-8-sig").splitlines()
-                        if line.strip())
+        with reading(classes_file, "class file"):
+            classes = tuple(line.strip() for line in classes_file.read_text(encoding="utf-8-sig").splitlines()
+                            if line.strip())
     except UnicodeDecodeError:
         raise DataError(f"class file {classes_file} is not UTF-8 text: save it as UTF-8") from None
     if not classes:
@@ -180,7 +185,10 @@ def read_csv(data_dir: str | Path, split: str) -> LabelledImages:
     """
     root = data_folder(data_dir, "image,labels CSV")
     csv_file = root / f"{split}.csv"
-    if Path(split).name != split or not csv_file.is_file():
+    if Path(split).name != split or split in ("", ".", ".."):
+        raise DataError(f"split {split!r} is not a plain name: --split NAME reads NAME.csv in {root}, "
+                        "e.g. --split val")
+    if not csv_file.is_file():
         present = ", ".join(sorted(p.name for p in root.glob("*.csv"))) or "none"
         raise DataError(f"CSV file {csv_file} is missing (CSV files there: {present}): "
                         f"write {split}.csv with header image,labels")
