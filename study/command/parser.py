@@ -66,12 +66,13 @@ def _add_config_options(parser: argparse.ArgumentParser, default_preset: str) ->
     handlers apply it: the option's own default stays None, so a given --preset can be told apart)."""
     from study.driver.config import preset_names
 
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", metavar="NAME", help=f"a shipped preset (study/presets/NAME.yaml): "
+    parser.add_argument("--preset", metavar="NAME", help=f"a shipped preset (study/presets/NAME.yaml): "
                                                         f"{', '.join(preset_names())} (default: {default_preset})")
-    source.add_argument("--config", metavar="FILE.yaml", help="a YAML file of TrialConfig keys")
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help="a YAML file of TrialConfig keys, applied on top of the preset")
     parser.add_argument("--set", dest="assignments", nargs="+", action="extend", default=[],
-                        metavar="KEY=VALUE", help="override config keys, e.g. --set tau=0.3 epochs=2")
+                        metavar="KEY=VALUE", help="override config keys, on top of the preset and the YAML file, "
+                                                  "e.g. --set tau=0.3 epochs=2")
 
 
 def build_parser() -> argparse.ArgumentParser:
