@@ -49,14 +49,24 @@ def arm_configs(base: TrialConfig, arms: dict[str, dict[str, Any]], classes: int
     return configs
 
 
+def check_seeds(seeds: list[int]) -> None:
+    """One or more distinct training seeds (a dry run checks them too)."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {seeds}: give distinct training seeds, e.g. --seeds 0 1 2")
+
+
+def taken_message(folder: Path) -> str:
+    """A comparison's folder exists: the name is taken (a dry run says so too)."""
+    return f"comparison {folder.name!r} already exists in {folder.parent}: choose another --name"
+
+
 def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int], storage: str,
                 tracking_uri: str | None, address: str | None, max_concurrent: int, progress: Progress) -> dict:
     """Check, train stage 1 + baseline per seed, run every (arm, seed), then build and log the table."""
     from study.driver.ray_session import check_gpus, node_cpus, start_ray, stop_ray, worker_slots
 
     arms = load_arms(arms_spec)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {seeds}: give distinct training seeds, e.g. --seeds 0 1 2")
+    check_seeds(seeds)
     folder = check_writable(storage) / name
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)
@@ -74,7 +84,7 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
         folder.parent.mkdir(parents=True, exist_ok=True)
         folder.mkdir()
     except FileExistsError:
-        raise ConfigError(f"comparison {name!r} already exists in {folder.parent}: choose another --name") from None
+        raise ConfigError(taken_message(folder)) from None
     try:
         runs = store(uri)
         exp = runs.experiment_id(f"compare-{name}")
