@@ -57,15 +57,18 @@ def package_version() -> str:
         return "(not installed: run pip install -e . in the checkout)"
 
 
+# The preset a command applies without --preset (None: the config keys' defaults, which are demo's)
+DEFAULT_PRESETS = {"train": None, "study run": "study-demo", "compare": "demo", "params": "demo"}
 DEFAULT_STUDY_SAMPLES = 8  # fine-tuning trials of a study (level 2)
 DEFAULT_SCREENED = 500  # head configurations screened on cached features first (level 1)
 
 
-def _add_config_options(parser: argparse.ArgumentParser, default_preset: str) -> None:
-    """--preset, --config and --set; `default_preset` says in words what applies without --preset (the
-    handlers apply it: the option's own default stays None, so a given --preset can be told apart)."""
+def _add_config_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """--preset, --config and --set; the help names the command's DEFAULT_PRESETS entry, which its handler
+    applies (the option's own default stays None, so that a given --preset can be told apart)."""
     from study.driver.config import preset_names
 
+    default_preset = DEFAULT_PRESETS[command] or "none: the config keys' defaults, the same as demo"
     parser.add_argument("--preset", metavar="NAME", help=f"a shipped preset (study/presets/NAME.yaml): "
                                                         f"{', '.join(preset_names())} (default: {default_preset})")
     parser.add_argument("--config", metavar="FILE.yaml",
@@ -73,6 +76,13 @@ def _add_config_options(parser: argparse.ArgumentParser, default_preset: str) ->
     parser.add_argument("--set", dest="assignments", nargs="+", action="extend", default=[],
                         metavar="KEY=VALUE", help="override config keys, on top of the preset and the YAML file, "
                                                   "e.g. --set tau=0.3 epochs=2")
+
+
+def _add_dry_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the merged config (each value's source), the trials, the data set's size and "
+                             "the model's parameter counts, then exit: nothing is trained or written, Ray does "
+                             "not start")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,14 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="pretrain -> embed -> train on Ray Train workers")
-    _add_config_options(train, "none: the config keys' defaults, the same as demo")
+    _add_config_options(train, "train")
+    _add_dry_run(train)
     train.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
     train.add_argument("--address", help="join this Ray cluster instead of starting a local one")
     train.add_argument("--storage", default="imlgcn_runs", help="checkpoints and the stage-1 cache")
     train.add_argument("--experiment", default="imlgcn-train", help="MLflow experiment name")
 
     params = commands.add_parser("params", help="parameter counts and GFLOPs per image (no data, no weights)")
-    _add_config_options(params, "demo")
+    _add_config_options(params, "params")
     params.add_argument("--backbone", help="timm model name, e.g. tresnet_m; with --num-classes and --embedding "
                                            "instead of a preset")
     params.add_argument("--num-classes", type=int,
@@ -113,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="arms (config overrides) over training seeds, paired differences")
     compare.add_argument("--name", required=True, help="names the folder and the MLflow experiment compare-NAME")
-    _add_config_options(compare, "demo")
+    _add_config_options(compare, "compare")
+    _add_dry_run(compare)
     compare.add_argument("--arms", default="table3",
                          help="a built-in arm set (table3: direct, direct-reinit, word, fi, fi-centred, fpca, fpca-p0, "
                               "random-nodes; paper: direct, word, fi, fpca; sizes: direct and fpca on each backbone of "
@@ -173,7 +185,8 @@ def _add_study_commands(commands) -> None:
                                                                                             required=True)
     run = study.add_parser("run", help="start a study")
     run.add_argument("--name", required=True, help="the study's folder in --storage and its MLflow experiment")
-    _add_config_options(run, "study-demo")
+    _add_config_options(run, "study run")
+    _add_dry_run(run)
     run.add_argument("--space", default="paper", choices=tuple(SPACES),
                      help="search space in search_spaces/: the paper's head space, a smaller one, the size plane of "
                           "the embedded data (backbones x resolutions), Table 1's backbones on COCO")
