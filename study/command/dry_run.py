@@ -4,7 +4,8 @@ Before hours on a cluster a user wants to see the config the command will use (w
 preset, the YAML file or --set), what a study searches, how many trials run, how large the data set and the
 model are. The checks that only read run here as in the command itself (config, backbone, data folder and
 annotation files, pca_dim against the classes, word vectors, trial counts, a name already taken, the arms);
-none that writes (storage, the MLflow store, the synthetic set's cache, the split index), and Ray does not start.
+none that writes (storage, the MLflow store, the synthetic set's cache, the split index). Ray does not start,
+and neither a tracking server nor a Ray cluster is contacted: the command checks those when it runs.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def sourced_config(preset: str | None, default_preset: str | None, config_file: 
 def data_size(config: TrialConfig) -> DataSize:
     """The classes and images per split: the synthetic set's from the config (its generator draws exactly
     that many, and a dry run draws nothing), any other's read from its annotation files."""
+    from study.driver.preflight import data_folder
     from trainables.data.datasets import get_dataset, read_split
-    from trainables.data.labelled_images import DataError
 
     config.check_data_dir()
     entry = get_dataset(config.dataset)
@@ -83,9 +84,7 @@ def data_size(config: TrialConfig) -> DataSize:
         classes = tuple(name for _, name, _ in class_set(config.synthetic_classes))
         return DataSize("drawn on first use (not by a dry run)", classes,
                         {entry.train_split: config.synthetic_train_images, entry.eval_split: config.synthetic_val_images})
-    path = Path(config.data_dir).expanduser().absolute()
-    if not path.is_dir():
-        raise DataError(f"data folder {path} does not exist: pass the data set's root with --set data_dir=PATH")
+    path = data_folder(config)
     splits = {name: read_split(config.dataset, str(path), name) for name in (entry.train_split, entry.eval_split)}
     return DataSize(str(path), splits[entry.train_split].classes, {name: len(s) for name, s in splits.items()})
 
