@@ -22,6 +22,22 @@ class SearchSpace:
     finetune: Callable[[optuna.Trial], dict[str, Any]]
     plane: dict[str, tuple] = field(default_factory=dict)  # stage-1 settings sampled: {"backbone": .., "image_size": ..}
 
+    def keys(self, num_classes: int, level: str) -> tuple[str, ...]:
+        """The config keys a level ("screen" or "finetune") suggests, every branch, in the order it suggests
+        them: found by asking the space 30 random points (the Tune searcher and a dry run both need them,
+        and a define-by-run space declares them nowhere else)."""
+        import optuna
+
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        names: list[str] = []
+        for _ in range(30):
+            trial = study.ask()
+            self.head(trial, num_classes)
+            if level == "finetune":
+                self.finetune(trial)
+            names += [k for k in trial.params if k not in names]
+        return tuple(names)
+
 
 SPACES: dict[str, SearchSpace] = {"paper": SearchSpace(paper.space, paper.finetune_space),
                                   "small": SearchSpace(small.space, small.finetune_space),

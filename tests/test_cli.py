@@ -143,6 +143,19 @@ def test_presets_load_with_overrides():
     assert load_trial_config("paper-vg500", None, []).dataset == "vg500"
 
 
+def test_preset_and_config_together_merge_preset_then_file_then_set(capsys, tmp_path):
+    """--preset with --config (once refused by argparse): the file on top of the preset, --set on top of both."""
+    from trainables.models.model import count_parameters
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("image_size: 224\ngcn_hidden: 512\n")
+    code, out, err = run(capsys, "params", "--preset", "paper-coco", "--config", str(path), "--set", "gcn_hidden=256")
+    counts = json.loads(out)
+    assert code == 0 and counts["image_size"] == 224, err  # the file's, over the preset's 448
+    expected = count_parameters("tresnet_m", 80, "fpca", in_dim=80, hidden=256)  # the preset's model, --set's width
+    assert (counts["backbone"], counts["head"]) == (expected["backbone"], expected["head"])
+
+
 def test_data_stats_of_each_reader(capsys, tmp_path):
     from tests.test_readers import VOC_CLASSES, _csv, _voc, _vg
 

@@ -154,3 +154,21 @@ def test_keys_derive_from_the_classification():
         assert (baseline_key(changed) != baseline_key(base)) == moves_baseline, f.name
     gcn = dataclasses.replace(base, tau=0.7, p=0.9, pca_dim=3, embedding="fi")
     assert baseline_config(gcn) == dataclasses.replace(base, embedding="none")  # the direct model has no graph
+
+
+def test_config_listing_gives_every_key_and_tag_a_meaning():
+    """`imlgcn config`: each key's line ends with what it means (a few words, not a bare qualifier such as
+    "synthetic only"), and every tag shown in the lines is explained once, above them."""
+    import re
+    from dataclasses import fields
+
+    from trainables.config import PARTS
+    from trainables.config_keys import describe_keys
+
+    text = describe_keys()
+    legend = {part: [line for line in text.splitlines() if line.startswith(f"  {part}: ")] for part in PARTS}
+    assert all(len(lines) == 1 and len(lines[0].split()) >= 4 for lines in legend.values()), legend
+    for f in fields(TrialConfig):
+        line = next(line for line in text.splitlines() if line.startswith(f"  {f.name} = "))
+        meaning = re.sub(r"^synthetic only:?", "", line.split(")  ", 1)[1] if ")  " in line else "").strip()
+        assert len(re.findall(r"[A-Za-z]{2,}", meaning)) >= 3, line

@@ -88,7 +88,8 @@ def _logged_to_mlflow_and_predicts(tmp_path: Path, done: subprocess.CompletedPro
     from trainables.models.sizes import count_flops, deployed_model
 
     assert "training in its own Tune trial process on node 127.0.0.2" in done.stderr  # on the loopback node
-    assert "[pretrain] epoch 1/1" in done.stderr and "[train] epoch 1/1" in done.stderr  # progress
+    assert "[pretrain] epoch 1/1" in done.stderr  # progress, then each of the two models' stage 3, named
+    assert "[train] epoch 1/1 of the direct model" in done.stderr and "[train] epoch 1/1 of IML-GCN" in done.stderr
     for key in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "n_params"):
         assert key in result
     assert isinstance(result["n_params"], int)

@@ -178,3 +178,16 @@ def test_no_checkpoint_folder_outlives_its_report(tiny_config, tmp_path, monkeyp
     run_stages(dataclasses.replace(tiny_config, epochs=2), str(tmp_path / "cache"), Runtime(report=report),
                lambda _: None)
     assert any(seen) and not list(scratch.glob("imlgcn-checkpoint-*"))
+
+
+def test_each_epoch_line_names_its_model(tiny_config, tmp_path):
+    """A run trains the same-budget direct model, then IML-GCN, with the same budget: two `[train] epoch 1/1`
+    lines whose mAPs differ, each saying which model it is about (the direct model's first)."""
+    rec = Recorder()
+    run_stages(tiny_config, str(tmp_path), Runtime(report=rec.report), rec.log)
+    epochs = [line for line in rec.lines if line.startswith("[train] epoch 1/1")]
+    assert len(epochs) == 2, rec.lines
+    assert "direct model" in epochs[0] and "IML-GCN" not in epochs[0], epochs
+    assert "IML-GCN (fpca" in epochs[1] and "direct model" not in epochs[1], epochs
+    warm = [line for line in rec.lines if line.startswith("[warm-up]")]
+    assert len(warm) == 2 and "direct model" in warm[0] and "IML-GCN (fpca" in warm[1], warm

@@ -29,10 +29,10 @@ class ConfigError(ValueError):
 
 # What a config key affects, declared with the key (see `knob`); the caches' keys, the baseline, the
 # report's columns and the comparison arms derive from these parts, so a new key cannot be left out.
-DATA = "data"  # identifies the data set: the split index is keyed by these
+DATA = "data"  # identifies the data set (the split index is stored once per these keys)
 SYNTHETIC = "synthetic"  # a data key that exists only for dataset=synthetic
-STAGE1 = "stage1"  # changes stage 1 (the pretrained direct model and its features): the stage-1 key
-BASELINE = "baseline"  # changes stage 3's budget, which the same-budget direct model shares: the baseline key
+STAGE1 = "stage1"  # changes stage 1, the pretrained direct model and its features (stored once per these keys: the stage-1 key)
+BASELINE = "baseline"  # changes stage 3's budget, which the same-budget direct model shares (one baseline per these keys)
 HEAD = "head"  # a setting of the head that screening judges on cached features (the GCN's own are reset
 #                for the direct model); a trial's head key in the report
 SEARCH = "search"  # a study may search it: a column of the report and trials.csv
@@ -58,8 +58,8 @@ class TrialConfig:
     synthetic_classes: str = knob("default", DATA, SYNTHETIC, STAGE1)  # synthetic only: default (the documented rule) | all | COCO names, a,b,c
     synthetic_labels: str = knob("coco", DATA, SYNTHETIC, STAGE1)  # synthetic only: coco (COCO's label structure) | independent (the control)
     data_seed: int = knob(0, DATA, SYNTHETIC, STAGE1)  # synthetic only: the seed of the data set (the training seed never changes the data)
-    synthetic_train_images: int = knob(2000, DATA, SYNTHETIC, STAGE1)  # synthetic only
-    synthetic_val_images: int = knob(1000, DATA, SYNTHETIC, STAGE1)  # synthetic only
+    synthetic_train_images: int = knob(2000, DATA, SYNTHETIC, STAGE1)  # synthetic only: images drawn for the training split
+    synthetic_val_images: int = knob(1000, DATA, SYNTHETIC, STAGE1)  # synthetic only: images drawn for the validation split (mAP is computed on it)
     image_size: int = knob(64, STAGE1, SEARCH)  # pixels, square; the synthetic set is drawn at this size too
     # --- backbone (any timm model name)
     backbone: str = knob("test_resnet", STAGE1, SEARCH)  # timm's tiny ResNet (0.37 M): the 2-core demo
@@ -75,22 +75,22 @@ class TrialConfig:
     p: float = knob(0.2, HEAD, SEARCH)  # Eq. 4 re-weighting: weight given to neighbours
     graph: str = knob("paper", HEAD)  # paper (Eq. 3-4) | mlgcn (ML-GCN's code: p = 0.25, +I, column sums)
     # --- loss
-    loss: str = knob("asl", STAGE1)  # asl | bce
-    asl_gamma_neg: float = knob(4.0, STAGE1)
-    asl_gamma_pos: float = knob(0.0, STAGE1)
-    asl_clip: float = knob(0.05, STAGE1)
+    loss: str = knob("asl", STAGE1)  # stages 1 and 3: asl (Asymmetric Loss, as ASL and the paper) | bce (binary cross-entropy, as ML-GCN)
+    asl_gamma_neg: float = knob(4.0, STAGE1)  # ASL: focusing exponent of the negative labels; higher down-weights easy negatives more
+    asl_gamma_pos: float = knob(0.0, STAGE1)  # ASL: focusing exponent of the positive labels; 0 = plain cross-entropy on positives
+    asl_clip: float = knob(0.05, STAGE1)  # ASL: probability margin; a negative's probability is lowered by it, so negatives below it cost nothing (0 = off)
     asl_focal_grad: bool = knob(False, STAGE1)  # True: gradients through ASL's focusing weights (its authors hold them constant)
     # --- stage 1: direct model (backbone + linear head)
-    pretrain_epochs: int = knob(5, STAGE1)
-    pretrain_lr: float = knob(2e-3, STAGE1)
+    pretrain_epochs: int = knob(5, STAGE1)  # stage 1: epochs of the direct model before the GCN; 0 only with pretrained weights
+    pretrain_lr: float = knob(2e-3, STAGE1)  # stage 1: Adam learning rate of the backbone and linear head (cosine schedule)
     # --- stage 3: IML-GCN
     epochs: int = knob(3, BASELINE)  # 0 only with embedding=none: the stage-1 direct model is the result
     # Decision (measured, see README "Decisions"): 2 warm-up epochs raised every arm's mAP at the same budget
     head_warmup_epochs: int = knob(2, BASELINE)  # fine-tuning: epochs the new head first trains on cached features, backbone frozen
     direct_head: str = knob("keep", BASELINE)  # embedding=none: keep the stage-1 linear head | reinit (a new head, like the GCN's)
-    backbone_lr: float = knob(2e-4, BASELINE, SEARCH)
-    gcn_lr: float = knob(2e-3, BASELINE, HEAD, SEARCH)
-    weight_decay: float = knob(1e-4, STAGE1, BASELINE)
+    backbone_lr: float = knob(2e-4, BASELINE, SEARCH)  # stage 3: the backbone's learning rate when it is fine-tuned (finetune_backbone=true)
+    gcn_lr: float = knob(2e-3, BASELINE, HEAD, SEARCH)  # stage 3: the head's learning rate (the GCN, or the direct model's linear head)
+    weight_decay: float = knob(1e-4, STAGE1, BASELINE)  # Adam's weight decay in stages 1 and 3
     lr_schedule: str = knob("cosine", BASELINE)  # stage 3: cosine | step | constant (stage 1 always uses cosine)
     lr_milestones: str = knob("10,20,30", BASELINE)  # step schedule: epochs where the lr is multiplied by 0.1
     batch_size: int = knob(64, STAGE1, BASELINE)  # global batch, split between the Ray Train workers
@@ -103,7 +103,7 @@ class TrialConfig:
     channels_last: bool = knob(True, BASELINE, RUN)  # NHWC memory format on GPU (faster convolutions under mixed precision)
     loader_workers: int = knob(0, RUN)  # DataLoader processes per Ray Train worker
     train_in_trial: bool = knob(True, RUN)  # one-worker training runs in the Tune trial's own process; false = on a Ray Train worker actor
-    seed: int = knob(0, STAGE1)
+    seed: int = knob(0, STAGE1)  # the training seed: initialisation and batch order (data_seed draws the synthetic data)
     keep_checkpoints: str = knob("front", RUN)  # studies: keep the final model of front | all | none of the trials
 
     def __post_init__(self) -> None:

@@ -27,7 +27,8 @@ def describe_keys() -> str:
             group = heading.group(1)
         elif declared:
             comments[declared.group(1)], groups[declared.group(1)] = declared.group(2) or "", group
-    lines, shown = [], None
+    lines, shown = ["Each key: name = default (type; tags)  meaning. The tags say what a key affects:"], None
+    lines += [f"  {part}: {meaning}" for part, meaning in part_meanings().items()]
     for f in fields(TrialConfig):
         if groups.get(f.name) != shown:
             shown = groups.get(f.name)
@@ -36,6 +37,29 @@ def describe_keys() -> str:
         meaning = f"  {comments[f.name]}" if comments.get(f.name) else ""
         lines.append(f"  {f.name} = {f.default!r} ({f.type}; {parts}){meaning}")
     return "\n".join(lines).strip()
+
+
+def part_meanings() -> dict[str, str]:
+    """What each tag of the listing (one of PARTS) means: the comment beside its declaration in
+    trainables.config, read from the source like the keys' meanings, so that the two cannot drift."""
+    import inspect
+    import re
+
+    import trainables.config as declared_in
+
+    meanings: dict[str, str] = {}
+    current = None
+    for line in inspect.getsource(declared_in).splitlines():
+        declared = re.match(r'[A-Z0-9_]+ = "(\w+)"\s+# (.+)', line)
+        continued = re.match(r"#\s+(.+)", line)
+        if declared and declared.group(1) in PARTS:
+            current = declared.group(1)
+            meanings[current] = declared.group(2)
+        elif continued and current:
+            meanings[current] += " " + continued.group(1)
+        else:
+            current = None
+    return {part: meanings.get(part, "") for part in PARTS}
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:

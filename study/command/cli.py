@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from study.command.parser import build_parser
+from study.command.parser import DEFAULT_PRESETS, build_parser
 from trainables.config import ConfigError, TrialConfig
 from trainables.data.datasets import get_dataset
 
@@ -55,7 +55,7 @@ def cmd_study(args: argparse.Namespace) -> dict | None:
             print(json.dumps(row))
         return None
     if args.study_command == "run":
-        config = _trial_config(args, "study-demo")
+        config = _trial_config(args, DEFAULT_PRESETS["study run"])
         record = create_study(args.name, config, args.space, args.objective, args.size, args.num_samples,
                               args.max_concurrent, args.storage, args.tracking_uri, progress, args.address,
                               args.screen, args.eta, args.sampler)
@@ -150,7 +150,7 @@ def _open_hints(args: argparse.Namespace, record) -> None:
 def cmd_train(args: argparse.Namespace) -> dict:
     from study.command.train_command import run_train
 
-    config = _trial_config(args)
+    config = _trial_config(args, DEFAULT_PRESETS["train"])
     return run_train(config, args.tracking_uri, args.address, args.storage, args.experiment, progress)
 
 
@@ -184,7 +184,7 @@ def cmd_config(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from study.comparison.compare import run_compare
 
-    config = _trial_config(args, "demo")
+    config = _trial_config(args, DEFAULT_PRESETS["compare"])
     table = run_compare(args.name, config, args.arms, args.seeds, args.storage, args.tracking_uri, args.address,
                         args.max_concurrent, progress)
     print(table["text"])
@@ -213,7 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trainables.data.labelled_images import DataError
 
     try:
-        result = COMMANDS[args.command](args)
+        if getattr(args, "dry_run", False):
+            from study.command.dry_run import dry_run
+
+            print(dry_run(args, sys.argv[1:] if argv is None else list(argv)))
+            result = None
+        else:
+            result = COMMANDS[args.command](args)
     except (ConfigError, DataError, StudyError) as error:
         print(f"imlgcn: error: {error}", file=sys.stderr)
         return 2

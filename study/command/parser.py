@@ -47,16 +47,42 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+def package_version() -> str:
+    """The installed imlgcn-study's version (its metadata: the one pip installed, not a copy in the code)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imlgcn-study")
+    except PackageNotFoundError:
+        return "(not installed: run pip install -e . in the checkout)"
+
+
+# The preset a command applies without --preset (None: the config keys' defaults, which are demo's)
+DEFAULT_PRESETS = {"train": None, "study run": "study-demo", "compare": "demo", "params": "demo"}
 DEFAULT_STUDY_SAMPLES = 8  # fine-tuning trials of a study (level 2)
 DEFAULT_SCREENED = 500  # head configurations screened on cached features first (level 1)
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", help="a shipped preset (see study/presets), e.g. demo")
-    source.add_argument("--config", metavar="FILE.yaml", help="a YAML file of TrialConfig keys")
+def _add_config_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """--preset, --config and --set; the help names the command's DEFAULT_PRESETS entry, which its handler
+    applies (the option's own default stays None, so that a given --preset can be told apart)."""
+    from study.driver.config import preset_names
+
+    default_preset = DEFAULT_PRESETS[command] or "none: the config keys' defaults, the same as demo"
+    parser.add_argument("--preset", metavar="NAME", help=f"a shipped preset (study/presets/NAME.yaml): "
+                                                        f"{', '.join(preset_names())} (default: {default_preset})")
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help="a YAML file of TrialConfig keys, applied on top of the preset")
     parser.add_argument("--set", dest="assignments", nargs="+", action="extend", default=[],
-                        metavar="KEY=VALUE", help="override config keys, e.g. --set tau=0.3 epochs=2")
+                        metavar="KEY=VALUE", help="override config keys, on top of the preset and the YAML file, "
+                                                  "e.g. --set tau=0.3 epochs=2")
+
+
+def _add_dry_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the merged config (each value's source), the trials, the data set's size and "
+                             "the model's parameter counts, then exit: nothing is trained or written, Ray does "
+                             "not start")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,36 +90,42 @@ def build_parser() -> argparse.ArgumentParser:
                                                "config key (for --set KEY=VALUE) with its default and meaning.")
     parser.add_argument("--verbose", action="store_true",
                         help="let MLflow, Optuna, Ray and the Ray workers print their own lines too")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the installed imlgcn-study version and exit")
     parser.set_defaults(verbose=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="pretrain -> embed -> train on Ray Train workers")
-    _add_config_options(train)
+    _add_config_options(train, "train")
+    _add_dry_run(train)
     train.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
     train.add_argument("--address", help="join this Ray cluster instead of starting a local one")
     train.add_argument("--storage", default="imlgcn_runs", help="checkpoints and the stage-1 cache")
     train.add_argument("--experiment", default="imlgcn-train", help="MLflow experiment name")
 
     params = commands.add_parser("params", help="parameter counts and GFLOPs per image (no data, no weights)")
-    _add_config_options(params)
-    params.add_argument("--backbone", help="timm model name, e.g. tresnet_m")
-    params.add_argument("--num-classes", type=int)
+    _add_config_options(params, "params")
+    params.add_argument("--backbone", help="timm model name, e.g. tresnet_m; with --num-classes and --embedding "
+                                           "instead of a preset")
+    params.add_argument("--num-classes", type=int,
+                        help="labels C of the model (default: the config's data set's, e.g. 80 for coco)")
     params.add_argument("--embedding", choices=tuple(EMBEDDINGS), help="node features: " + "; ".join(
         f"{name}: {entry.label}" for name, entry in EMBEDDINGS.items()))
     params.add_argument("--pca-dim", type=int, help="k for fpca and random (default: number of classes)")
     params.add_argument("--word-dim", type=int, default=WORD_DIM, help="width of the word vectors (embedding word)")
     params.add_argument("--hidden", type=int, default=1024, help="width of the first graph convolution")
     params.add_argument("--image-size", type=int, help="resolution of the GFLOPs count (default: the config's)")
-    params.add_argument("--space", choices=tuple(SPACES),
-                        help="a size-plane space (sizes, paper-coco-sizes): every size of each of its (backbone, "
-                             "resolution) points with the config's head")
+    params.add_argument("--space", choices=tuple(name for name, space in SPACES.items() if space.plane),
+                        help="a size-plane space: every size of each of its (backbone, resolution) points with the "
+                             "config's head")
 
     _add_study_commands(commands)
     commands.add_parser("config", help="every config key with its default and meaning")
 
     compare = commands.add_parser("compare", help="arms (config overrides) over training seeds, paired differences")
     compare.add_argument("--name", required=True, help="names the folder and the MLflow experiment compare-NAME")
-    _add_config_options(compare)
+    _add_config_options(compare, "compare")
+    _add_dry_run(compare)
     compare.add_argument("--arms", default="table3",
                          help="a built-in arm set (table3: direct, direct-reinit, word, fi, fi-centred, fpca, fpca-p0, "
                               "random-nodes; paper: direct, word, fi, fpca; sizes: direct and fpca on each backbone of "
@@ -106,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
     synth = data.add_parser("synth", help="write the embedded synthetic data set (COCO format)")
-    synth.add_argument("--out", required=True)
+    synth.add_argument("--out", required=True, metavar="FOLDER", help="where to write it: a new or empty folder")
     synth.add_argument("--classes", default=DEFAULTS.synthetic_classes,
                        help="default (the documented rule), all, or COCO class names separated by commas")
     synth.add_argument("--labels", default=DEFAULTS.synthetic_labels, choices=("coco", "independent"),
@@ -117,13 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=DEFAULTS.data_seed, help="the data seed")
     stats = data.add_parser("stats", help="label statistics of a split, as one JSON line")
     stats.add_argument("--dataset", default="coco", choices=tuple(DATASETS), help="the data set's format")
-    stats.add_argument("--data-dir", required=True)
+    stats.add_argument("--data-dir", required=True, metavar="FOLDER", help="the data set's root folder")
     stats.add_argument("--split", help="default: the training split (coco train, voc trainval, vg500 train)")
 
     predict = commands.add_parser("predict", help="labels of images from a trained model")
     predict.add_argument("--model", required=True, metavar="URI",
                          help="a model folder, models:/imlgcn-NAME/VERSION or runs:/RUN_ID/model")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files to label")
     predict.add_argument("--threshold", type=float, default=0.5, help="print labels with probability >= this")
     predict.add_argument("--json", action="store_true", help="one JSON line per image instead of a table")
     predict.add_argument("--device", help="cpu or cuda (default: cuda when available)")
@@ -152,8 +184,9 @@ def _add_study_commands(commands) -> None:
     study = commands.add_parser("study", help="Ray Tune + Optuna studies").add_subparsers(dest="study_command",
                                                                                             required=True)
     run = study.add_parser("run", help="start a study")
-    run.add_argument("--name", required=True)
-    _add_config_options(run)
+    run.add_argument("--name", required=True, help="the study's folder in --storage and its MLflow experiment")
+    _add_config_options(run, "study run")
+    _add_dry_run(run)
     run.add_argument("--space", default="paper", choices=tuple(SPACES),
                      help="search space in search_spaces/: the paper's head space, a smaller one, the size plane of "
                           "the embedded data (backbones x resolutions), Table 1's backbones on COCO")
@@ -171,20 +204,20 @@ def _add_study_commands(commands) -> None:
     run.add_argument("--max-concurrent", type=int, default=0, help="0 = as many as the CPUs allow")
     run.add_argument("--sampler", choices=SAMPLERS, default="auto", help=SAMPLER_HELP)
     resume = study.add_parser("resume", help="continue a study whose driver died")
-    resume.add_argument("name")
+    resume.add_argument("name", help="the study's name (see `imlgcn study list`)")
     extend = study.add_parser("extend", help="add trials to a finished study")
-    extend.add_argument("name")
+    extend.add_argument("name", help="the study's name (see `imlgcn study list`)")
     extend.add_argument("--num-samples", type=int, required=True, help="more fine-tuning trials")
     extend.add_argument("--screen", type=int, default=0, help="screen this many more configurations first")
     extend.add_argument("--sampler", choices=SAMPLERS, default="auto", help=SAMPLER_HELP)
     listing = study.add_parser("list", help="the studies in a storage folder")
     export = study.add_parser("export", help="register trained models in the MLflow model registry")
-    export.add_argument("name")
+    export.add_argument("name", help="the study's name (see `imlgcn study list`)")
     chosen = export.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--trial", metavar="ID", help="one trial id (see `imlgcn study report`)")
     chosen.add_argument("--front", action="store_true", help="every trial on the Pareto front")
     report = study.add_parser("report", help="CSV, PNG and HTML of the trials and their Pareto front")
-    report.add_argument("name")
+    report.add_argument("name", help="the study's name (see `imlgcn study list`)")
     report.add_argument("--out", help="folder for the files (default: the study's folder/report)")
     for sub in (run, resume, extend, listing, report, export):
         sub.add_argument("--storage", default="imlgcn_studies", help="study folders (a shared path on a cluster)")

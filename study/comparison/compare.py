@@ -50,15 +50,25 @@ def arm_configs(base: TrialConfig, arms: dict[str, dict[str, Any]], classes: int
     return configs
 
 
+def check_seeds(seeds: list[int]) -> None:
+    """One or more distinct training seeds (a dry run checks them too)."""
+    if not seeds or len(set(seeds)) != len(seeds) or not all(0 <= seed <= MAX_SEED for seed in seeds):
+        raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: give distinct training seeds in 0..{MAX_SEED}, "
+                          "e.g. --seeds 0 1 2")
+
+
+def taken_message(folder: Path) -> str:
+    """A comparison's folder exists: the name is taken (a dry run says so too)."""
+    return f"comparison {folder.name!r} already exists in {folder.parent}: choose another --name"
+
+
 def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int], storage: str,
                 tracking_uri: str | None, address: str | None, max_concurrent: int, progress: Progress) -> dict:
     """Check, train stage 1 + baseline per seed, run every (arm, seed), then build and log the table."""
     from study.driver.ray_session import check_gpus, node_cpus, start_ray, stop_ray, worker_slots
 
     arms = load_arms(arms_spec)
-    if not seeds or len(set(seeds)) != len(seeds) or not all(0 <= seed <= MAX_SEED for seed in seeds):
-        raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: give distinct training seeds in 0..{MAX_SEED}, "
-                          "e.g. --seeds 0 1 2")
+    check_seeds(seeds)
     if max_concurrent < 0:
         raise ConfigError(f"--max-concurrent {max_concurrent}: use 0 (as many as the CPUs allow) or more")
     folder = check_writable(storage) / check_name(name, "comparison")
@@ -78,7 +88,7 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
         folder.parent.mkdir(parents=True, exist_ok=True)
         folder.mkdir()
     except FileExistsError:
-        raise ConfigError(f"comparison {name!r} already exists in {folder.parent}: choose another --name") from None
+        raise ConfigError(taken_message(folder)) from None
     try:
         runs = store(uri)
         exp = runs.experiment_id(f"compare-{name}")

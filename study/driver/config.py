@@ -61,15 +61,26 @@ def preset_values(name: str) -> dict[str, Any]:
     return read_yaml(Path(str(resources.files("study") / "presets" / f"{name}.yaml")))
 
 
+def config_layers(preset: str | None = None, config_file: str | None = None,
+                  assignments: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The layers of a config, lowest first, each named by its source: ("preset NAME", ...), ("file PATH",
+    ...), ("--set", ...). The one order every command merges them in (a later layer wins; the defaults lie
+    below all of them), and what a dry run shows a value's source with."""
+    layers = []
+    if preset:
+        layers.append((f"preset {preset}", preset_values(preset)))
+    if config_file:
+        layers.append((f"file {config_file}", read_yaml(config_file)))
+    layers.append(("--set", parse_assignments(assignments or [])))
+    return layers
+
+
 def load_trial_config(preset: str | None = None, config_file: str | None = None,
                       assignments: list[str] | None = None) -> TrialConfig:
     """Defaults <- preset <- YAML file <- --set pairs, validated once (unknown keys are errors)."""
     values: dict[str, Any] = {}
-    if preset:
-        values.update(preset_values(preset))
-    if config_file:
-        values.update(read_yaml(config_file))
-    values.update(parse_assignments(assignments or []))
+    for _, layer in config_layers(preset, config_file, assignments):
+        values.update(layer)
     config = TrialConfig.from_dict(values)
     config.check_backbone()
     return config

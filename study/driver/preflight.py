@@ -155,10 +155,7 @@ def prepare_data(config: TrialConfig, progress: Callable[[str], None],
                                 config.synthetic_train_images, config.synthetic_val_images, config.image_size,
                                 config.data_seed, progress=progress)
     else:
-        path = Path(config.data_dir).expanduser().absolute()
-        if not path.is_dir():
-            what = "is a file, not a folder" if path.exists() else "does not exist"
-            raise DataError(f"data folder {path} {what}: pass the data set's root with --set data_dir=PATH")
+        path = data_folder(config)
     config = replace(config, data_dir=str(Path(path).absolute()))
     splits = [read_split(config.dataset, config.data_dir, name) for name in (dataset.train_split, dataset.eval_split)]
     classes = splits[0].classes
@@ -173,6 +170,15 @@ def prepare_data(config: TrialConfig, progress: Callable[[str], None],
 
         index = str(write_index(index_path(index_root, config), *splits))
     return config, classes, index
+
+
+def data_folder(config: TrialConfig) -> Path:
+    """The absolute data_dir of a data set that is not the synthetic one, which must be a folder."""
+    path = Path(config.data_dir).expanduser().absolute()
+    if not path.is_dir():
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise DataError(f"data folder {path} {what}: pass the data set's root with --set data_dir=PATH")
+    return path
 
 
 def check_weights(config: TrialConfig) -> Path:

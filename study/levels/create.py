@@ -30,9 +30,7 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, siz
         get_space(space)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    if num_samples < 1 or screen < 0 or eta < 0 or eta == 1:
-        raise ConfigError(f"--num-samples {num_samples} must be at least 1, --screen {screen} not negative and "
-                          f"--eta {eta} 0 (no early stopping) or at least 2")
+    check_counts(num_samples, screen, eta)
     if max_concurrent < 0:
         raise ConfigError(f"--max-concurrent {max_concurrent}: use 0 (as many as the CPUs allow) or more")
     if config.direct_only and screen:
@@ -46,7 +44,7 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, siz
     try:
         folder.mkdir()  # atomic: of two drivers starting the same name at once, one gets it
     except FileExistsError:
-        raise ConfigError(_exists_message(storage, name)) from None
+        raise ConfigError(exists_message(storage, name)) from None
     try:
         record = _new_record(name, config, space, objective, max_concurrent, storage, tracking_uri, address,
                              progress, eta, size)
@@ -61,7 +59,14 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, siz
         raise
 
 
-def _exists_message(storage: str, name: str) -> str:
+def check_counts(num_samples: int, screen: int, eta: int) -> None:
+    """The study's trial counts and early stopping, checked before anything (a dry run checks them too)."""
+    if num_samples < 1 or screen < 0 or eta < 0 or eta == 1:
+        raise ConfigError(f"--num-samples {num_samples} must be at least 1, --screen {screen} not negative and "
+                          f"--eta {eta} 0 (no early stopping) or at least 2")
+
+
+def exists_message(storage: str, name: str) -> str:
     """What to do with a name that is taken: resume a study that did not finish, extend one that did."""
     try:
         record = load_record(storage, name)

@@ -152,20 +152,9 @@ def scheduler(record: StudyRecord, level: str):
 
 def searched_names(record: StudyRecord, level: str) -> tuple[str, ...]:
     """The config keys the level's space suggests (every branch), in the order it suggests them."""
-    import optuna
-
     from search_spaces import get_space
 
-    chosen = get_space(record.space)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    names: list[str] = []
-    for _ in range(30):
-        trial = study.ask()
-        chosen.head(trial, record.num_classes)
-        if level == "finetune":
-            chosen.finetune(trial)
-        names += [k for k in trial.params if k not in names]
-    return tuple(names)
+    return get_space(record.space).keys(record.num_classes, level)
 
 
 def reuses_actors(record: StudyRecord, level: str) -> bool:

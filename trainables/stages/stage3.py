@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from trainables.config import TrialConfig
-from trainables.training.epochs import Log, fit, lr_scheduler, restored_state, train_epoch, train_loader
+from trainables.training.epochs import Log, fit, lr_scheduler, model_label, restored_state, train_epoch, train_loader
 from trainables.training.evaluation import evaluate_model
 from trainables.stages.gcn_inputs import GCNInputs
 from trainables.stages.head import head_model, head_parameters, train_head
@@ -39,7 +39,8 @@ def finetune(config: TrialConfig, backbone_state: dict, inputs: GCNInputs, split
         began = time.perf_counter()
         with runtime.timed("warmup"):
             warm = train_head(config, model, inputs, runtime, log, config.head_warmup_epochs, "constant")
-        log(f"[warm-up] {config.head_warmup_epochs} epochs of the head alone on cached features (constant lr): "
+        log(f"[warm-up] {model_label(config)}: {config.head_warmup_epochs} epochs of the head alone on cached "
+            "features (constant lr): "
             f"val mAP {warm['mAP']:.2f} ({time.perf_counter() - began:.1f} s)")
     wrapped = runtime.wrap(model)
     optimizer = torch.optim.Adam([{"params": head_parameters(model), "lr": config.gcn_lr},

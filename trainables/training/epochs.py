@@ -67,6 +67,14 @@ def lr_scheduler(config: TrialConfig, optimizer: torch.optim.Optimizer, epochs: 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
+def model_label(config: TrialConfig) -> str:
+    """Which model a console line is about: a run trains the same-budget direct model (its baseline) and then
+    IML-GCN, one after the other, so their epoch lines differ only by this."""
+    if config.embedding == "none":
+        return "the direct model (same-budget baseline)"
+    return f"IML-GCN ({config.embedding} node features)"
+
+
 def report_epoch(runtime: Runtime, metrics: dict, state: dict | None) -> None:
     """Report one epoch; rank 0 attaches `state` (model, optimizer, epoch) as the checkpoint. The folder
     passes to the reporter, which deletes it once persisted (a Ray Train worker uploads it in the
@@ -120,7 +128,8 @@ def fit(config: TrialConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
         with runtime.timed("evaluate"):
             metrics = {**evaluate(), **sizes}
         scheduler.step()
-        log(f"[train] epoch {epoch + 1}/{config.epochs}  loss {loss:.4f}  val mAP {metrics['mAP']:.2f}  "
+        log(f"[train] epoch {epoch + 1}/{config.epochs} of {model_label(config)}  loss {loss:.4f}  "
+            f"val mAP {metrics['mAP']:.2f}  "
             f"({time.perf_counter() - began:.1f} s)")
         state = {"stage": "train", "epoch": epoch + 1, "metrics": metrics, "model": model.state_dict(),
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
