@@ -37,4 +37,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def load(text: str) -> Any:
     """The YAML document in `text` (safe: plain data only); DuplicateKey for a repeated key."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    loader = _UniqueKeyLoader(text)  # a SafeLoader subclass, used as yaml.safe_load uses SafeLoader
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
