@@ -105,6 +105,12 @@ def test_a_backbone_typed_beside_a_preset_overrides_it_and_the_papers_count_is_l
     assert "paper_table1_M" not in json.loads(capsys.readouterr().out)
     assert main(["params", "--preset", "paper-coco", "--backbone", "tresnet_m"]) == 0  # its own: printed
     assert json.loads(capsys.readouterr().out)["paper_table1_M"] == 31.5
+    # --hidden too (it was ignored beside a preset): the GCN head is W1 (k x hidden) + W2 (hidden x D), with
+    # paper-coco's k = 80 (fpca, pca_dim = C) and D = 2048 (TResNet-M's pooled width): hidden x 2128
+    for hidden in (512, 1024):
+        assert main(["params", "--preset", "paper-coco", "--hidden", str(hidden)]) == 0
+        head = json.loads(capsys.readouterr().out)["head"]
+        assert head == hidden * (80 + 2048), (hidden, head)
 
 
 @pytest.fixture()

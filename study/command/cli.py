@@ -213,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trainables.data.labelled_images import DataError
 
     try:
+        if getattr(args, "storage", None):
+            from study.driver.preflight import storage_folder
+
+            args.storage = storage_folder(args.storage)
         if getattr(args, "dry_run", False):
             from study.command.dry_run import dry_run
 

@@ -9,6 +9,7 @@ import dataclasses
 from typing import Callable
 
 from trainables.config import ConfigError, TrialConfig
+from trainables.config_keys import parse_assignments
 from trainables.data.datasets import get_dataset
 from trainables.embeddings import WORD_DIM, embedding as embedding_entry
 
@@ -27,8 +28,13 @@ def params(args: argparse.Namespace, progress: Callable[[str], None] = lambda _:
     if (args.backbone is None and args.embedding is None) or args.preset or args.config or args.assignments:
         from study.driver.config import load_trial_config
 
-        overrides = [f"{key}={value}" for key, value in (("backbone", args.backbone), ("embedding", args.embedding),
-                                                         ("pca_dim", args.pca_dim)) if value is not None]
+        options = {key: value for key, value in (("backbone", args.backbone), ("embedding", args.embedding),
+                                                 ("pca_dim", args.pca_dim), ("gcn_hidden", args.hidden))
+                   if value is not None}
+        for key in options.keys() & set(parse_assignments(args.assignments)):
+            option = "--hidden" if key == "gcn_hidden" else f"--{key.replace('_', '-')}"
+            raise ConfigError(f"{option} and --set {key}=... both give {key}: keep one")
+        overrides = [f"{key}={value}" for key, value in options.items()]
         config = load_trial_config(args.preset or "demo", args.config, [*args.assignments, *overrides])
         classes = args.num_classes or _classes_of(config)
         hidden, word_dim = config.gcn_hidden, args.word_dim
@@ -38,7 +44,7 @@ def params(args: argparse.Namespace, progress: Callable[[str], None] = lambda _:
             raise ConfigError(f"params needs {', '.join(missing)} (or --preset NAME)")
         config = TrialConfig(backbone=args.backbone, embedding=args.embedding, pca_dim=args.pca_dim or 0)
         config.check_backbone()
-        classes, hidden, word_dim = args.num_classes, args.hidden, args.word_dim
+        classes, hidden, word_dim = args.num_classes, args.hidden or config.gcn_hidden, args.word_dim
     _check_pca_dim(config, classes, args)
     embedding, pca_dim = config.embedding, config.pca_components(classes)
     in_dim = embedding_entry(embedding).input_width(d=None, k=pca_dim, word_dim=word_dim)  # d: count_parameters reads the backbone's

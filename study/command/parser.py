@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"{name}: {entry.label}" for name, entry in EMBEDDINGS.items()))
     params.add_argument("--pca-dim", type=int, help="k for fpca and random (default: number of classes)")
     params.add_argument("--word-dim", type=int, default=WORD_DIM, help="width of the word vectors (embedding word)")
-    params.add_argument("--hidden", type=int, default=1024, help="width of the first graph convolution")
+    params.add_argument("--hidden", type=int, help="width of the first graph convolution (default: the config's "
+                                                   "gcn_hidden, 1024 unless a preset or file sets it)")
     params.add_argument("--image-size", type=int, help="resolution of the GFLOPs count (default: the config's)")
     params.add_argument("--space", choices=tuple(name for name, space in SPACES.items() if space.plane),
                         help="a size-plane space: every size of each of its (backbone, resolution) points with the "

@@ -107,6 +107,19 @@ def check_ray_address(address: str | None, timeout: float | None = None) -> None
                           "--port PORT` or fix --address (host:port of the head's GCS)") from None
 
 
+def storage_folder(value: str) -> str:
+    """--storage as a local folder: a plain path, or a file:// URI's path. Any other URI (s3://, gs://) is
+    one line: object-store storage is not supported yet, and a URI read as a path would silently become a
+    folder named `s3:` in the working directory."""
+    scheme, _, rest = value.partition("://")
+    if not _ or "/" in scheme or not scheme:
+        return value
+    if scheme.lower() == "file":
+        return urlsplit(value).path or "/"
+    raise ConfigError(f"--storage {value}: object-store storage ({scheme}://) is not supported yet (study "
+                      "state is kept in folders): pass a folder, on a cluster one that every Ray node mounts (NFS, a PVC)")
+
+
 def check_writable(folder: str | Path, what: str = "--storage") -> Path:
     """Write a temporary file in `folder`, or in its nearest existing parent when it does not exist yet
     (nothing is created: a command that fails later leaves no empty folder behind); returns its absolute path."""
