@@ -74,15 +74,18 @@ def pending_intents(runs_dir: str) -> list[str]:
 
 def logged_runs(runs_dir: str) -> tuple[list[LoggedRun], list[str]]:
     """The runs recorded whole in `runs_dir`, read from their markers, and the trial ids whose markers hold
-    only a run id (to be read from MLflow)."""
+    only a run id, or cannot be read (to be read from MLflow)."""
     found, bare = [], []
     for path in Path(runs_dir).glob(f"*{MARKER}"):
-        with open(path) as handle:
-            run_id, _, body = handle.read().partition("\n")
-        if not body:
-            bare.append(path.name[:-len(MARKER)])
-            continue
-        values = json.loads(body)
-        found.append(LoggedRun(run_id.strip(), int(values["end_time"]), values["params"], values["metrics"],
-                               values["tags"]))
+        try:
+            with open(path, encoding="utf-8") as handle:
+                run_id, _, body = handle.read().partition("\n")
+            values = json.loads(body) if body else None
+            if values is not None:
+                found.append(LoggedRun(run_id.strip(), int(values["end_time"]), dict(values["params"]),
+                                       dict(values["metrics"]), dict(values["tags"])))
+                continue
+        except (ValueError, KeyError, TypeError):  # a damaged marker (written atomically, so not by us):
+            pass  # MLflow, the record, is read instead
+        bare.append(path.name[:-len(MARKER)])
     return found, bare
