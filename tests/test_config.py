@@ -172,3 +172,10 @@ def test_config_listing_gives_every_key_and_tag_a_meaning():
         line = next(line for line in text.splitlines() if line.startswith(f"  {f.name} = "))
         meaning = re.sub(r"^synthetic only:?", "", line.split(")  ", 1)[1] if ")  " in line else "").strip()
         assert len(re.findall(r"[A-Za-z]{2,}", meaning)) >= 3, line
+
+
+def test_a_key_given_twice_in_set_takes_its_last_value():
+    """As a repeated option in argparse: scripts append overrides to a base list of --set pairs."""
+    from study.driver.config import load_trial_config
+
+    assert load_trial_config(None, None, ["tau=0.1", "epochs=3", "tau=0.2"]).tau == 0.2

@@ -111,6 +111,8 @@ def test_a_backbone_typed_beside_a_preset_overrides_it_and_the_papers_count_is_l
         assert main(["params", "--preset", "paper-coco", "--hidden", str(hidden)]) == 0
         head = json.loads(capsys.readouterr().out)["head"]
         assert head == hidden * (80 + 2048), (hidden, head)
+    assert main(["params", "--preset", "paper-coco", "--set", "gcn_hidden=64", "--hidden", "256"]) == 0  # typed wins
+    assert json.loads(capsys.readouterr().out)["head"] == 256 * (80 + 2048)
 
 
 @pytest.fixture()

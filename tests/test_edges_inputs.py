@@ -138,10 +138,6 @@ CASES = {  # name -> (argv from tmp_path, the words the line must hold; {tmp} is
     "class listed twice": (lambda tmp: csv_set(tmp, "image,labels\nimgs/a.png,cat\n", classes="cat\ndog\ncat\n"),
                            "classes.txt lists class 'cat' twice: keep one line per class"),
     "compare seed twice": (lambda tmp: _compare(tmp, "--name", "c", "--seeds", "0", "0"), "give distinct"),  # held
-    "--set key twice": (lambda tmp: ["train", "--set", "tau=0.1", "tau=0.2", *missing_data(tmp)],
-                        "--set gives tau twice (tau=0.1, then tau=0.2): keep one"),
-    "--hidden and --set gcn_hidden": (lambda tmp: ["params", "--preset", "demo", "--hidden", "512", "--set",
-                                                   "gcn_hidden=3"], "--hidden and --set gcn_hidden=... both give"),
     # storage that is not a folder: an object-store URI was read as a folder named `s3:`
     "train storage s3": (lambda tmp: ["train", "--storage", "s3://bucket/runs", *missing_data(tmp)],
                          "--storage s3://bucket/runs: object-store storage (s3://) is not supported yet"),

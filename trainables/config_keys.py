@@ -63,15 +63,13 @@ def part_meanings() -> dict[str, str]:
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:
-    """`["tau=0.3", "backbone=resnet18"]` -> dict; a pair without '=', or a key given twice (which value
-    was meant?), is an error naming it."""
+    """`["tau=0.3", "backbone=resnet18"]` -> dict; a pair without '=' is an error naming it. A key given twice
+    takes its last value, as a repeated option does in argparse: scripts build a base list and append
+    overrides (a dry run shows the value that won)."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {pair!r} is not key=value: write e.g. --set tau=0.3")
-        key = key.strip()
-        if key in out:
-            raise ConfigError(f"--set gives {key} twice ({key}={out[key]}, then {key}={value.strip()}): keep one")
-        out[key] = value.strip()
+        out[key.strip()] = value.strip()
     return out

@@ -9,7 +9,6 @@ import dataclasses
 from typing import Callable
 
 from trainables.config import ConfigError, TrialConfig
-from trainables.config_keys import parse_assignments
 from trainables.data.datasets import get_dataset
 from trainables.embeddings import WORD_DIM, embedding as embedding_entry
 
@@ -31,9 +30,6 @@ def params(args: argparse.Namespace, progress: Callable[[str], None] = lambda _:
         options = {key: value for key, value in (("backbone", args.backbone), ("embedding", args.embedding),
                                                  ("pca_dim", args.pca_dim), ("gcn_hidden", args.hidden))
                    if value is not None}
-        for key in options.keys() & set(parse_assignments(args.assignments)):
-            option = "--hidden" if key == "gcn_hidden" else f"--{key.replace('_', '-')}"
-            raise ConfigError(f"{option} and --set {key}=... both give {key}: keep one")
         overrides = [f"{key}={value}" for key, value in options.items()]
         config = load_trial_config(args.preset or "demo", args.config, [*args.assignments, *overrides])
         classes = args.num_classes or _classes_of(config)
