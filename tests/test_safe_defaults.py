@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from trainables.config import TrialConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(p for folder in ("trainables", "study", "search_spaces") for p in (ROOT / folder).rglob("*.py"))
 
@@ -49,7 +51,21 @@ def test_local_ray_and_dashboard_bind_to_loopback():
 
     assert LOOPBACK_NODE_IP.startswith("127.")
     (init,) = [args for path, args in _calls("ray.init") if 'address="local"' in args]
-    assert "_node_ip_address=LOOPBACK_NODE_IP" in init and 'dashboard_host="127.0.0.1"' in init
+    assert "_node_ip_address=LOOPBACK_NODE_IP" in init and "**board" in init
+    source = (ROOT / "study" / "driver" / "ray_session.py").read_text()  # the dashboard, when started
+    assert '"include_dashboard": True, "dashboard_host": "127.0.0.1"' in source
+
+
+@pytest.mark.parametrize("configs, asks", [([TrialConfig()], False), ([TrialConfig(num_workers=2)], True),
+                                           ([TrialConfig(train_in_trial=False)], True),
+                                           ([TrialConfig(), TrialConfig(num_workers=2)], True), ([], False)])
+def test_a_local_ray_serves_the_state_api_only_to_trainings_on_worker_groups(configs, asks):
+    """Ray Train's placement-group cleaner asks the state API (the dashboard) for a worker group's
+    controller; trainings in the trial's own process never ask, and a Ray without its dashboard starts
+    with 4 CPU s less."""
+    from study.driver.ray_session import needs_state_api
+
+    assert needs_state_api(configs) is asks
 
 
 def test_mlflow_url_printing_is_off_in_every_process_we_start():

@@ -26,13 +26,13 @@ def run_train(config: TrialConfig, tracking_uri: str | None, address: str | None
               experiment: str, progress: Progress) -> dict:
     """Run pretrain -> embed -> train as one Tune trial (in its own process on one worker, on Ray Train
     workers when data parallel); log to MLflow; return the final metrics."""
-    from study.driver.ray_session import check_gpus, node_cpus, start_ray, stop_ray
+    from study.driver.ray_session import check_gpus, needs_state_api, node_cpus, start_ray, stop_ray
 
     began = time.time()
     uri = resolve_tracking_uri(tracking_uri)
     preflight(uri, address, storage)
     config, classes, index = prepare_data(config, progress, Path(storage).absolute() / "stage1")
-    progress(start_ray(address))
+    progress(start_ray(address, state_api=needs_state_api([config])))
     try:
         check_gpus(config.use_gpu, config.num_workers)
         root = Path(storage).absolute()

@@ -65,7 +65,7 @@ def taken_message(folder: Path) -> str:
 def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int], storage: str,
                 tracking_uri: str | None, address: str | None, max_concurrent: int, progress: Progress) -> dict:
     """Check, train stage 1 + baseline per seed, run every (arm, seed), then build and log the table."""
-    from study.driver.ray_session import check_gpus, node_cpus, start_ray, stop_ray, worker_slots
+    from study.driver.ray_session import check_gpus, needs_state_api, node_cpus, start_ray, stop_ray, worker_slots
 
     arms = load_arms(arms_spec)
     check_seeds(seeds)
@@ -100,7 +100,7 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
     context = RunContext(tracking_uri=uri, experiment_id=exp, stage1_dir=str(Path(storage).absolute() / "stage1"),
                          train_storage=str(folder / "train"), models_dir=str(folder / "models"),
                          runs_dir=str(folder / "mlflow_runs"), parent_run_id=parent, split_index=index)
-    progress(start_ray(address, worker_logs=verbose()))
+    progress(start_ray(address, worker_logs=verbose(), state_api=needs_state_api(configs.values())))
     status = KILLED
     try:
         check_gpus(config.use_gpu, config.num_workers)

@@ -10,6 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from trainables.config import TrialConfig
 
 LOOPBACK_NODE_IP = "127.0.0.2"
 
@@ -26,13 +30,19 @@ TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5", "RAY_TRAIN_ENABLE_PREEM
 WORKER_ENV = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
               "MLFLOW_LOGGING_LEVEL": "INFO"}  # the driver's setting (see study.driver.console) is passed on
 PASSED_ON = ("OMP_WAIT_POLICY",)  # the user's, when set
+# Ray starts one idle worker per CPU when the first driver connects; ours never run anything, since every
+# task and actor of ours carries the job's runtime env (WORKER_ENV) and needs a worker started with it.
+# Off: a tiny `imlgcn train` burns 3.3 CPU s less (26.1 -> 22.7, 3 paired runs, bench/command_cpu.py).
+LOCAL_SYSTEM_CONFIG = {"prestart_worker_first_driver": False}
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None, worker_logs: bool = True) -> str:
+def start_ray(address: str | None = None, num_cpus: int | None = None, worker_logs: bool = True,
+              state_api: bool = True) -> str:
     """Start a local loopback Ray (address None) or join `address`; returns a one-line description.
 
     worker_logs=False keeps the Ray processes' own lines off the console (a study's default: its trials
-    report through the driver); errors still come back as exceptions with their cause.
+    report through the driver); errors still come back as exceptions with their cause. state_api: a local
+    Ray gets its dashboard (which serves Ray's state API) only when asked; see `needs_state_api`.
     """
     import ray
 
@@ -61,12 +71,24 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, worker_lo
     # asks the state API for the controller; without an address it reads the cluster file that the last
     # `ray start` on this machine wrote, which may name a cluster long gone: the cleaner then dies with
     # "Timed out while waiting for GCS". Our workers get our own dashboard's address instead.
-    dashboard_port = _free_port()
-    runtime_env["env_vars"]["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{dashboard_port}"
+    board = {"include_dashboard": False}
+    if state_api:
+        board = {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": _free_port()}
+        runtime_env["env_vars"]["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{board['dashboard_port']}"
     ray.init(address="local", _node_ip_address=LOOPBACK_NODE_IP, num_cpus=num_cpus, runtime_env=runtime_env,
-             include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
-             logging_level=_level(), log_to_driver=worker_logs)
+             logging_level=_level(), log_to_driver=worker_logs, _system_config=LOCAL_SYSTEM_CONFIG, **board)
     return f"started a local Ray on {LOOPBACK_NODE_IP} (loopback only)"
+
+
+def needs_state_api(configs: Iterable[TrialConfig]) -> bool:
+    """Whether any of these trainings runs on a Ray Train worker group (data parallel, or train_in_trial
+    off): Train's placement-group cleaner then asks Ray's state API, which a local Ray serves through its
+    dashboard. One-worker trainings in the trial's process never ask, and a local Ray without its dashboard
+    costs 4.1 CPU s less per command (a tiny `imlgcn train`: 22.6 -> 18.5, 3 paired runs of
+    bench/command_cpu.py)."""
+    from trainables.trial.trainable import trains_in_trial
+
+    return not all(trains_in_trial(config) for config in configs)
 
 
 def _level() -> int:

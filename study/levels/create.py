@@ -89,9 +89,9 @@ def _new_record(name: str, config: TrialConfig, space: str, objective: str, max_
     # Checks that need Ray up (the cluster's GPUs; on a cluster every node's versions, in start_ray): Ray
     # starts now (run_trials keeps it), so that no record is written for nothing.
     if config.use_gpu or address:
-        from study.driver.ray_session import check_gpus, start_ray, stop_ray
+        from study.driver.ray_session import check_gpus, needs_state_api, start_ray, stop_ray
 
-        progress(start_ray(address, worker_logs=verbose()))
+        progress(start_ray(address, worker_logs=verbose(), state_api=needs_state_api([config])))
         try:
             check_gpus(config.use_gpu, config.num_workers)
         except ConfigError:

@@ -34,7 +34,8 @@ def run_trials(record: StudyRecord, address: str | None, progress: Progress, tra
 
 
 def _run_trials(record: StudyRecord, address: str | None, progress: Progress) -> None:
-    from study.driver.ray_session import check_gpus, cluster_gpus, node_cpus, start_ray, stop_ray, worker_slots
+    from study.driver.ray_session import (check_gpus, cluster_gpus, needs_state_api, node_cpus, start_ray, stop_ray,
+                                          worker_slots)
     from study.driver import private_members
     from study.levels.references import ensure_references
 
@@ -43,7 +44,7 @@ def _run_trials(record: StudyRecord, address: str | None, progress: Progress) ->
     private_members.check()  # a renamed Optuna/Ray internal: one line now, not a failure inside the sweep
     config = TrialConfig(**record.base_config)
     store(record.tracking_uri).reopen(record.parent_run_id)
-    progress(start_ray(address, worker_logs=verbose()))
+    progress(start_ray(address, worker_logs=verbose(), state_api=needs_state_api([config])))
     try:
         check_gpus(config.use_gpu, config.num_workers)
         slots = worker_slots(config.cpus_per_worker or 1)  # whole workers the nodes can hold at once
