@@ -84,7 +84,7 @@ def test_compare_dry_run_lists_arms_and_runs(capsys, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["study", "run", "--name", "s", "--num-samples", "0"], "--num-samples 0 must be at least 1"),
+    (["study", "run", "--name", "s", "--num-samples", "0"], "--num-samples 0: use at least 1"),
     (["train", "--set", "pca_dim=40"], "pca_dim=40 exceeds the 27 classes"),
     (["compare", "--name", "c", "--seeds", "1", "1"], "give distinct training seeds"),
     (["train", "--set", "dataset=coco", "data_dir=missing"], "does not exist"),

@@ -45,7 +45,7 @@ CASES = {  # name -> (argv from tmp_path, the words the line must hold; {tmp} is
     "params pca-dim -1": (lambda tmp: ["params", "--pca-dim", "-1"],
                           "--pca-dim -1: use at least 0 (0 = the number of classes)"),
     "study num-samples -1": (lambda tmp: _study(tmp, "--name", "s", "--num-samples", "-1"),  # held
-                             "--num-samples -1 must be at least 1"),
+                             "--num-samples -1: use at least 1"),
     "predict threshold -0.1": (lambda tmp: predict(tmp, str(tmp), "--threshold", "-0.1"),  # held
                                "--threshold -0.1 is out of range: use a probability in [0, 1]"),
     # zero
@@ -138,6 +138,12 @@ CASES = {  # name -> (argv from tmp_path, the words the line must hold; {tmp} is
     "class listed twice": (lambda tmp: csv_set(tmp, "image,labels\nimgs/a.png,cat\n", classes="cat\ndog\ncat\n"),
                            "classes.txt lists class 'cat' twice: keep one line per class"),
     "compare seed twice": (lambda tmp: _compare(tmp, "--name", "c", "--seeds", "0", "0"), "give distinct"),  # held
+    "train tracking uri foo://": (lambda tmp: ["train", "--tracking-uri", "foo://bar", *missing_data(tmp)],
+                                  "--tracking-uri foo://bar: MLflow has no tracking store for foo:// URIs"),
+    "study run tracking uri s3://": (lambda tmp: _study(tmp, "--name", "s", "--tracking-uri", "s3://b/mlflow"),
+                                     "MLflow has no tracking store for s3:// URIs"),
+    "study run screen -5": (lambda tmp: _study(tmp, "--name", "s", "--screen", "-5"),
+                            "--screen -5: use 0 (no screening) or more"),
     # storage that is not a folder: an object-store URI was read as a folder named `s3:`
     "train storage s3": (lambda tmp: ["train", "--storage", "s3://bucket/runs", *missing_data(tmp)],
                          "--storage s3://bucket/runs: object-store storage (s3://) is not supported yet"),

@@ -69,8 +69,18 @@ def check_server(uri: str, timeout: float | None = None) -> None:
                           "check the server's log")
 
 
+# The URI schemes MLflow has a tracking store for (a database scheme may name its driver: postgresql+psycopg2)
+MLFLOW_SCHEMES = ("http", "https", "sqlite", "file", "postgresql", "mysql", "mssql", "databricks")
+
+
 def check_tracking_uri(uri: str, timeout: float | None = None) -> None:
-    """An http(s) store must answer its /health endpoint; a SQLite file's folder must be writable."""
+    """A scheme MLflow knows; an http(s) store must answer its /health endpoint; a SQLite file's folder must
+    be writable."""
+    scheme = uri.partition("://")[0].split("+")[0].lower()
+    if scheme not in MLFLOW_SCHEMES:
+        raise ConfigError(f"--tracking-uri {redact(uri)}: MLflow has no tracking store for {scheme}:// URIs: use "
+                          "sqlite:///PATH.db (the default), http(s)://HOST:PORT (a tracking server) or a database "
+                          "URI (postgresql://, mysql://)")
     if uri.startswith(("http://", "https://")):
         check_server(uri, timeout)
     elif uri.startswith("sqlite:///"):

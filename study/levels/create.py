@@ -61,9 +61,12 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, siz
 
 def check_counts(num_samples: int, screen: int, eta: int) -> None:
     """The study's trial counts and early stopping, checked before anything (a dry run checks them too)."""
-    if num_samples < 1 or screen < 0 or eta < 0 or eta == 1:
-        raise ConfigError(f"--num-samples {num_samples} must be at least 1, --screen {screen} not negative and "
-                          f"--eta {eta} 0 (no early stopping) or at least 2")
+    wrong = [text for bad, text in ((num_samples < 1, f"--num-samples {num_samples}: use at least 1"),
+                                    (screen < 0, f"--screen {screen}: use 0 (no screening) or more"),
+                                    (eta < 0 or eta == 1, f"--eta {eta}: use 0 (no early stopping) or at least 2"))
+             if bad]
+    if wrong:
+        raise ConfigError("; ".join(wrong))
 
 
 def exists_message(storage: str, name: str) -> str:
