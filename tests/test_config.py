@@ -179,3 +179,13 @@ def test_a_key_given_twice_in_set_takes_its_last_value():
     from study.driver.config import load_trial_config
 
     assert load_trial_config(None, None, ["tau=0.1", "epochs=3", "tau=0.2"]).tau == 0.2
+
+
+def test_a_seed_is_in_numpys_range():
+    """0..2**32-1: numpy's generators refuse anything else (torch takes a wider range)."""
+    import numpy as np
+
+    from trainables.seeds import MAX_SEED, in_range
+
+    assert [in_range(s) for s in (-1, 0, MAX_SEED, MAX_SEED + 1)] == [False, True, True, False]
+    np.random.default_rng(MAX_SEED)  # the largest accepted by numpy itself

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 from trainables import embeddings
+from trainables.seeds import MAX_SEED, in_range
 from trainables.data.datasets import DATASETS
 
 DIRECT_HEADS = ("keep", "reinit")
@@ -20,7 +21,6 @@ LR_SCHEDULES = ("cosine", "step", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 KEEP_CHECKPOINTS = ("front", "all", "none")
 SYNTHETIC_LABELS = ("coco", "independent")
-MAX_SEED = 2**32 - 1  # the largest seed numpy takes
 
 
 class ConfigError(ValueError):
@@ -140,7 +140,7 @@ class TrialConfig:
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}={getattr(self, key)} must not be negative")
         for key in ("seed", "data_seed"):  # numpy's seeds: np.random.seed refuses the rest in every Ray worker
-            if not 0 <= getattr(self, key) <= MAX_SEED:
+            if not in_range(getattr(self, key)):
                 raise ConfigError(f"{key}={getattr(self, key)} is out of range: use an integer in 0..{MAX_SEED}")
         for key in ("pretrain_lr", "backbone_lr", "gcn_lr"):
             if getattr(self, key) <= 0:

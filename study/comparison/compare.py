@@ -25,7 +25,8 @@ from study.driver.mlflow_store import resolve_tracking_uri
 from study.comparison.paired import compare_table, format_table, frequency_groups
 from study.driver.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_data
 from study.driver.record import check_name
-from trainables.config import MAX_SEED, ConfigError, TrialConfig
+from trainables.config import ConfigError, TrialConfig
+from trainables.seeds import MAX_SEED, in_range
 from trainables.trial.mlflow_runs import FINISHED, KILLED, RunLog, store
 from trainables.trial.run_context import RunContext, clear_staging
 
@@ -52,7 +53,7 @@ def arm_configs(base: TrialConfig, arms: dict[str, dict[str, Any]], classes: int
 
 def check_seeds(seeds: list[int]) -> None:
     """One or more distinct training seeds (a dry run checks them too)."""
-    if not seeds or len(set(seeds)) != len(seeds) or not all(0 <= seed <= MAX_SEED for seed in seeds):
+    if not seeds or len(set(seeds)) != len(seeds) or not all(in_range(seed) for seed in seeds):
         raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: give distinct training seeds in 0..{MAX_SEED}, "
                           "e.g. --seeds 0 1 2")
 

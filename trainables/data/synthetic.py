@@ -29,9 +29,9 @@ from PIL import Image
 
 from trainables.data import label_model
 from trainables.data.coco import COCO_CATEGORIES
-from trainables.config import MAX_SEED
 from trainables.data.labelled_images import DataError
 from trainables.data.synthetic_render import Look, coco_difficulty, coco_looks, render
+from trainables.seeds import MAX_SEED, in_range
 
 GENERATOR_VERSION = 2  # bump when the output changes, so cached sets are regenerated
 ARGS_FILE = "synthetic.json"  # the generator's arguments, to tell a stale or foreign folder apart
@@ -157,7 +157,7 @@ def generate(out_dir: str | Path, classes: str = "default", labels: str = "coco"
         if value > most:
             raise DataError(f"synthetic {name} {value}: use at most {most:,} (the embedded set is a demo; "
                             "train on your own data set for more)")
-    if not 0 <= seed <= MAX_SEED:
+    if not in_range(seed):
         raise DataError(f"synthetic data seed {seed}: use an integer in 0..{MAX_SEED}")
     cats = class_set(classes)
     everything = [c[0] for c in COCO_CATEGORIES]
