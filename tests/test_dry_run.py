@@ -88,6 +88,9 @@ def test_compare_dry_run_lists_arms_and_runs(capsys, tmp_path, monkeypatch):
     (["train", "--set", "pca_dim=40"], "pca_dim=40 exceeds the 27 classes"),
     (["compare", "--name", "c", "--seeds", "1", "1"], "give distinct training seeds"),
     (["train", "--set", "dataset=coco", "data_dir=missing"], "does not exist"),
+    (["study", "run", "--name", "s", "--max-concurrent", "-1"], "--max-concurrent -1: use 0"),
+    (["compare", "--name", "c", "--max-concurrent", "-1"], "--max-concurrent -1: use 0"),
+    (["compare", "--name", "a/b"], "comparison name 'a/b' is not a plain folder"),
 ])
 def test_dry_run_stops_where_the_command_would(capsys, tmp_path, monkeypatch, argv, fragment):
     """Bad input is the command's own one line and exit 2, and still nothing is written."""

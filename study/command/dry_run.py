@@ -176,10 +176,11 @@ def _study_plan(args: argparse.Namespace, config: TrialConfig, data: DataSize) -
     from search_spaces import get_space
     from study.driver.console import quiet_libraries
     from study.driver.record import study_folder
-    from study.levels.create import check_counts, exists_message
+    from study.levels.create import check_counts, check_max_concurrent, exists_message
 
     quiet_libraries()  # Optuna's "study created" lines, as in a study
     check_counts(args.num_samples, args.screen, args.eta)
+    check_max_concurrent(args.max_concurrent)
     if study_folder(Path(args.storage).expanduser(), args.name).exists():
         raise ConfigError(exists_message(args.storage, args.name))
     space, classes = get_space(args.space), len(data.classes)
@@ -213,9 +214,13 @@ def _compare_plan(args: argparse.Namespace, config: TrialConfig, data: DataSize)
     """The arms (checked as the command checks them) over the seeds, and each arm's model sizes."""
     from study.comparison.arms import load_arms
     from study.comparison.compare import arm_configs, check_seeds, taken_message
+    from study.driver.record import check_name
+    from study.levels.create import check_max_concurrent
     from trainables.stages.gcn_inputs import check_word_vectors
 
     check_seeds(args.seeds)
+    check_max_concurrent(args.max_concurrent)
+    check_name(args.name, "comparison")
     folder = Path(args.storage).expanduser().absolute() / args.name
     if folder.exists():
         raise ConfigError(taken_message(folder))

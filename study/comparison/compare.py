@@ -25,6 +25,7 @@ from study.driver.mlflow_store import resolve_tracking_uri
 from study.comparison.paired import compare_table, format_table, frequency_groups
 from study.driver.preflight import check_ray_address, check_tracking_uri, check_writable, prepare_data
 from study.driver.record import check_name
+from study.levels.create import check_max_concurrent
 from trainables.config import ConfigError, TrialConfig
 from trainables.seeds import MAX_SEED, in_range
 from trainables.trial.mlflow_runs import FINISHED, KILLED, RunLog, store
@@ -70,8 +71,7 @@ def run_compare(name: str, config: TrialConfig, arms_spec: str, seeds: list[int]
 
     arms = load_arms(arms_spec)
     check_seeds(seeds)
-    if max_concurrent < 0:
-        raise ConfigError(f"--max-concurrent {max_concurrent}: use 0 (as many as the CPUs allow) or more")
+    check_max_concurrent(max_concurrent)
     folder = check_writable(storage) / check_name(name, "comparison")
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri)

@@ -31,8 +31,7 @@ def create_study(name: str, config: TrialConfig, space: str, objective: str, siz
     except ValueError as error:
         raise ConfigError(str(error)) from None
     check_counts(num_samples, screen, eta)
-    if max_concurrent < 0:
-        raise ConfigError(f"--max-concurrent {max_concurrent}: use 0 (as many as the CPUs allow) or more")
+    check_max_concurrent(max_concurrent)
     if config.direct_only and screen:
         progress("the base config is the direct model only (embedding=none, epochs=0): there is no head to screen "
                  f"or search, so the study skips screening (--screen {screen}) and each trial is the stage-1 model")
@@ -67,6 +66,12 @@ def check_counts(num_samples: int, screen: int, eta: int) -> None:
              if bad]
     if wrong:
         raise ConfigError("; ".join(wrong))
+
+
+def check_max_concurrent(max_concurrent: int) -> None:
+    """--max-concurrent of a study or a comparison (a dry run checks it too): 0 means as many as fit."""
+    if max_concurrent < 0:
+        raise ConfigError(f"--max-concurrent {max_concurrent}: use 0 (as many as the CPUs allow) or more")
 
 
 def exists_message(storage: str, name: str) -> str:
