@@ -18,7 +18,7 @@ from trainables.data.images import verify_images
 from trainables.data.labelled_images import DataError
 
 
-MLFLOW_SCHEMES = ("models:/", "runs:/")  # what predict fetches through MLflow's tracking store
+MODEL_URI_PREFIXES = ("models:/", "runs:/")  # what predict fetches through MLflow's tracking store
 
 
 def resolve_model(uri: str, tracking_uri: str | None, scratch: str) -> Path:
@@ -31,7 +31,7 @@ def resolve_model(uri: str, tracking_uri: str | None, scratch: str) -> Path:
         raise ConfigError(f"--model {uri} is a file, not a model folder: pass the folder that holds it (with "
                           "imlgcn.json and model.safetensors), models:/NAME/VERSION or runs:/RUN_ID/model")
     scheme = None if uri.startswith("file:") else re.match(r"([A-Za-z][A-Za-z0-9+.-]*):/", uri)
-    if scheme and not uri.startswith(MLFLOW_SCHEMES):
+    if scheme and not uri.startswith(MODEL_URI_PREFIXES):
         raise ConfigError(f"--model {redact(uri)}: predict does not fetch {scheme.group(1)}: URIs (object stores "
                           "and the like) yet: download the model folder and pass its path, or pass "
                           "models:/NAME/VERSION or runs:/RUN_ID/model with the --tracking-uri that holds it")

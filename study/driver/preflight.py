@@ -17,7 +17,7 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from trainables.config import ConfigError, TrialConfig
-from trainables.data.labelled_images import DataError
+from trainables.data.labelled_images import data_folder as checked_folder
 
 TIMEOUT_S = 10.0  # the default deadline of each reachability check
 DEADLINE_VARIABLE = "IMLGCN_NETWORK_TIMEOUT"  # seconds; MLflow's own calls after the check follow its
@@ -70,14 +70,14 @@ def check_server(uri: str, timeout: float | None = None) -> None:
 
 
 # The URI schemes MLflow has a tracking store for (a database scheme may name its driver: postgresql+psycopg2)
-MLFLOW_SCHEMES = ("http", "https", "sqlite", "file", "postgresql", "mysql", "mssql", "databricks")
+TRACKING_SCHEMES = ("http", "https", "sqlite", "file", "postgresql", "mysql", "mssql", "databricks")
 
 
 def check_tracking_uri(uri: str, timeout: float | None = None) -> None:
     """A scheme MLflow knows; an http(s) store must answer its /health endpoint; a SQLite file's folder must
     be writable."""
     scheme = uri.partition("://")[0].split("+")[0].lower()
-    if scheme not in MLFLOW_SCHEMES:
+    if scheme not in TRACKING_SCHEMES:
         raise ConfigError(f"--tracking-uri {redact(uri)}: MLflow has no tracking store for {scheme}:// URIs: use "
                           "sqlite:///PATH.db (the default), http(s)://HOST:PORT (a tracking server) or a database "
                           "URI (postgresql://, mysql://)")
@@ -121,8 +121,8 @@ def storage_folder(value: str) -> str:
     """--storage as a local folder: a plain path, or a file:// URI's path. Any other URI (s3://, gs://) is
     one line: object-store storage is not supported yet, and a URI read as a path would silently become a
     folder named `s3:` in the working directory."""
-    scheme, _, rest = value.partition("://")
-    if not _ or "/" in scheme or not scheme:
+    scheme, separator, _ = value.partition("://")
+    if not separator or not scheme or "/" in scheme:
         return value
     if scheme.lower() == "file":
         return urlsplit(value).path or "/"
@@ -196,12 +196,9 @@ def prepare_data(config: TrialConfig, progress: Callable[[str], None],
 
 
 def data_folder(config: TrialConfig) -> Path:
-    """The absolute data_dir of a data set that is not the synthetic one, which must be a folder."""
-    path = Path(config.data_dir).expanduser().absolute()
-    if not path.is_dir():
-        what = "is a file, not a folder" if path.exists() else "does not exist"
-        raise DataError(f"data folder {path} {what}: pass the data set's root with --set data_dir=PATH")
-    return path
+    """The absolute data_dir (~ expanded) of a data set that is not the synthetic one, checked by the readers'
+    own rule (it must be a folder) before any reader runs."""
+    return checked_folder(Path(config.data_dir).expanduser(), f"dataset={config.dataset}")
 
 
 def check_weights(config: TrialConfig) -> Path:
